@@ -1,0 +1,1 @@
+//! daxctl-famfs (work in progress).

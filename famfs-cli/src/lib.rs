@@ -1,0 +1,1 @@
+//! famfs-cli (work in progress).

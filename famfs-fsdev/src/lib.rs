@@ -1,0 +1,1 @@
+//! famfs-fsdev (work in progress).

@@ -1,0 +1,1 @@
+//! famfs-log (work in progress).

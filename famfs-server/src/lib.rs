@@ -1,0 +1,1 @@
+//! famfs-server (work in progress).

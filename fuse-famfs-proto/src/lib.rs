@@ -1,0 +1,1 @@
+//! fuse-famfs-proto (work in progress).

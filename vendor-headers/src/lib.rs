@@ -1,0 +1,1 @@
+//! vendor-headers (work in progress).
