@@ -26,7 +26,8 @@ const MAP_SHARED: i32 = 1;
 const MS_SYNC: i32 = 4;
 
 unsafe extern "C" {
-    fn mmap(addr: *mut c_void, len: usize, prot: i32, flags: i32, fd: i32, off: i64) -> *mut c_void;
+    fn mmap(addr: *mut c_void, len: usize, prot: i32, flags: i32, fd: i32, off: i64)
+    -> *mut c_void;
     fn munmap(addr: *mut c_void, len: usize) -> i32;
     fn msync(addr: *mut c_void, len: usize, flags: i32) -> i32;
 }
@@ -60,13 +61,31 @@ impl Mapping {
         // SAFETY: a fresh mapping at an address the kernel picks; the fd is open for the whole call
         // and the arguments are plain integers. Failure is reported as MAP_FAILED and checked.
         let p = unsafe {
-            mmap(std::ptr::null_mut(), map_len, PROT_READ | PROT_WRITE, MAP_SHARED, file.as_raw_fd(), file_off)
+            mmap(
+                std::ptr::null_mut(),
+                map_len,
+                PROT_READ | PROT_WRITE,
+                MAP_SHARED,
+                file.as_raw_fd(),
+                file_off,
+            )
         };
         if p as isize == -1 {
-            return Err(format!("mmap of {map_len} bytes at {start:#x}: {}", io::Error::last_os_error()));
+            return Err(format!(
+                "mmap of {map_len} bytes at {start:#x}: {}",
+                io::Error::last_os_error()
+            ));
         }
-        let needs_msync = file.metadata().map(|m| m.file_type().is_file()).unwrap_or(true);
-        Ok(Mapping { base: p.cast(), len: map_len, skew: (off - start) as usize, needs_msync })
+        let needs_msync = file
+            .metadata()
+            .map(|m| m.file_type().is_file())
+            .unwrap_or(true);
+        Ok(Mapping {
+            base: p.cast(),
+            len: map_len,
+            skew: (off - start) as usize,
+            needs_msync,
+        })
     }
 
     fn ptr(&self, i: usize) -> *mut u8 {
@@ -139,11 +158,15 @@ fn parse_num(s: &str) -> Result<u64, String> {
         None => digits.parse(),
     }
     .map_err(|_| format!("bad number {s:?}"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("number {s:?} too large"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("number {s:?} too large"))
 }
 
 fn major_minor(rdev: u64) -> (u64, u64) {
-    (((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff), (rdev & 0xff) | ((rdev >> 12) & !0xff))
+    (
+        ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff),
+        (rdev & 0xff) | ((rdev >> 12) & !0xff),
+    )
 }
 
 fn dev_size(path: &str, file: &File) -> Result<u64, String> {
@@ -152,7 +175,10 @@ fn dev_size(path: &str, file: &File) -> Result<u64, String> {
         let (maj, min) = major_minor(md.rdev());
         let sys = format!("/sys/dev/char/{maj}:{min}/size");
         let text = std::fs::read_to_string(&sys).map_err(|e| format!("{sys}: {e}"))?;
-        return text.trim().parse().map_err(|_| format!("{sys}: bad size {text:?}"));
+        return text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{sys}: bad size {text:?}"));
     }
     Ok(md.len())
 }
@@ -161,14 +187,19 @@ fn parse_off(s: &str, path: &str, file: &File) -> Result<u64, String> {
     match s.strip_prefix("end-") {
         Some(back) => {
             let size = dev_size(path, file)?;
-            size.checked_sub(parse_num(back)?).ok_or_else(|| format!("{s} is before the start of {path}"))
+            size.checked_sub(parse_num(back)?)
+                .ok_or_else(|| format!("{s} is before the start of {path}"))
         }
         None => parse_num(s),
     }
 }
 
 fn open(path: &str) -> Result<File, String> {
-    OpenOptions::new().read(true).write(true).open(path).map_err(|e| format!("open {path}: {e}"))
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| format!("open {path}: {e}"))
 }
 
 fn run(args: &[String]) -> Result<bool, String> {
@@ -223,7 +254,11 @@ fn run(args: &[String]) -> Result<bool, String> {
             let mut want = vec![0u8; len];
             Pattern::new(parse_num(seed)?).fill(&mut want);
             if let Some(i) = (0..len).find(|&i| m.get(i) != want[i]) {
-                eprintln!("daxmm: mismatch at +{i:#x}: got {:#04x}, want {:#04x}", m.get(i), want[i]);
+                eprintln!(
+                    "daxmm: mismatch at +{i:#x}: got {:#04x}, want {:#04x}",
+                    m.get(i),
+                    want[i]
+                );
                 return Ok(false);
             }
             println!("verified {len} bytes");
@@ -236,7 +271,8 @@ fn run(args: &[String]) -> Result<bool, String> {
             while left > 0 {
                 let n = left.min(buf.len());
                 pat.fill(&mut buf[..n]);
-                out.write_all(&buf[..n]).map_err(|e| format!("stdout: {e}"))?;
+                out.write_all(&buf[..n])
+                    .map_err(|e| format!("stdout: {e}"))?;
                 left -= n;
             }
         }
