@@ -1,1 +1,29 @@
-//! famfs-fsdev (work in progress).
+//! The device layer of famfs: open a dax character device (`/dev/daxX.Y`) or a stand-in
+//! (a regular file or a memfd of the same shape), map ranges of it shared, and keep CPU caches
+//! honest when the memory is shared with other hosts.
+//!
+//! * [`DaxDevice`] opens and inspects a device (size and alignment from sysfs for a real dax
+//!   device, from the file for a stand-in) and hands out [`Mapping`]s.
+//! * [`Mapping`] is a `MAP_SHARED` window onto the device. Every access copies bytes in or out
+//!   through raw pointers: no Rust reference into memory that another host may be writing is
+//!   ever created, so callers parse copies, never live shared bytes.
+//! * [`cache`] has the x86 cache-line write-back (`clwb`/`clflushopt`/`clflush` + `sfence`) and
+//!   invalidate primitives used after metadata writes and before metadata reads.
+//! * [`Media`] is the small byte-addressed interface the on-media format code (famfs-log) works
+//!   against, implemented by [`Mapping`], by [`FileMedia`] (pread/pwrite on a file, used for the
+//!   mounted `.meta` files) and by [`MemMedia`] (an in-memory device for tests).
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod cache;
+mod device;
+mod error;
+mod mapping;
+mod media;
+
+pub use device::{Access, DaxDevice, DeviceKind, MIN_DEVICE_SIZE};
+pub use error::FsdevError;
+pub use mapping::Mapping;
+pub use media::{FileMedia, Media, MediaLock, MemMedia};
+
+/// The famfs allocation unit and the alignment of every dax mapping: 2 MiB.
+pub const ALLOC_UNIT: u64 = 2 * 1024 * 1024;

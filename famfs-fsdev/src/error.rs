@@ -1,0 +1,111 @@
+use std::path::PathBuf;
+
+/// Errors from opening, mapping and accessing a device.
+#[derive(Debug, thiserror::Error)]
+pub enum FsdevError {
+    /// The device path does not exist.
+    #[error("{path}: no such device or file")]
+    NotFound {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+    /// The path exists but is neither a character device nor a regular file.
+    #[error(
+        "{path}: is a {found}; expected a dax character device (/dev/daxX.Y) or a regular file"
+    )]
+    WrongFileType {
+        /// The path that was opened.
+        path: PathBuf,
+        /// What was found instead.
+        found: &'static str,
+    },
+    /// A character device that is not a device-dax instance.
+    #[error("{path}: character device {major}:{minor} is not a dax device (no {sysfs} in sysfs)")]
+    NotDax {
+        /// The path that was opened.
+        path: PathBuf,
+        /// Device major number.
+        major: u32,
+        /// Device minor number.
+        minor: u32,
+        /// The sysfs directory that was expected.
+        sysfs: PathBuf,
+    },
+    /// The device is smaller than the minimum a famfs needs.
+    #[error("{path}: device is too small: {size} bytes (at least {min} bytes needed)")]
+    TooSmall {
+        /// The path that was opened.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The minimum size in bytes.
+        min: u64,
+    },
+    /// The device size is not a multiple of the 2 MiB allocation unit.
+    #[error("{path}: size {size} is not a multiple of {align} bytes")]
+    UnalignedSize {
+        /// The path that was opened.
+        path: PathBuf,
+        /// Its size in bytes.
+        size: u64,
+        /// The required alignment.
+        align: u64,
+    },
+    /// A range outside the device or the mapping, or misaligned for the device.
+    #[error("range [{offset:#x}, +{len:#x}) is {why} (size {size:#x})")]
+    BadRange {
+        /// Start of the range.
+        offset: u64,
+        /// Length of the range.
+        len: u64,
+        /// Size of the device or mapping.
+        size: u64,
+        /// Why it was refused.
+        why: &'static str,
+    },
+    /// A write through a read-only mapping or media.
+    #[error("write refused: {0} is read-only")]
+    ReadOnly(String),
+    /// A sysfs attribute could not be read or parsed.
+    #[error("{path}: cannot read sysfs attribute: {detail}")]
+    Sysfs {
+        /// The sysfs file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// An operating-system call failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// The operation (open, mmap, flock, ...).
+        what: &'static str,
+        /// The path it was applied to.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl FsdevError {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        FsdevError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// The errno that best describes this error (for exit codes and FUSE replies).
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsdevError::NotFound { .. } => libc::ENOENT,
+            FsdevError::WrongFileType { .. } | FsdevError::NotDax { .. } => libc::ENODEV,
+            FsdevError::TooSmall { .. } | FsdevError::UnalignedSize { .. } => libc::EINVAL,
+            FsdevError::BadRange { .. } => libc::ERANGE,
+            FsdevError::ReadOnly(_) => libc::EROFS,
+            FsdevError::Sysfs { .. } => libc::EIO,
+            FsdevError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! [`Famfs`]: an open file system — superblock, log, and the state replayed from it — and
+//! [`Writer`], the master's locked session for appending.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use famfs_fsdev::{FsdevError, Media, MediaLock};
+use uuid::Uuid;
+
+use crate::LogError;
+use crate::alloc::{AllocPolicy, Allocator, BucketRng};
+use crate::entry::{DirEntry, EntryError, FileEntry, LogEntry, check_integrity};
+use crate::header::{COUNTERS_OFFSET, LogHeader};
+use crate::layout::{ALLOC_UNIT, FM_ALL_HOSTS_RW, LOG_ENTRY_SIZE, LOG_HEADER_SIZE, entry_offset};
+use crate::namespace::{Attr, Ino};
+use crate::path::check_relpath;
+use crate::replay::{Applied, LogState, Problem};
+use crate::role::Role;
+use crate::superblock::Superblock;
+
+/// How replay treats an entry that fails its CRC or seqnum check (after one re-read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplayMode {
+    /// Stop before it and try again on the next [`Famfs::refresh`]: the entry may still be in
+    /// flight from the master (on non-coherent memory the header can become visible first).
+    /// This is what the reference's logplay does.
+    #[default]
+    Strict,
+    /// Count it as bad and go on, as the reference's fsck and allocator do.
+    Lenient,
+}
+
+/// Options for [`Famfs::open`].
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// This host's system UUID (decides master or client). `None` means client.
+    pub system_uuid: Option<Uuid>,
+    /// The real device size, when known: a superblock claiming more is refused.
+    pub device_size: Option<u64>,
+    /// Treatment of unreadable entries.
+    pub replay: ReplayMode,
+    /// Owner and mode of the root directory (default root:root 0755).
+    pub root: Option<Attr>,
+}
+
+/// A view of part of another media: offset 0 here is `base` there.
+#[derive(Debug)]
+pub struct OffsetMedia<M> {
+    inner: M,
+    base: u64,
+    len: u64,
+}
+
+impl<M: Media> OffsetMedia<M> {
+    /// `[base, base + len)` of `inner`.
+    pub fn new(inner: M, base: u64, len: u64) -> Result<Self, FsdevError> {
+        if base.checked_add(len).is_none_or(|e| e > inner.size()) {
+            return Err(FsdevError::BadRange {
+                offset: base,
+                len,
+                size: inner.size(),
+                why: "past the end of the media",
+            });
+        }
+        Ok(OffsetMedia { inner, base, len })
+    }
+
+    /// The underlying media.
+    pub fn inner(&self) -> &M {
+        &self.inner
+    }
+}
+
+impl<M: Media> Media for OffsetMedia<M> {
+    fn size(&self) -> u64 {
+        self.len
+    }
+    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<(), FsdevError> {
+        self.bound(off, buf.len() as u64)?;
+        self.inner.read_at(self.base + off, buf)
+    }
+    fn write_at(&self, off: u64, data: &[u8]) -> Result<(), FsdevError> {
+        self.bound(off, data.len() as u64)?;
+        self.inner.write_at(self.base + off, data)
+    }
+    fn flush(&self, off: u64, len: u64) -> Result<(), FsdevError> {
+        self.bound(off, len)?;
+        self.inner.flush(self.base + off, len)
+    }
+    fn invalidate(&self, off: u64, len: u64) -> Result<(), FsdevError> {
+        self.bound(off, len)?;
+        self.inner.invalidate(self.base + off, len)
+    }
+    fn lock_exclusive(&self) -> Result<MediaLock, FsdevError> {
+        self.inner.lock_exclusive()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+impl<M: Media> OffsetMedia<M> {
+    fn bound(&self, off: u64, len: u64) -> Result<(), FsdevError> {
+        match off.checked_add(len) {
+            Some(e) if e <= self.len => Ok(()),
+            _ => Err(FsdevError::BadRange {
+                offset: off,
+                len,
+                size: self.len,
+                why: "outside the view",
+            }),
+        }
+    }
+}
+
+/// What a [`Famfs::refresh`] picked up.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RefreshReport {
+    /// Entries examined.
+    pub entries: u64,
+    /// Files added to the tree.
+    pub files: Vec<Ino>,
+    /// Directories added to the tree.
+    pub dirs: Vec<Ino>,
+    /// Entries skipped.
+    pub problems: Vec<Problem>,
+    /// In strict mode: the slot replay stopped at, and why.
+    pub stalled: Option<(u64, EntryError)>,
+}
+
+/// Entries read per bulk read during replay (about 1 MiB).
+const REPLAY_BATCH: u64 = 1927;
+
+/// An open famfs: checked superblock and log header, and the state replayed from the log.
+#[derive(Debug)]
+pub struct Famfs<L: Media> {
+    log: L,
+    sb: Superblock,
+    header: LogHeader,
+    state: LogState,
+    local: Option<Uuid>,
+    mode: ReplayMode,
+    buf: Vec<u8>,
+}
+
+impl<L: Media> Famfs<L> {
+    /// Open a file system from its superblock bytes (at least the first 200 bytes of the
+    /// device) and its log (a media whose offset 0 is the log start), then replay the log.
+    pub fn open(sb_bytes: &[u8], log: L, opts: OpenOptions) -> Result<Self, LogError> {
+        let sb = Superblock::parse(sb_bytes)?;
+        if let Some(real) = opts.device_size {
+            if sb.dev_size > real {
+                return Err(LogError::Geometry(format!(
+                    "the superblock says the device has {} bytes but it has {real}",
+                    sb.dev_size
+                )));
+            }
+        }
+        if log.size() < sb.log_len {
+            return Err(LogError::Geometry(format!(
+                "the log is {:#x} bytes but only {:#x} are accessible",
+                sb.log_len,
+                log.size()
+            )));
+        }
+        let state = match opts.root {
+            Some(root) => LogState::with_root(&sb, root),
+            None => LogState::new(&sb),
+        };
+        let mut fs = Famfs {
+            log,
+            header: LogHeader::empty(sb.log_len),
+            sb,
+            state,
+            local: opts.system_uuid,
+            mode: opts.replay,
+            buf: Vec::new(),
+        };
+        fs.refresh()?;
+        Ok(fs)
+    }
+
+    /// Open from a media holding the whole metadata region with device offsets (superblock at
+    /// 0, log at 2 MiB), e.g. a [`famfs_fsdev::Mapping`] of the device.
+    pub fn open_device(dev: L, opts: OpenOptions) -> Result<Famfs<OffsetMedia<L>>, LogError> {
+        let mut sb = [0u8; 200];
+        dev.invalidate(0, 200)?;
+        dev.read_at(0, &mut sb)?;
+        let parsed = Superblock::parse(&sb)?;
+        let log_size = parsed
+            .log_len
+            .min(dev.size().saturating_sub(parsed.log_offset));
+        let log = OffsetMedia::new(dev, parsed.log_offset, log_size)?;
+        Famfs::open(&sb, log, opts)
+    }
+
+    /// The superblock.
+    pub fn superblock(&self) -> &Superblock {
+        &self.sb
+    }
+
+    /// The log header as last read.
+    pub fn header(&self) -> &LogHeader {
+        &self.header
+    }
+
+    /// The replayed state (tree, bitmap, counters, problems).
+    pub fn state(&self) -> &LogState {
+        &self.state
+    }
+
+    /// The replayed state, mutable (to add nodes that are not in the log).
+    pub fn state_mut(&mut self) -> &mut LogState {
+        &mut self.state
+    }
+
+    /// This host's role.
+    pub fn role(&self) -> Role {
+        Role::of(Some(&self.sb), self.local)
+    }
+
+    /// The log media.
+    pub fn log_media(&self) -> &L {
+        &self.log
+    }
+
+    fn read_header(&self) -> Result<LogHeader, LogError> {
+        let mut b = [0u8; LOG_HEADER_SIZE];
+        self.log.invalidate(0, LOG_HEADER_SIZE as u64)?;
+        self.log.read_at(0, &mut b)?;
+        let h = LogHeader::parse(&b)?;
+        h.check(self.sb.log_len)?;
+        Ok(h)
+    }
+
+    /// Pick up entries appended since the last replay (by this process or any other host).
+    pub fn refresh(&mut self) -> Result<RefreshReport, LogError> {
+        let h = self.read_header()?;
+        let start = self.state.applied();
+        if h.next_index < start {
+            return Err(LogError::LogShrank {
+                now: h.next_index,
+                seen: start,
+            });
+        }
+        self.header = h;
+        let mut report = RefreshReport::default();
+        let mut i = start;
+        'outer: while i < h.next_index {
+            let n = (h.next_index - i).min(REPLAY_BATCH);
+            let off = entry_offset(i);
+            let len = n * LOG_ENTRY_SIZE as u64;
+            self.buf.resize(len as usize, 0);
+            self.log.invalidate(off, len)?;
+            self.log.read_at(off, &mut self.buf)?;
+            for k in 0..n {
+                let idx = i + k;
+                let at = (k as usize) * LOG_ENTRY_SIZE;
+                let mut slot: [u8; LOG_ENTRY_SIZE] = self.buf[at..at + LOG_ENTRY_SIZE]
+                    .try_into()
+                    .expect("slice of entry size");
+                if check_integrity(&slot, idx).is_err() {
+                    // A stale cache line or an entry still in flight: read it once more.
+                    self.log
+                        .invalidate(entry_offset(idx), LOG_ENTRY_SIZE as u64)?;
+                    self.log.read_at(entry_offset(idx), &mut slot)?;
+                    if let Err(again) = check_integrity(&slot, idx) {
+                        if self.mode == ReplayMode::Strict {
+                            report.stalled = Some((idx, again));
+                            break 'outer;
+                        }
+                        report.entries += 1;
+                        if let Applied::Skipped(p) = self.state.skip_bad(idx, again) {
+                            report.problems.push(p);
+                        }
+                        continue;
+                    }
+                }
+                report.entries += 1;
+                match self.state.apply(idx, &slot) {
+                    Applied::File(ino) => report.files.push(ino),
+                    Applied::Dir(ino) => report.dirs.push(ino),
+                    Applied::Skipped(p) => report.problems.push(p),
+                    Applied::DirExisted(_) | Applied::Ignored => {}
+                }
+            }
+            i += n;
+        }
+        Ok(report)
+    }
+
+    /// Start a writing session: requires the master role, takes the exclusive log lock (held
+    /// until the [`Writer`] drops), and catches up with the log first. Unreadable entries are
+    /// skipped here whatever the replay mode, since the writer appends after them anyway.
+    pub fn writer(&mut self) -> Result<Writer<'_, L>, LogError> {
+        if self.role() != Role::Master {
+            return Err(LogError::NotMaster {
+                local: self
+                    .local
+                    .map_or_else(|| "unknown".to_string(), |u| u.to_string()),
+                owner: self.sb.system_uuid,
+            });
+        }
+        let lock = self.log.lock_exclusive()?;
+        let mode = std::mem::replace(&mut self.mode, ReplayMode::Lenient);
+        let r = self.refresh();
+        self.mode = mode;
+        r?;
+        Ok(Writer {
+            fs: self,
+            _lock: lock,
+            cursor: 0,
+            rng: BucketRng::from_entropy(),
+        })
+    }
+}
+
+/// The master's locked session: every create and mkdir is appended to the log and applied to
+/// the in-memory state. The lock is released when the writer drops.
+#[derive(Debug)]
+pub struct Writer<'a, L: Media> {
+    fs: &'a mut Famfs<L>,
+    _lock: MediaLock,
+    cursor: u64,
+    rng: BucketRng,
+}
+
+fn rel(path: &Path) -> Result<&[u8], LogError> {
+    let b = path.as_os_str().as_bytes();
+    check_relpath(b).map_err(|problem| LogError::Path {
+        path: path.to_path_buf(),
+        problem,
+    })?;
+    Ok(b)
+}
+
+impl<L: Media> Writer<'_, L> {
+    /// The file system being written.
+    pub fn famfs(&self) -> &Famfs<L> {
+        self.fs
+    }
+
+    /// Seed the bucket order of interleaved allocation (for reproducible tests).
+    pub fn set_seed(&mut self, seed: u64) {
+        self.rng = BucketRng::new(seed);
+    }
+
+    /// Append `entry` in the next slot: write the entry, flush it, then advance and flush the
+    /// header counters — so another host never sees the index cover an entry that is not in
+    /// memory yet. The entry is then applied to the in-memory state like any replayed entry.
+    pub fn append(&mut self, entry: &LogEntry) -> Result<(u64, Applied), LogError> {
+        let h = self.fs.header;
+        let index = h.next_index;
+        if index >= h.slots() {
+            return Err(LogError::LogFull { slots: h.slots() });
+        }
+        let bytes = entry.encode(index)?;
+        let log = &self.fs.log;
+        log.write_at(entry_offset(index), &bytes)?;
+        log.flush(entry_offset(index), LOG_ENTRY_SIZE as u64)?;
+        let next = LogHeader {
+            next_seqnum: index + 1,
+            next_index: index + 1,
+            ..h
+        };
+        log.write_at(COUNTERS_OFFSET, &next.counter_bytes())?;
+        log.flush(0, LOG_HEADER_SIZE as u64)?;
+        self.fs.header = next;
+        let applied = self.fs.state.apply(index, &bytes);
+        Ok((index, applied))
+    }
+
+    /// Create directory `path` (relative); its parent must exist.
+    pub fn mkdir(&mut self, path: &Path, attr: Attr) -> Result<Ino, LogError> {
+        let p = rel(path)?;
+        let (parent, name) = self.fs.state.namespace().parent_of(p)?;
+        if self.fs.state.namespace().lookup(parent, name).is_some() {
+            return Err(crate::namespace::NsError::Exists(path.to_path_buf()).into());
+        }
+        let entry = LogEntry::Mkdir(DirEntry {
+            path: path.to_path_buf(),
+            uid: attr.uid,
+            gid: attr.gid,
+            mode: attr.mode,
+        });
+        match self.append(&entry)? {
+            (_, Applied::Dir(ino)) => Ok(ino),
+            (index, other) => Err(LogError::Internal {
+                index,
+                why: format!("{other:?}"),
+            }),
+        }
+    }
+
+    /// Create directory `path` and any missing parents (all with `attr`); an existing
+    /// directory is fine, an existing file on the way is an error.
+    pub fn mkdir_p(&mut self, path: &Path, attr: Attr) -> Result<Ino, LogError> {
+        let p = rel(path)?;
+        let mut prefix = std::path::PathBuf::new();
+        let mut ino = crate::namespace::ROOT_INO;
+        for comp in crate::path::components(p) {
+            prefix.push(comp);
+            let ns = self.fs.state.namespace();
+            ino = match ns.lookup(ino, comp) {
+                Some(child) if ns.get(child).is_some_and(|n| n.is_dir()) => child,
+                Some(_) => {
+                    return Err(crate::namespace::NsError::NotADirectory(prefix).into());
+                }
+                None => self.mkdir(&prefix, attr)?,
+            };
+        }
+        Ok(ino)
+    }
+
+    /// Allocate and log a new file of `size` bytes at `path` (relative; parent must exist).
+    /// Returns its inode and the logged entry (with its extents). The data area is not touched:
+    /// the caller writes the contents through the device mapping.
+    pub fn create(
+        &mut self,
+        path: &Path,
+        size: u64,
+        attr: Attr,
+        policy: &AllocPolicy,
+    ) -> Result<(Ino, FileEntry), LogError> {
+        let p = rel(path)?;
+        let (parent, name) = self.fs.state.namespace().parent_of(p)?;
+        if self.fs.state.namespace().lookup(parent, name).is_some() {
+            return Err(crate::namespace::NsError::Exists(path.to_path_buf()).into());
+        }
+        let h = self.fs.header;
+        if h.next_index >= h.slots() {
+            return Err(LogError::LogFull { slots: h.slots() });
+        }
+        let (bitmap, dev_size) = self.fs.state.alloc_parts();
+        let mut alloc = Allocator::new(bitmap, dev_size);
+        let fmap = match policy {
+            AllocPolicy::Contiguous => alloc.contiguous(size, &mut self.cursor)?,
+            AllocPolicy::Interleaved(p) => alloc.interleaved(size, p, &mut self.rng)?,
+        };
+        // The allocator marked the bits; give them back so that the replay of the appended
+        // entry claims them exactly as every reader will (and counts no collision).
+        let bitmap = self.fs.state.alloc_parts().0;
+        for e in fmap.ranges() {
+            bitmap.clear(e.offset / ALLOC_UNIT, e.len / ALLOC_UNIT);
+        }
+        let entry = FileEntry {
+            path: path.to_path_buf(),
+            size,
+            flags: FM_ALL_HOSTS_RW,
+            uid: attr.uid,
+            gid: attr.gid,
+            mode: attr.mode,
+            fmap,
+        };
+        match self.append(&LogEntry::File(entry.clone()))? {
+            (_, Applied::File(ino)) => Ok((ino, entry)),
+            (index, other) => Err(LogError::Internal {
+                index,
+                why: format!("{other:?}"),
+            }),
+        }
+    }
+}

@@ -1,0 +1,354 @@
+//! The in-memory file tree replayed from the log: O(1) lookup by inode number and by name.
+//!
+//! Inode numbers are dense and start at [`ROOT_INO`] = 1 (FUSE's root id), assigned in the order
+//! nodes are added. Every host replays the same log in the same order, so every host assigns
+//! the same numbers. Nothing is ever removed (famfs has no delete).
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::fmap::Fmap;
+use crate::path::components;
+
+/// An inode number.
+pub type Ino = u64;
+
+/// Inode number of the root directory.
+pub const ROOT_INO: Ino = 1;
+
+/// Owner and permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attr {
+    /// Permission bits (`& 0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+}
+
+/// A regular file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileNode {
+    /// Size in bytes.
+    pub size: u64,
+    /// `fm_flags` from the log.
+    pub flags: u32,
+    /// Where its bytes are.
+    pub fmap: Arc<Fmap>,
+}
+
+/// A directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirNode {
+    by_name: HashMap<OsString, Ino>,
+    order: Vec<Ino>,
+}
+
+impl DirNode {
+    /// Children in the order they were added (stable across replays: good readdir offsets).
+    pub fn children(&self) -> &[Ino] {
+        &self.order
+    }
+
+    /// The child called `name`.
+    pub fn get(&self, name: &OsStr) -> Option<Ino> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    /// Whether the directory is empty.
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
+    }
+}
+
+/// File or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A directory.
+    Dir(DirNode),
+    /// A regular file.
+    File(FileNode),
+}
+
+/// One file or directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// Parent directory (the root is its own parent).
+    pub parent: Ino,
+    /// Name in the parent (empty for the root).
+    pub name: OsString,
+    /// Owner and mode.
+    pub attr: Attr,
+    /// File or directory.
+    pub kind: NodeKind,
+    /// Index of the log entry that created it (`None` for the root and local additions).
+    pub log_index: Option<u64>,
+}
+
+impl Node {
+    /// The file part, if a file.
+    pub fn as_file(&self) -> Option<&FileNode> {
+        match &self.kind {
+            NodeKind::File(f) => Some(f),
+            NodeKind::Dir(_) => None,
+        }
+    }
+
+    /// The directory part, if a directory.
+    pub fn as_dir(&self) -> Option<&DirNode> {
+        match &self.kind {
+            NodeKind::Dir(d) => Some(d),
+            NodeKind::File(_) => None,
+        }
+    }
+
+    /// Whether this is a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(self.kind, NodeKind::Dir(_))
+    }
+}
+
+/// Why a node could not be added or a path resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NsError {
+    /// The name is taken.
+    #[error("{0} already exists")]
+    Exists(PathBuf),
+    /// A parent component is missing.
+    #[error("{0} does not exist")]
+    Missing(PathBuf),
+    /// A parent component is a file.
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+}
+
+/// The tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace {
+    nodes: Vec<Node>,
+    files: u64,
+    dirs: u64,
+}
+
+impl Namespace {
+    /// A tree holding only the root directory.
+    pub fn new(root: Attr) -> Namespace {
+        Namespace {
+            nodes: vec![Node {
+                parent: ROOT_INO,
+                name: OsString::new(),
+                attr: root,
+                kind: NodeKind::Dir(DirNode::default()),
+                log_index: None,
+            }],
+            files: 0,
+            dirs: 0,
+        }
+    }
+
+    /// The node with inode number `ino`.
+    pub fn get(&self, ino: Ino) -> Option<&Node> {
+        self.nodes.get(usize::try_from(ino.checked_sub(1)?).ok()?)
+    }
+
+    /// The child `name` of directory `parent`.
+    pub fn lookup(&self, parent: Ino, name: &OsStr) -> Option<Ino> {
+        self.get(parent)?.as_dir()?.get(name)
+    }
+
+    /// Resolve a relative path (`a/b/c`, as stored in the log; "" is the root).
+    pub fn resolve(&self, path: &[u8]) -> Result<Ino, NsError> {
+        let mut ino = ROOT_INO;
+        if path.is_empty() {
+            return Ok(ino);
+        }
+        let mut walked = PathBuf::new();
+        for comp in components(path) {
+            walked.push(comp);
+            let node = self.get(ino).expect("inode numbers in the tree are valid");
+            let dir = node
+                .as_dir()
+                .ok_or_else(|| NsError::NotADirectory(walked.parent().unwrap_or(&walked).into()))?;
+            ino = dir
+                .get(comp)
+                .ok_or_else(|| NsError::Missing(walked.clone()))?;
+        }
+        Ok(ino)
+    }
+
+    /// Number of nodes, root included; the highest inode number.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Always false: the root exists.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Number of regular files.
+    pub fn file_count(&self) -> u64 {
+        self.files
+    }
+
+    /// Number of directories, root excluded.
+    pub fn dir_count(&self) -> u64 {
+        self.dirs
+    }
+
+    /// All nodes with their inode numbers, in creation order.
+    pub fn iter(&self) -> impl Iterator<Item = (Ino, &Node)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i as Ino + 1, n))
+    }
+
+    /// The relative path of `ino` ("" for the root).
+    pub fn path_of(&self, ino: Ino) -> PathBuf {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        while cur != ROOT_INO {
+            let Some(n) = self.get(cur) else { break };
+            parts.push(n.name.as_os_str());
+            cur = n.parent;
+        }
+        parts.iter().rev().collect()
+    }
+
+    /// Add a child to directory `parent`.
+    pub fn add(
+        &mut self,
+        parent: Ino,
+        name: &OsStr,
+        attr: Attr,
+        kind: NodeKind,
+        log_index: Option<u64>,
+    ) -> Result<Ino, NsError> {
+        let ino = self.nodes.len() as Ino + 1;
+        let is_dir = matches!(kind, NodeKind::Dir(_));
+        let ppath = || self.path_of(parent);
+        let Some(pnode) = self.get(parent) else {
+            return Err(NsError::Missing(PathBuf::from(format!("inode {parent}"))));
+        };
+        let Some(dir) = pnode.as_dir() else {
+            return Err(NsError::NotADirectory(ppath()));
+        };
+        if dir.by_name.contains_key(name) {
+            return Err(NsError::Exists(ppath().join(name)));
+        }
+        let NodeKind::Dir(dir) = &mut self.nodes[(parent - 1) as usize].kind else {
+            unreachable!("checked above")
+        };
+        dir.by_name.insert(name.to_os_string(), ino);
+        dir.order.push(ino);
+        self.nodes.push(Node {
+            parent,
+            name: name.to_os_string(),
+            attr: Attr {
+                mode: attr.mode & 0o7777,
+                ..attr
+            },
+            kind,
+            log_index,
+        });
+        if is_dir {
+            self.dirs += 1;
+        } else {
+            self.files += 1;
+        }
+        Ok(ino)
+    }
+
+    /// Split a relative path into (parent inode, last name), requiring the parent to exist.
+    pub fn parent_of<'p>(&self, path: &'p [u8]) -> Result<(Ino, &'p OsStr), NsError> {
+        let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
+            Some(i) => (&path[..i], &path[i + 1..]),
+            None => (&path[..0], path),
+        };
+        let parent = self.resolve(dir)?;
+        if !self.get(parent).is_some_and(Node::is_dir) {
+            return Err(NsError::NotADirectory(PathBuf::from(OsStr::from_bytes(
+                dir,
+            ))));
+        }
+        Ok((parent, OsStr::from_bytes(name)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fmap::Extent;
+
+    fn a(mode: u32) -> Attr {
+        Attr {
+            mode,
+            uid: 0,
+            gid: 0,
+        }
+    }
+
+    fn file() -> NodeKind {
+        NodeKind::File(FileNode {
+            size: 1,
+            flags: 2,
+            fmap: Arc::new(Fmap::Simple(vec![Extent::new(1 << 30, 1 << 21)])),
+        })
+    }
+
+    #[test]
+    fn build_and_resolve() {
+        let mut ns = Namespace::new(a(0o755));
+        let d = ns
+            .add(
+                ROOT_INO,
+                OsStr::new("d"),
+                a(0o40755),
+                NodeKind::Dir(DirNode::default()),
+                Some(0),
+            )
+            .unwrap();
+        let f = ns
+            .add(d, OsStr::new("f"), a(0o644), file(), Some(1))
+            .unwrap();
+        assert_eq!((d, f), (2, 3));
+        assert_eq!(ns.get(d).unwrap().attr.mode, 0o755, "type bits are dropped");
+        assert_eq!(ns.resolve(b"d/f"), Ok(f));
+        assert_eq!(ns.resolve(b""), Ok(ROOT_INO));
+        assert_eq!(ns.lookup(d, OsStr::new("f")), Some(f));
+        assert_eq!(ns.path_of(f), PathBuf::from("d/f"));
+        assert_eq!(ns.resolve(b"d/x"), Err(NsError::Missing("d/x".into())));
+        assert_eq!(
+            ns.resolve(b"d/f/g"),
+            Err(NsError::NotADirectory("d/f".into()))
+        );
+        assert!(matches!(
+            ns.add(d, OsStr::new("f"), a(0o644), file(), None),
+            Err(NsError::Exists(_))
+        ));
+        assert!(matches!(
+            ns.add(f, OsStr::new("x"), a(0o644), file(), None),
+            Err(NsError::NotADirectory(_))
+        ));
+        assert!(matches!(
+            ns.add(99, OsStr::new("x"), a(0o644), file(), None),
+            Err(NsError::Missing(_))
+        ));
+        assert_eq!(ns.parent_of(b"d/new").unwrap(), (d, OsStr::new("new")));
+        assert_eq!(ns.parent_of(b"top").unwrap(), (ROOT_INO, OsStr::new("top")));
+        assert!(ns.parent_of(b"d/f/new").is_err());
+        assert_eq!((ns.file_count(), ns.dir_count(), ns.len()), (1, 1, 3));
+        assert_eq!(ns.get(ROOT_INO).unwrap().as_dir().unwrap().children(), &[d]);
+        assert!(ns.get(0).is_none() && ns.get(4).is_none());
+    }
+}

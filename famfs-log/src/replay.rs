@@ -1,0 +1,329 @@
+//! Applying log entries to an in-memory state: the namespace, the allocation bitmap, and the
+//! counts fsck reports. The same code path serves the first replay, incremental catch-up, and
+//! the writer's own appends, so a writer's view never differs from a reader's.
+
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::alloc::Bitmap;
+use crate::entry::{AddDaxdevEntry, EntryError, LogEntry};
+use crate::fmap::FmapProblem;
+use crate::layout::{ALLOC_UNIT, LOG_ENTRY_SIZE};
+use crate::namespace::{Attr, DirNode, FileNode, Ino, Namespace, NodeKind, NsError, ROOT_INO};
+use crate::superblock::Superblock;
+
+/// Most problems kept in memory (the count is always exact).
+pub const MAX_KEPT_PROBLEMS: usize = 1000;
+
+/// What was wrong with an entry that was not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Could not be decoded: bad CRC or seqnum (integrity) or bad path/map (content).
+    Entry(EntryError),
+    /// The map reaches outside the data area or does not hold the file size.
+    Placement(FmapProblem),
+    /// The map overlaps space already in use (count of 2 MiB units in collision).
+    Overlap(u64),
+    /// The path could not be created in the tree.
+    Namespace(NsError),
+    /// An ADD_DAXDEV entry out of order or duplicated.
+    Daxdev(String),
+}
+
+/// An entry that was skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Log index.
+    pub index: u64,
+    /// The entry's path, when it could be decoded.
+    pub path: Option<PathBuf>,
+    /// What was wrong.
+    pub kind: ProblemKind,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "log entry {}", self.index)?;
+        if let Some(p) = &self.path {
+            write!(f, " ({})", p.display())?;
+        }
+        match &self.kind {
+            ProblemKind::Entry(e) => write!(f, ": {e}"),
+            ProblemKind::Placement(e) => write!(f, ": {e}"),
+            ProblemKind::Overlap(n) => {
+                write!(f, ": extents overlap space already in use ({n} x 2 MiB)")
+            }
+            ProblemKind::Namespace(e) => write!(f, ": {e}"),
+            ProblemKind::Daxdev(s) => write!(f, ": {s}"),
+        }
+    }
+}
+
+/// Counters over all applied and skipped entries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Entries examined.
+    pub entries: u64,
+    /// Files in the tree.
+    pub files: u64,
+    /// Directories in the tree (root excluded).
+    pub dirs: u64,
+    /// Entries failing CRC or seqnum checks.
+    pub bad_entries: u64,
+    /// Decodable entries skipped for their content (paths, maps, overlaps, duplicates).
+    pub skipped: u64,
+    /// 2 MiB units claimed by more than one file or by a file and the metadata region — the
+    /// reference's "allocation collisions", fsck's exit code.
+    pub collisions: u64,
+    /// Sum of the sizes of the files in the tree.
+    pub file_bytes: u64,
+    /// Bytes of device space claimed by files (each unit counted once).
+    pub allocated: u64,
+    /// ADD_DAXDEV entries recorded.
+    pub daxdevs: u64,
+}
+
+/// What applying one entry did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// A file was added.
+    File(Ino),
+    /// A directory was added.
+    Dir(Ino),
+    /// A MKDIR of a directory that already exists (harmless, as in the reference).
+    DirExisted(Ino),
+    /// Recorded but nothing to add (ADD_DAXDEV, DELETE, unknown types).
+    Ignored,
+    /// Skipped; see the problem.
+    Skipped(Problem),
+}
+
+/// The state derived from the log.
+#[derive(Debug, Clone)]
+pub struct LogState {
+    ns: Namespace,
+    bitmap: Bitmap,
+    data_start: u64,
+    dev_size: u64,
+    applied: u64,
+    stats: Stats,
+    problems: Vec<Problem>,
+    daxdevs: Vec<AddDaxdevEntry>,
+}
+
+impl LogState {
+    /// An empty state for the file system described by `sb`: a root directory (mode 0755,
+    /// owned by root) and a bitmap with the metadata region reserved.
+    pub fn new(sb: &Superblock) -> LogState {
+        Self::with_root(
+            sb,
+            Attr {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        )
+    }
+
+    /// As [`LogState::new`] with a given root directory owner and mode.
+    pub fn with_root(sb: &Superblock, root: Attr) -> LogState {
+        let mut bitmap = Bitmap::new(sb.dev_size / ALLOC_UNIT);
+        bitmap.mark(0, sb.data_start().div_ceil(ALLOC_UNIT));
+        LogState {
+            ns: Namespace::new(root),
+            bitmap,
+            data_start: sb.data_start(),
+            dev_size: sb.dev_size,
+            applied: 0,
+            stats: Stats::default(),
+            problems: Vec::new(),
+            daxdevs: Vec::new(),
+        }
+    }
+
+    /// The tree.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// The tree, for adding nodes that are not in the log (e.g. a server's `.meta`).
+    pub fn namespace_mut(&mut self) -> &mut Namespace {
+        &mut self.ns
+    }
+
+    /// The allocation bitmap.
+    pub fn bitmap(&self) -> &Bitmap {
+        &self.bitmap
+    }
+
+    /// Bitmap and device size for allocating.
+    pub(crate) fn alloc_parts(&mut self) -> (&mut Bitmap, u64) {
+        (&mut self.bitmap, self.dev_size)
+    }
+
+    /// Number of log slots consumed (the index of the next entry to apply).
+    pub fn applied(&self) -> u64 {
+        self.applied
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Skipped entries (the first [`MAX_KEPT_PROBLEMS`]).
+    pub fn problems(&self) -> &[Problem] {
+        &self.problems
+    }
+
+    /// ADD_DAXDEV entries in log order.
+    pub fn daxdevs(&self) -> &[AddDaxdevEntry] {
+        &self.daxdevs
+    }
+
+    fn skip(&mut self, index: u64, path: Option<PathBuf>, kind: ProblemKind) -> Applied {
+        if matches!(&kind, ProblemKind::Entry(e) if e.is_integrity()) {
+            self.stats.bad_entries += 1;
+        } else {
+            self.stats.skipped += 1;
+        }
+        let p = Problem { index, path, kind };
+        tracing::warn!("skipping {p}");
+        if self.problems.len() < MAX_KEPT_PROBLEMS {
+            self.problems.push(p.clone());
+        }
+        Applied::Skipped(p)
+    }
+
+    /// Count slot `index` as unreadable without applying it (the caller gave up on it).
+    pub fn skip_bad(&mut self, index: u64, err: EntryError) -> Applied {
+        self.stats.entries += 1;
+        self.applied = index + 1;
+        self.skip(index, None, ProblemKind::Entry(err))
+    }
+
+    /// Decode and apply the 544 bytes of slot `index`, which must be the next slot
+    /// ([`LogState::applied`]). Problems are recorded and the entry skipped; this never fails.
+    pub fn apply(&mut self, index: u64, bytes: &[u8; LOG_ENTRY_SIZE]) -> Applied {
+        debug_assert_eq!(index, self.applied, "entries are applied in order");
+        self.stats.entries += 1;
+        self.applied = index + 1;
+        let entry = match LogEntry::decode(bytes, index) {
+            Ok(e) => e,
+            Err(e) => return self.skip(index, None, ProblemKind::Entry(e)),
+        };
+        self.apply_entry(index, entry)
+    }
+
+    fn apply_entry(&mut self, index: u64, entry: LogEntry) -> Applied {
+        match entry {
+            LogEntry::File(f) => {
+                // Claim the space first, even for entries that are then refused, so that no
+                // later allocation can hand out bytes an existing entry points at.
+                let mut collisions = 0;
+                for e in f.fmap.ranges() {
+                    collisions += self
+                        .bitmap
+                        .mark(e.offset / ALLOC_UNIT, e.len.div_ceil(ALLOC_UNIT));
+                }
+                self.stats.collisions += collisions;
+                if let Err(p) = f
+                    .fmap
+                    .check_placement(f.size, self.data_start, self.dev_size)
+                {
+                    return self.skip(index, Some(f.path), ProblemKind::Placement(p));
+                }
+                if collisions > 0 {
+                    return self.skip(index, Some(f.path), ProblemKind::Overlap(collisions));
+                }
+                let path = f.path.as_os_str().as_bytes();
+                let added = self.ns.parent_of(path).and_then(|(parent, name)| {
+                    let node = NodeKind::File(FileNode {
+                        size: f.size,
+                        flags: f.flags,
+                        fmap: Arc::new(f.fmap.clone()),
+                    });
+                    let attr = Attr {
+                        mode: f.mode,
+                        uid: f.uid,
+                        gid: f.gid,
+                    };
+                    self.ns.add(parent, name, attr, node, Some(index))
+                });
+                match added {
+                    Ok(ino) => {
+                        self.stats.files += 1;
+                        self.stats.file_bytes = self.stats.file_bytes.saturating_add(f.size);
+                        self.stats.allocated = self
+                            .stats
+                            .allocated
+                            .saturating_add(f.fmap.allocated_bytes());
+                        Applied::File(ino)
+                    }
+                    Err(e) => self.skip(index, Some(f.path), ProblemKind::Namespace(e)),
+                }
+            }
+            LogEntry::Mkdir(d) => {
+                let path = d.path.as_os_str().as_bytes();
+                if let Ok(ino) = self.ns.resolve(path) {
+                    if self.ns.get(ino).is_some_and(|n| n.is_dir()) {
+                        return Applied::DirExisted(ino);
+                    }
+                }
+                let attr = Attr {
+                    mode: d.mode,
+                    uid: d.uid,
+                    gid: d.gid,
+                };
+                let added = self.ns.parent_of(path).and_then(|(parent, name)| {
+                    self.ns.add(
+                        parent,
+                        name,
+                        attr,
+                        NodeKind::Dir(DirNode::default()),
+                        Some(index),
+                    )
+                });
+                match added {
+                    Ok(ino) => {
+                        self.stats.dirs += 1;
+                        Applied::Dir(ino)
+                    }
+                    Err(e) => self.skip(index, Some(d.path), ProblemKind::Namespace(e)),
+                }
+            }
+            LogEntry::AddDaxdev(dd) => {
+                // Slot 0 is the primary device from the superblock; added devices count up.
+                let want = self.daxdevs.len() as u32 + 1;
+                if dd.index != want {
+                    return self.skip(
+                        index,
+                        None,
+                        ProblemKind::Daxdev(format!(
+                            "daxdev index {} out of order (expected {want})",
+                            dd.index
+                        )),
+                    );
+                }
+                if self.daxdevs.iter().any(|d| d.uuid == dd.uuid) {
+                    return self.skip(
+                        index,
+                        None,
+                        ProblemKind::Daxdev(format!("daxdev {} added twice", dd.uuid)),
+                    );
+                }
+                self.daxdevs.push(dd);
+                self.stats.daxdevs += 1;
+                Applied::Ignored
+            }
+            LogEntry::Delete | LogEntry::Unknown(_) => Applied::Ignored,
+        }
+    }
+
+    /// Inode of the root.
+    pub fn root(&self) -> Ino {
+        ROOT_INO
+    }
+}
