@@ -1,1 +1,96 @@
-//! fuse-famfs-proto (work in progress).
+//! The FUSE wire protocol with the famfs extension, as a reusable crate with no I/O.
+//!
+//! famfs serves files whose data lives in shared (CXL) memory exposed as a dax device. A
+//! famfs-enabled kernel asks the FUSE server for each file's map with `FUSE_GET_FMAP` (opcode 54)
+//! after OPEN, and for each dax device's path with `FUSE_GET_DAXDEV` (55), then resolves every
+//! read, write and page fault itself. The capability is the INIT flag
+//! [`FUSE_DAX_FMAP`](abi::FUSE_DAX_FMAP) (bit 43, i.e. bit 11 of `flags2`, which needs
+//! `FUSE_INIT_EXT`).
+//!
+//! | module | what |
+//! |---|---|
+//! | [`abi`] | `#[repr(C)]` zerocopy wire structs, constants, the [`Opcode`](abi::Opcode) newtype |
+//! | [`request`] | `&[u8]` → [`Request`] (and back, for harnesses playing the kernel) |
+//! | [`reply`] | reply builders into `&mut [u8]`, INIT negotiation, dirent packing; [`ReplyRef`](reply::ReplyRef) parses replies |
+//! | [`fmap`] | [`Fmap`]: encode, the kernel's validation with its errnos, the fault [`Resolver`](fmap::Resolver) |
+//! | [`generation`] | [`AbiGeneration`]: every rule that differs between kernel generations |
+//! | [`errno`] | [`Errno`], a reply-safe errno |
+//!
+//! The hot paths (request parsing, reply building, fmap encoding, resolving) never allocate and
+//! never panic on bad input; [`Fmap::parse`] allocates the extent lists once the counts have been
+//! checked against the payload.
+//!
+//! # Example: a minimal server answering GET_FMAP for one file
+//!
+//! ```
+//! use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, Operation, Request, reply};
+//! use fuse_famfs_proto::fmap::{Extent, InterleavedExtent};
+//! use fuse_famfs_proto::abi::DaxdevOut;
+//!
+//! const MIB: u64 = 1 << 20;
+//! const FILE_NODE: u64 = 2;
+//!
+//! // The one file: 10 MiB striped over 4 strips of 4 MiB in 2 MiB chunks, on dax device 0.
+//! let fmap = Fmap::interleaved(10 * MIB, vec![InterleavedExtent {
+//!     chunk_size: (2 * MIB) as u32,
+//!     nbytes: 10 * MIB,
+//!     strips: (0..4).map(|i| Extent::new(0, (16 + 4 * i) * MIB, 4 * MIB)).collect(),
+//! }]);
+//! fmap.check_geometry().expect("strips hold every chunk");
+//!
+//! /// Answers one request read from /dev/fuse; returns the reply bytes to write.
+//! fn serve<'o>(req: &[u8], fmap: &Fmap, out: &'o mut [u8]) -> Option<&'o [u8]> {
+//!     let n = match Request::parse(req) {
+//!         Ok(r) => {
+//!             let unique = r.header.unique;
+//!             match r.op {
+//!                 Operation::GetFmap { size } if r.header.nodeid == FILE_NODE => {
+//!                     match reply::get_fmap(out, unique, fmap, AbiGeneration::V1, size) {
+//!                         Ok(n) => n,
+//!                         Err(_) => reply::error(out, unique, Errno::EINVAL).ok()?,
+//!                     }
+//!                 }
+//!                 Operation::GetFmap { .. } => reply::error(out, unique, Errno::ENOENT).ok()?,
+//!                 Operation::GetDaxdev { index: 0 } => {
+//!                     let dev = DaxdevOut::new(0, b"/dev/dax0.0").ok()?;
+//!                     reply::daxdev(out, unique, &dev).ok()?
+//!                 }
+//!                 op if !op.opcode().expects_reply() => return None,
+//!                 _ => reply::error(out, unique, Errno::ENOSYS).ok()?,
+//!             }
+//!         }
+//!         // A malformed request still has a header to answer, unless it needs no answer.
+//!         Err(e) => {
+//!             let (unique, errno) = e.reply_errno()?;
+//!             reply::error(out, unique, errno).ok()?
+//!         }
+//!     };
+//!     Some(&out[..n])
+//! }
+//!
+//! // What the kernel sends after OPEN (V3–V10 form: the header alone, nodeid = the file).
+//! let req = Request::new(10, FILE_NODE, Operation::GetFmap { size: None }).to_bytes().unwrap();
+//! let mut out = vec![0u8; 16 + 4096];
+//! let bytes = serve(&req, &fmap, &mut out).unwrap();
+//!
+//! // The kernel's side: check the reply and resolve a fault.
+//! let r = reply::ReplyRef::parse(bytes).unwrap();
+//! let got = Fmap::parse(r.payload, AbiGeneration::V1).unwrap();
+//! assert_eq!(got, fmap);
+//! let at = got.resolver().resolve(7 * MIB).unwrap(); // chunk 3 -> strip 3, stripe 0
+//! assert_eq!((at.dev_index, at.dev_offset), (0, 28 * MIB + MIB));
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod abi;
+pub mod errno;
+pub mod fmap;
+pub mod generation;
+pub mod reply;
+pub mod request;
+
+pub use errno::Errno;
+pub use fmap::{Fmap, FmapError};
+pub use generation::AbiGeneration;
+pub use request::{Operation, Request, RequestError};

@@ -1,0 +1,133 @@
+//! famfs FUSE ABI generations: every generation-dependent rule lives here.
+//!
+//! The GET_FMAP/GET_DAXDEV wire format is still moving upstream. Everything that differs between
+//! the posted kernels and the later development variant is a field of [`FmapRules`] or a method of
+//! [`AbiGeneration`], so following an upstream change means editing this file only.
+
+use crate::abi::{FAMFS_EXTENT_ALIGN, FUSE_FAMFS_MAX_EXTENTS, FUSE_FAMFS_MAX_STRIPS};
+use crate::errno::Errno;
+
+/// A famfs FUSE ABI generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AbiGeneration {
+    /// The posted kernel series V3 (Jan 2026) through V10 (Mar 2026), byte-identical on the wire:
+    /// GET_FMAP has no input (a bare 40-byte header), the reply fits in 4096 bytes, header word 12
+    /// is `reserved0` (zero), at most 32 extents and 32 strips, every extent on device 0 and
+    /// 2 MiB-aligned, dax devices pulled with GET_DAXDEV (index in `nodeid`, 280-byte reply).
+    #[default]
+    V1,
+    /// The later, unposted development variant ("variant A"): GET_FMAP carries an 8-byte
+    /// `fuse_getxattr_in` with the kernel's buffer size, header word 12 is `fmap_size` (the total
+    /// reply size; a too-large fmap is answered with the header alone and the kernel retries once
+    /// with a buffer of exactly that size, up to 16 MiB), no cap on the extent count, simple
+    /// extents only, and dax devices pushed by the server with the `FUSE_DEV_IOC_DAXDEV_OPEN`
+    /// ioctl instead of GET_DAXDEV.
+    Dev,
+}
+
+/// How header word 12 (`fuse_famfs_fmap_header` offset 12) is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HeaderWord12 {
+    /// `reserved0`: written as zero, ignored by the kernel.
+    Reserved,
+    /// `fmap_size`: total reply bytes, header included.
+    FmapSize,
+}
+
+/// How the kernel learns the path of a dax device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DaxdevDelivery {
+    /// The kernel asks with GET_DAXDEV (opcode 55) after a GET_FMAP reply references a device.
+    Pull,
+    /// The server registers devices with the `FUSE_DEV_IOC_DAXDEV_OPEN` ioctl; GET_DAXDEV is
+    /// never sent.
+    Push,
+}
+
+/// The kernel's GET_FMAP reply validation parameters for one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FmapRules {
+    /// Largest reply payload the kernel can receive (its largest out-arg buffer).
+    pub max_reply: usize,
+    /// errno for a reply shorter than the 32-byte header.
+    pub short_reply_errno: Errno,
+    /// errno for `nextents` < 1.
+    pub no_extents_errno: Errno,
+    /// Cap on `nextents` (exceeding it gives E2BIG), or `None` for no cap.
+    pub max_extents: Option<u32>,
+    /// Cap on strips per interleaved extent (exceeding it, or 0 strips, gives EINVAL).
+    pub max_strips: u32,
+    /// Whether INTERLEAVE fmaps are accepted (else EINVAL).
+    pub interleave: bool,
+    /// Required alignment of extent offsets, lengths and chunk sizes.
+    pub align: u64,
+    /// Largest accepted `se_devindex`.
+    pub max_dev_index: u32,
+}
+
+impl AbiGeneration {
+    /// Every generation, oldest first.
+    pub const ALL: [AbiGeneration; 2] = [AbiGeneration::V1, AbiGeneration::Dev];
+
+    /// The GET_FMAP validation rules.
+    pub const fn rules(self) -> &'static FmapRules {
+        match self {
+            AbiGeneration::V1 => &V1_RULES,
+            AbiGeneration::Dev => &DEV_RULES,
+        }
+    }
+
+    /// Whether GET_FMAP carries the 8-byte `fuse_getxattr_in` buffer-size argument (request
+    /// length 48 instead of 40).
+    pub const fn get_fmap_has_size_input(self) -> bool {
+        matches!(self, AbiGeneration::Dev)
+    }
+
+    /// The buffer size the kernel offers in its first GET_FMAP.
+    pub const fn initial_fmap_buffer(self) -> usize {
+        4096
+    }
+
+    /// Meaning of fmap header word 12.
+    pub const fn header_word12(self) -> HeaderWord12 {
+        match self {
+            AbiGeneration::V1 => HeaderWord12::Reserved,
+            AbiGeneration::Dev => HeaderWord12::FmapSize,
+        }
+    }
+
+    /// How dax devices reach the kernel.
+    pub const fn daxdev_delivery(self) -> DaxdevDelivery {
+        match self {
+            AbiGeneration::V1 => DaxdevDelivery::Pull,
+            AbiGeneration::Dev => DaxdevDelivery::Push,
+        }
+    }
+
+    /// Whether the kernel grows its buffer to the header's `fmap_size` and retries once.
+    pub const fn retries_with_fmap_size(self) -> bool {
+        matches!(self.header_word12(), HeaderWord12::FmapSize)
+    }
+}
+
+const V1_RULES: FmapRules = FmapRules {
+    max_reply: 4096,
+    short_reply_errno: Errno::EINVAL,
+    no_extents_errno: Errno::EINVAL,
+    max_extents: Some(FUSE_FAMFS_MAX_EXTENTS),
+    max_strips: FUSE_FAMFS_MAX_STRIPS,
+    interleave: true,
+    align: FAMFS_EXTENT_ALIGN,
+    max_dev_index: 0,
+};
+
+const DEV_RULES: FmapRules = FmapRules {
+    max_reply: 16 * 1024 * 1024,
+    short_reply_errno: Errno::EIO,
+    no_extents_errno: Errno::ERANGE,
+    max_extents: None,
+    max_strips: FUSE_FAMFS_MAX_STRIPS,
+    interleave: false,
+    align: FAMFS_EXTENT_ALIGN,
+    max_dev_index: 0,
+};
