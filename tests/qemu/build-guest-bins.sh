@@ -42,6 +42,9 @@ done
 case $profile in dev) pdir=debug ;; *) pdir=$profile ;; esac
 
 unset CARGO_ENCODED_RUSTFLAGS
+# The workspace's release profile keeps debug info for profiling; the guest copies are stripped anyway,
+# and leaving it out makes this build faster.
+export CARGO_PROFILE_RELEASE_DEBUG=${CARGO_PROFILE_RELEASE_DEBUG:-false}
 log "cargo build --profile $profile --target $TRIPLE ${args[*]} (static, target dir $target_dir)"
 RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
     cargo build --quiet --profile "$profile" --target "$TRIPLE" --manifest-path "$manifest" \

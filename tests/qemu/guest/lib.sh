@@ -96,9 +96,10 @@ create_devdax() {
 # the namespace so the kernel finds the devdax info block and /dev/dax0.0 appears.
 wait_dax_reprobe() {
     i=0
+    [ -e "$DEV" ] && kv dax_found at-boot
     until [ -e "$DEV" ]; do
         if dd if=/dev/pmem0 bs=4096 skip=1 count=1 iflag=direct 2>/dev/null | grep -q NVDIMM_DAX_INFO; then
-            kv reprobed yes
+            kv dax_found reprobe
             ndctl disable-namespace namespace0.0 && ndctl enable-namespace namespace0.0 || return 1
             wait_for "$DEV" 10
             return

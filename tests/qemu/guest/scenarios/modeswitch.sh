@@ -40,10 +40,20 @@ kv ours_daxctl present
 capture ours-list-devdax daxctl-famfs list
 capture ours-list-devdax-dev daxctl-famfs list -d dax0.0
 capture ours-list-devdax-human daxctl-famfs list -u
+# A filter that matches nothing: the real tools print nothing and exit 0.
+capture real-list-nomatch daxctl list -d dax9.9
+capture ours-list-nomatch daxctl-famfs list -d dax9.9
+capture real-reconf-nomatch daxctl reconfigure-device -m devdax dax9.9
+capture ours-reconf-nomatch daxctl-famfs reconfigure-device -m devdax dax9.9
 capture ours-reconf-system-ram daxctl-famfs reconfigure-device -m system-ram dax0.0
 capture real-list-after-ours-system-ram daxctl list
 capture ours-list-system-ram daxctl-famfs list
 kv memtotal_kb_ours_system_ram "$(meminfo_total_kb)"
+# Refusals, which must leave the device as it was: online memory without -f (EBUSY, 240), and
+# system-ram -> famfs, which v85 daxctl rejects before any sysfs write (EINVAL, 234).
+capture ours-reconf-devdax-noforce daxctl-famfs reconfigure-device -m devdax dax0.0
+capture ours-reconf-famfs-from-ram daxctl-famfs reconfigure-device -m famfs dax0.0
+capture real-list-after-ours-refusals daxctl list
 capture ours-reconf-devdax-force daxctl-famfs reconfigure-device -m devdax -f dax0.0
 capture real-list-after-ours-devdax daxctl list
 capture ours-list-devdax-after daxctl-famfs list
