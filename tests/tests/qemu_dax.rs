@@ -720,6 +720,8 @@ fn real_kernel_devdax_system_ram_round_trip() {
         run.expect_ok(&format!("help-{bin}"));
     }
 
+    run.expect_ok("fuse-available");
+
     // The namespace: devdax, struct pages in RAM, 2 MiB aligned, 2 MiB lost to the info block.
     run.expect_ok("create-namespace");
     let ns = run.json("create-namespace");

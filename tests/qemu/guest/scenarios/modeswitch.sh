@@ -11,6 +11,8 @@ MARK="famfs-qemu-marker-${RUNID:-0}"
 for b in /opt/famfs/bin/*; do
     [ -x "$b" ] && capture "help-${b##*/}" "$b" --help
 done
+# FUSE for the famfs daemon (it mounts with mount(2) as root; no fusermount needed).
+step fuse-available sh -c '[ -c /dev/fuse ] && grep -qw fuse /proc/filesystems'
 capture ndctl-list-before ndctl list -RN
 capture create-namespace create_devdax || exit 1
 step dax-dev-appears wait_for "$DEV" 10 || exit 1
