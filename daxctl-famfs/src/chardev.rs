@@ -32,7 +32,11 @@ impl Sysfs {
             let slice = POLL.min(self.chardev_timeout - elapsed);
             #[cfg(feature = "udev")]
             if let Some(m) = &monitor {
-                m.wait(slice.max(Duration::from_millis(50)).min(self.chardev_timeout - elapsed));
+                m.wait(
+                    slice
+                        .max(Duration::from_millis(50))
+                        .min(self.chardev_timeout - elapsed),
+                );
                 continue;
             }
             std::thread::sleep(slice);

@@ -272,7 +272,9 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         use libc::*;
         Some(match self {
-            Error::Read { source, .. } | Error::Write { source, .. } => return source.raw_os_error(),
+            Error::Read { source, .. } | Error::Write { source, .. } => {
+                return source.raw_os_error();
+            }
             Error::Parse { .. } => EINVAL,
             Error::DeviceNotFound { .. } => ENODEV,
             Error::DaxClassModel { .. } => EOPNOTSUPP,

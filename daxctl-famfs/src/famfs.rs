@@ -84,3 +84,97 @@ impl Sysfs {
 pub fn check_or_set_famfs_mode(dev_path: &Path, wanted: DaxMode, set: bool) -> Result<ModeCheck> {
     Sysfs::from_env().check_or_set_mode(dev_path, wanted, set)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{DeviceSpec, FakeSysfs, RegionSpec};
+
+    fn setup(driver: &str) -> (tempfile::TempDir, FakeSysfs, Sysfs) {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeSysfs::new(dir.path()).unwrap();
+        fake.add_region(&RegionSpec::nvdimm(0, 4 << 30, 1 << 30))
+            .unwrap()
+            .add_device(&DeviceSpec::new("dax0.0", 1 << 30).driver(driver))
+            .unwrap();
+        let s = fake.sysfs();
+        (dir, fake, s)
+    }
+
+    #[test]
+    fn wrong_mode_names_the_fix() {
+        let (_d, fake, s) = setup("device_dax");
+        let node = fake.dev_root().join("dax0.0");
+        let e = s
+            .check_or_set_mode(&node, DaxMode::Famfs, false)
+            .unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EPERM));
+        let msg = e.to_string();
+        assert!(
+            msg.contains("run `daxctl-famfs reconfigure-device -m famfs dax0.0`"),
+            "{msg}"
+        );
+        assert!(msg.contains("--set-daxmode"), "{msg}");
+        assert!(fake.writes().unwrap().is_empty());
+    }
+
+    #[test]
+    fn set_switches_and_reports_the_old_mode() {
+        let (_d, fake, s) = setup("device_dax");
+        let node = fake.dev_root().join("dax0.0");
+        match s.check_or_set_mode(&node, DaxMode::Famfs, true).unwrap() {
+            ModeCheck::Switched { dev, from } => {
+                assert_eq!(from, DaxMode::Devdax);
+                assert_eq!(dev.mode(), DaxMode::Famfs);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            s.check_or_set_mode(&node, DaxMode::Famfs, false).unwrap(),
+            ModeCheck::AlreadyInMode(_)
+        ));
+        // And back to devdax for tools that mmap the raw device.
+        let e = s
+            .check_or_set_mode(&node, DaxMode::Devdax, false)
+            .unwrap_err();
+        assert!(e.to_string().contains("-m devdax dax0.0"), "{e}");
+    }
+
+    #[test]
+    fn system_ram_fix_goes_through_devdax() {
+        let (_d, fake, s) = setup("kmem");
+        let node = fake.dev_root().join("dax0.0");
+        let e = s
+            .check_or_set_mode(&node, DaxMode::Famfs, false)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains(
+                "daxctl-famfs reconfigure-device -f -m devdax dax0.0 && \
+                 daxctl-famfs reconfigure-device -m famfs dax0.0"
+            ),
+            "{e}"
+        );
+        let e = s
+            .check_or_set_mode(&node, DaxMode::Famfs, true)
+            .unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EINVAL));
+        assert!(e.to_string().contains("-f -m devdax dax0.0"), "{e}");
+    }
+
+    #[test]
+    fn stand_in_files_need_no_mode() {
+        let (_d, fake, s) = setup("device_dax");
+        let f = fake.root().join("standin.img");
+        std::fs::write(&f, vec![0u8; 4096]).unwrap();
+        assert_eq!(
+            s.check_or_set_mode(&f, DaxMode::Famfs, false).unwrap(),
+            ModeCheck::NotDax
+        );
+        assert!(
+            s.check_or_set_mode(&f, DaxMode::Disabled, false)
+                .unwrap_err()
+                .errno()
+                == Some(libc::EINVAL)
+        );
+    }
+}

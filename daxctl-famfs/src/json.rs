@@ -50,7 +50,10 @@ impl Json {
                 }
             },
             Json::Hex(v) => {
-                if human {
+                if human && *v == 0 {
+                    // C's %#llx prints a bare 0 for zero.
+                    out.push_str("\"0\"");
+                } else if human {
                     let _ = write!(out, "\"{v:#x}\"");
                 } else {
                     let _ = write!(out, "{}", *v as i64);
@@ -331,11 +334,14 @@ mod tests {
         let v = Json::Array(vec![Json::Object(vec![
             ("path".into(), Json::Str("/platform/hmem.0".into())),
             ("id".into(), Json::Int(0)),
-            ("devices".into(), Json::Array(vec![Json::Object(vec![
-                ("chardev".into(), Json::Str("dax0.0".into())),
-                ("size".into(), Json::Size(4 << 30)),
-                ("movable".into(), Json::Bool(true)),
-            ])])),
+            (
+                "devices".into(),
+                Json::Array(vec![Json::Object(vec![
+                    ("chardev".into(), Json::Str("dax0.0".into())),
+                    ("size".into(), Json::Size(4 << 30)),
+                    ("movable".into(), Json::Bool(true)),
+                ])]),
+            ),
             ("empty".into(), Json::Array(vec![])),
             ("eo".into(), Json::Object(vec![])),
         ])]);

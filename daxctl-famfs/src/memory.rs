@@ -185,10 +185,10 @@ impl Sysfs {
             ("online", ZONE_NORMAL)
         };
         for b in &offline {
-            if let Err(e) = self.write_attr(&b.dir.join("state"), value) {
-                if !self.block_online(b)? {
-                    return Err(e);
-                }
+            if let Err(e) = self.write_attr(&b.dir.join("state"), value)
+                && !self.block_online(b)?
+            {
+                return Err(e);
             }
         }
         for b in &blocks {
@@ -255,10 +255,10 @@ impl Sysfs {
                     path: rp,
                 });
             }
-            if let Err(e) = self.write_attr(&b.dir.join("state"), "offline") {
-                if self.block_online(b)? {
-                    return Err(e);
-                }
+            if let Err(e) = self.write_attr(&b.dir.join("state"), "offline")
+                && self.block_online(b)?
+            {
+                return Err(e);
             }
         }
         let mut still = 0;

@@ -173,7 +173,7 @@ pub fn human_size(bytes: u64) -> Option<String> {
     if bytes < 5000 * 1024 {
         return None;
     }
-    // Computed exactly as daxctl does: centi-units, then (x + 1) / 2 to round half up.
+    // Computed as daxctl does: centi-units, then (x + 1) / 2 (= ceil(x / 2)) to round half up.
     let b = bytes as u128;
     let two_gib = 2u128 << 30;
     let (unit, iec_unit): (u128, &str) = if b < two_gib {
@@ -181,11 +181,11 @@ pub fn human_size(bytes: u64) -> Option<String> {
     } else {
         (1 << 30, "GiB")
     };
-    let iec = (b * 200 / unit + 1) / 2;
+    let iec = (b * 200 / unit).div_ceil(2);
     let (jedec, jedec_unit) = if b < two_gib {
-        ((b / (1_000_000 / 200) + 1) / 2, "MB")
+        ((b / (1_000_000 / 200)).div_ceil(2), "MB")
     } else {
-        ((b / (1_000_000_000 / 200) + 1) / 2, "GB")
+        ((b / (1_000_000_000 / 200)).div_ceil(2), "GB")
     };
     Some(format!(
         "{}.{:02} {iec_unit} ({}.{:02} {jedec_unit})",
@@ -262,7 +262,10 @@ mod tests {
                 instance: 2
             }
         );
-        assert!(matches!(DeviceFilter::parse("foo"), DeviceFilter::NoMatch(_)));
+        assert!(matches!(
+            DeviceFilter::parse("foo"),
+            DeviceFilter::NoMatch(_)
+        ));
         assert_eq!(RegionFilter::parse("region3"), RegionFilter::Id(3));
         assert_eq!(RegionFilter::parse("3"), RegionFilter::Id(3));
         assert_eq!(RegionFilter::parse("all"), RegionFilter::All);
@@ -282,8 +285,14 @@ mod tests {
             human_size(16_777_216_000).as_deref(),
             Some("15.63 GiB (16.78 GB)")
         );
-        assert_eq!(human_size(256 << 20).as_deref(), Some("256.00 MiB (268.44 MB)"));
-        assert_eq!(human_size(1 << 30).as_deref(), Some("1024.00 MiB (1073.74 MB)"));
+        assert_eq!(
+            human_size(256 << 20).as_deref(),
+            Some("256.00 MiB (268.44 MB)")
+        );
+        assert_eq!(
+            human_size(1 << 30).as_deref(),
+            Some("1024.00 MiB (1073.74 MB)")
+        );
     }
 
     proptest! {

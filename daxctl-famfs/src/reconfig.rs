@@ -170,7 +170,10 @@ impl Sysfs {
                     if let MemoryOpOutcome::AlreadyDone { total } =
                         self.online_memory(&dev, opts.movable)?
                     {
-                        tracing::info!("{}: all memory sections ({total}) already online", dev.name);
+                        tracing::info!(
+                            "{}: all memory sections ({total}) already online",
+                            dev.name
+                        );
                     }
                 }
             }
@@ -235,15 +238,19 @@ impl Sysfs {
     fn check_auto_online(&self, dev: &DaxDev) -> Result<()> {
         let path = self.sys("devices/system/memory/auto_online_blocks");
         // daxctl: an unreadable policy file means "will not auto-online".
-        if let Some(policy) = self.read_opt(&path) {
-            if policy.starts_with("online") {
-                return Err(Error::AutoOnlinePolicy {
-                    device: dev.name.clone(),
-                    path,
-                    policy,
-                });
-            }
+        if let Some(policy) = self.read_opt(&path)
+            && policy.starts_with("online")
+        {
+            return Err(Error::AutoOnlinePolicy {
+                device: dev.name.clone(),
+                path,
+                policy,
+            });
         }
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "reconfig_tests.rs"]
+mod tests;

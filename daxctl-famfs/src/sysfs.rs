@@ -225,8 +225,12 @@ impl Sysfs {
 
     fn read_region(&self, id: u32, path: PathBuf) -> Result<Region> {
         let dr = path.join("dax_region");
-        let size = self.read_opt(&dr.join("size")).and_then(|v| parse_dec_u64(&v));
-        let align = self.read_opt(&dr.join("align")).and_then(|v| parse_dec_u64(&v));
+        let size = self
+            .read_opt(&dr.join("size"))
+            .and_then(|v| parse_dec_u64(&v));
+        let align = self
+            .read_opt(&dr.join("align"))
+            .and_then(|v| parse_dec_u64(&v));
         let available_size = self
             .read_opt(&dr.join("available_size"))
             .and_then(|v| parse_dec_u64(&v))
@@ -259,7 +263,13 @@ impl Sysfs {
         })
     }
 
-    fn read_device(&self, region_id: u32, instance: u32, name: &str, path: &Path) -> Option<DaxDev> {
+    fn read_device(
+        &self,
+        region_id: u32,
+        instance: u32,
+        name: &str,
+        path: &Path,
+    ) -> Option<DaxDev> {
         let chardev = self.dev_root.join(name);
         let node = match std::fs::metadata(&chardev) {
             Ok(m) => m,
@@ -268,7 +278,10 @@ impl Sysfs {
                 return None;
             }
         };
-        let (major, minor) = match self.read_opt(&path.join("dev")).and_then(|v| parse_devnum(&v)) {
+        let (major, minor) = match self
+            .read_opt(&path.join("dev"))
+            .and_then(|v| parse_devnum(&v))
+        {
             Some(mm) => mm,
             None if node.file_type().is_char_device() => split_dev_t(node.rdev()),
             None => {
@@ -378,9 +391,7 @@ impl Sysfs {
             let (major, minor) = split_dev_t(meta.rdev());
             let link = self.sys(&format!("dev/char/{major}:{minor}"));
             let name = match self.backend.canonicalize(&link) {
-                Ok(target) => target
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned()),
+                Ok(target) => target.file_name().map(|n| n.to_string_lossy().into_owned()),
                 // No /sys/dev/char (unusual): fall back to the node's own name.
                 Err(_) => path.file_name().map(|n| n.to_string_lossy().into_owned()),
             };
@@ -399,12 +410,12 @@ impl Sysfs {
         if ft.is_file() && self.is_emulated() {
             let parent = path.parent().and_then(|p| std::fs::canonicalize(p).ok());
             let dev_root = std::fs::canonicalize(&self.dev_root).ok();
-            if parent.is_some() && parent == dev_root {
-                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
-                    if parse_dax_name(name).is_some() {
-                        return self.find_device(name);
-                    }
-                }
+            if parent.is_some()
+                && parent == dev_root
+                && let Some(name) = path.file_name().and_then(|n| n.to_str())
+                && parse_dax_name(name).is_some()
+            {
+                return self.find_device(name);
             }
         }
         Ok(None)
@@ -426,3 +437,7 @@ impl Sysfs {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "sysfs_tests.rs"]
+mod tests;

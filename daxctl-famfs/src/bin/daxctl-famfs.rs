@@ -9,9 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use daxctl_famfs::json::{self, ListOptions};
 use daxctl_famfs::parse::{DeviceFilter, RegionFilter};
-use daxctl_famfs::{
-    DaxMode, ReconfigureOptions, Sysfs, exit_code_for_errno, strerror,
-};
+use daxctl_famfs::{DaxMode, ReconfigureOptions, Sysfs, exit_code_for_errno, strerror};
 
 /// daxctl's status for usage errors.
 const USAGE_EXIT: u8 = 129;
@@ -34,7 +32,13 @@ Exit status: 0 on success, 129 for usage errors, otherwise 256 - errno (e.g. 240
 #[command(name = "daxctl-famfs", version, about = "List and reconfigure dax devices (devdax, famfs, system-ram)", long_about = LONG_ABOUT)]
 struct Cli {
     /// sysfs root to work on (a fake tree in tests).
-    #[arg(long, global = true, value_name = "DIR", env = "DAXCTL_FAMFS_SYSFS_ROOT", default_value = "/sys")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "DAXCTL_FAMFS_SYSFS_ROOT",
+        default_value = "/sys"
+    )]
     sysfs_root: PathBuf,
     /// Directory holding the daxX.Y device nodes (default /dev, or the fake tree's own).
     #[arg(long, global = true, value_name = "DIR", env = "DAXCTL_FAMFS_DEV_ROOT")]
@@ -191,7 +195,9 @@ fn list(sysfs: &Sysfs, a: &ListArgs) -> u8 {
 }
 
 fn usage_error(msg: &str) -> u8 {
-    eprintln!("error: {msg}\n\nusage: daxctl-famfs reconfigure-device <device> [<options>]\n(see daxctl-famfs reconfigure-device --help)");
+    eprintln!(
+        "error: {msg}\n\nusage: daxctl-famfs reconfigure-device <device> [<options>]\n(see daxctl-famfs reconfigure-device --help)"
+    );
     USAGE_EXIT
 }
 
@@ -205,7 +211,9 @@ fn reconfigure(sysfs: Sysfs, a: &ReconfigArgs) -> u8 {
         return usage_error("a 'mode' option is required");
     };
     if a.no_online && (mode_str == "devdax" || mode_str == "famfs") {
-        return usage_error(&format!("--no-online is incompatible with --mode={mode_str}"));
+        return usage_error(&format!(
+            "--no-online is incompatible with --mode={mode_str}"
+        ));
     }
     if !a.chardev_timeout.is_finite() || a.chardev_timeout < 0.0 {
         return usage_error("--chardev-timeout must be a non-negative number of seconds");
@@ -228,7 +236,10 @@ fn reconfigure(sysfs: Sysfs, a: &ReconfigArgs) -> u8 {
         Ok(d) => d,
         Err(e) => {
             eprintln!("daxctl-famfs: {e}");
-            eprintln!("error reconfiguring devices: {}", strerror(e.errno().unwrap_or(libc::EIO)));
+            eprintln!(
+                "error reconfiguring devices: {}",
+                strerror(e.errno().unwrap_or(libc::EIO))
+            );
             return e.exit_code();
         }
     };

@@ -218,7 +218,12 @@ impl Kernel {
 
     /// dax_bus_match: the new_id list, or the type rule.
     fn matches(&self, drv: &str, name: &str) -> bool {
-        if self.st.ids.get(drv).is_some_and(|l| l.iter().any(|n| n == name)) {
+        if self
+            .st
+            .ids
+            .get(drv)
+            .is_some_and(|l| l.iter().any(|n| n == name))
+        {
             return true;
         }
         let kmem = self.is_kmem_region(name);
@@ -231,12 +236,20 @@ impl Kernel {
     }
 
     pub fn write(&mut self, target: &str, data: &[u8]) -> KResult {
-        if let Some(e) = self.st.write_fail.get(target) {
-            return Err(*e);
+        match self.st.write_fail.get(target) {
+            Some(0) => return Ok(()),
+            Some(e) => return Err(*e),
+            None => {}
         }
         let parts: Vec<&str> = target.split('/').collect();
         match parts.as_slice() {
-            ["bus", "dax", "drivers", drv, op @ ("new_id" | "remove_id" | "bind" | "unbind")] => {
+            [
+                "bus",
+                "dax",
+                "drivers",
+                drv,
+                op @ ("new_id" | "remove_id" | "bind" | "unbind"),
+            ] => {
                 if !self.p(&format!("bus/dax/drivers/{drv}")).is_dir() {
                     return Err(ENOENT);
                 }
@@ -248,7 +261,13 @@ impl Kernel {
                     _ => self.unbind(drv, &name),
                 }
             }
-            ["devices", "system", "memory", blk, attr @ ("state" | "online")] => {
+            [
+                "devices",
+                "system",
+                "memory",
+                blk,
+                attr @ ("state" | "online"),
+            ] => {
                 let v = parse_written_name(data).ok_or(EINVAL)?;
                 let v = match (*attr, v) {
                     ("online", "1") => "online",
@@ -273,10 +292,11 @@ impl Kernel {
         // driver_attach(): probe every unbound matching device; probe errors are not returned.
         let names: Vec<String> = self.st.devices.keys().cloned().collect();
         for n in names {
-            if self.bound(&n).is_none() && self.matches(drv, &n) {
-                if let Err(e) = self.probe_and_bind(drv, &n) {
-                    tracing::debug!("fake: {drv} probe of {n} failed: errno {e}");
-                }
+            if self.bound(&n).is_none()
+                && self.matches(drv, &n)
+                && let Err(e) = self.probe_and_bind(drv, &n)
+            {
+                tracing::debug!("fake: {drv} probe of {n} failed: errno {e}");
             }
         }
         Ok(())
@@ -308,9 +328,11 @@ impl Kernel {
         }
         if drv == KMEM {
             let blocks = self.dev_blocks(name);
-            let any_online = blocks
-                .iter()
-                .any(|b| self.read(&format!("devices/system/memory/memory{b}/state")).as_deref() == Some("online"));
+            let any_online = blocks.iter().any(|b| {
+                self.read(&format!("devices/system/memory/memory{b}/state"))
+                    .as_deref()
+                    == Some("online")
+            });
             if any_online {
                 // kmem's remove cannot veto: the range stays reserved until reboot.
                 if let Some(d) = self.st.devices.get_mut(name) {
@@ -354,7 +376,9 @@ impl Kernel {
 
     /// Creates or removes the `driver` link and the driver's device link; regenerates uevent.
     pub fn set_driver(&self, name: &str, drv: Option<&str>) -> io::Result<()> {
-        let rel = self.dev_rel(name).ok_or_else(|| io::Error::from_raw_os_error(ENODEV))?;
+        let rel = self
+            .dev_rel(name)
+            .ok_or_else(|| io::Error::from_raw_os_error(ENODEV))?;
         if let Some(old) = self.bound(name) {
             let _ = fs::remove_file(self.p(&format!("bus/dax/drivers/{old}/{name}")));
             fs::remove_file(self.p(&format!("{rel}/driver")))?;
@@ -367,7 +391,9 @@ impl Kernel {
     }
 
     pub fn write_uevent(&self, name: &str, drv: Option<&str>) -> io::Result<()> {
-        let rel = self.dev_rel(name).ok_or_else(|| io::Error::from_raw_os_error(ENODEV))?;
+        let rel = self
+            .dev_rel(name)
+            .ok_or_else(|| io::Error::from_raw_os_error(ENODEV))?;
         let (maj, min) = self
             .read(&format!("{rel}/dev"))
             .and_then(|d| crate::parse::parse_devnum(&d))
@@ -392,8 +418,12 @@ impl Kernel {
             return Vec::new();
         };
         let bs = self.block_size();
-        let res = self.read(&format!("{rel}/resource")).and_then(|s| parse_hex_u64(&s));
-        let size = self.read(&format!("{rel}/size")).and_then(|s| parse_dec_u64(&s));
+        let res = self
+            .read(&format!("{rel}/resource"))
+            .and_then(|s| parse_hex_u64(&s));
+        let size = self
+            .read(&format!("{rel}/size"))
+            .and_then(|s| parse_dec_u64(&s));
         match (res, size) {
             (Some(r), Some(s)) if bs > 0 => {
                 let first = r.div_ceil(bs);
@@ -425,9 +455,15 @@ impl Kernel {
             let zone = zone.map(|z| self.st.online_zone.get(&blk).map_or(z, String::as_str));
             self.put(&format!("{dir}/phys_index"), &format!("{b:08x}\n"))?;
             self.put(&format!("{dir}/removable"), "1\n")?;
-            self.put(&format!("{dir}/uevent"), &format!("DEVTYPE=memory_block\nDRIVER=memory\n"))?;
+            self.put(
+                &format!("{dir}/uevent"),
+                "DEVTYPE=memory_block\nDRIVER=memory\n",
+            )?;
             self.set_block(&blk, zone)?;
-            self.link(&format!("{dir}/node{node}"), &format!("devices/system/node/node{node}"))?;
+            self.link(
+                &format!("{dir}/node{node}"),
+                &format!("devices/system/node/node{node}"),
+            )?;
             self.link(
                 &format!("devices/system/node/node{node}/{blk}"),
                 &format!("devices/system/memory/{blk}"),
@@ -502,24 +538,24 @@ impl Kernel {
             None => ("", target),
         };
         // Device attributes that cannot change while bound.
-        if let Some((name, _)) = self.st.devices.iter().find(|(_, d)| d.rel == dir) {
-            if matches!(file, "size" | "align" | "mapping") {
-                let name = name.clone();
-                if self.bound(&name).is_some() {
-                    return Err(EBUSY);
-                }
-                let dynamic = self
-                    .st
-                    .devices
-                    .get(&name)
-                    .and_then(|d| self.st.regions.get(&d.region))
-                    .is_some_and(|r| r.dynamic);
-                if !dynamic {
-                    return Err(if file == "mapping" { ENOENT } else { EACCES });
-                }
-                // Resizing is not emulated: say so rather than pretend.
-                return Err(EOPNOTSUPP);
+        if matches!(file, "size" | "align" | "mapping")
+            && let Some((name, _)) = self.st.devices.iter().find(|(_, d)| d.rel == dir)
+        {
+            let name = name.clone();
+            if self.bound(&name).is_some() {
+                return Err(EBUSY);
             }
+            let dynamic = self
+                .st
+                .devices
+                .get(&name)
+                .and_then(|d| self.st.regions.get(&d.region))
+                .is_some_and(|r| r.dynamic);
+            if !dynamic {
+                return Err(if file == "mapping" { ENOENT } else { EACCES });
+            }
+            // Resizing is not emulated: say so rather than pretend.
+            return Err(EOPNOTSUPP);
         }
         if dir.ends_with("/dax_region") && matches!(file, "create" | "delete") {
             return Err(EOPNOTSUPP);
@@ -535,3 +571,7 @@ impl Kernel {
         fs::write(&path, data).map_err(io_errno)
     }
 }
+
+#[cfg(test)]
+#[path = "kernel_tests.rs"]
+mod tests;

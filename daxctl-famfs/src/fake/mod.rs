@@ -31,8 +31,8 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-pub use kernel::{FakeBackend, RecordedWrite};
 use kernel::Kernel;
+pub use kernel::{FakeBackend, RecordedWrite};
 use state::{DevState, RegionState, STATE_DIR, State};
 
 use crate::Sysfs;
@@ -279,12 +279,11 @@ impl FakeSysfs {
         if k.st.devices.contains_key(&spec.name) {
             return Err(inval(format!("{} exists", spec.name)));
         }
-        let region = k
-            .st
-            .regions
-            .get(&rid)
-            .cloned()
-            .ok_or_else(|| inval(format!("no region {rid}")))?;
+        let region =
+            k.st.regions
+                .get(&rid)
+                .cloned()
+                .ok_or_else(|| inval(format!("no region {rid}")))?;
         let start = spec.resource.unwrap_or(region.next_free);
         let rel = format!("{}/{}", region.rel, spec.name);
         let minor = k.st.next_minor;
@@ -353,7 +352,11 @@ impl FakeSysfs {
             k.probe_and_bind(d, &spec.name).map_err(|e| {
                 io::Error::new(
                     io::Error::from_raw_os_error(e).kind(),
-                    format!("binding {} to {d}: {}", spec.name, io::Error::from_raw_os_error(e)),
+                    format!(
+                        "binding {} to {d}: {}",
+                        spec.name,
+                        io::Error::from_raw_os_error(e)
+                    ),
                 )
             })?;
             k.save()?;
@@ -374,25 +377,35 @@ impl FakeSysfs {
 
     /// Sets `auto_online_blocks` (offline, online, online_kernel, online_movable).
     pub fn set_auto_online(&self, policy: &str) -> io::Result<&Self> {
-        self.kernel()?
-            .put("devices/system/memory/auto_online_blocks", &format!("{policy}\n"))?;
+        self.kernel()?.put(
+            "devices/system/memory/auto_online_blocks",
+            &format!("{policy}\n"),
+        )?;
         Ok(self)
     }
 
     /// Sets `block_size_bytes`.
     pub fn set_block_size(&self, size: u64) -> io::Result<&Self> {
-        self.kernel()?
-            .put("devices/system/memory/block_size_bytes", &format!("{size:x}\n"))?;
+        self.kernel()?.put(
+            "devices/system/memory/block_size_bytes",
+            &format!("{size:x}\n"),
+        )?;
         Ok(self)
     }
 
     /// Makes every write to `target` (sysfs-relative, after link resolution, e.g.
-    /// `bus/dax/drivers/device_dax/unbind`) fail with `errno`.
+    /// `bus/dax/drivers/device_dax/unbind`) fail with `errno` (0: see [`Self::ignore_write`]).
     pub fn fail_write(&self, target: &str, errno: i32) -> io::Result<&Self> {
         let t = target.to_string();
         self.update(move |st| {
             st.write_fail.insert(t, errno);
         })
+    }
+
+    /// Makes every write to `target` "succeed" without any effect (e.g. an unbind that does
+    /// not take).
+    pub fn ignore_write(&self, target: &str) -> io::Result<&Self> {
+        self.fail_write(target, 0)
     }
 
     /// Makes `driver`'s probe of `device` fail with `errno`.
@@ -458,9 +471,12 @@ impl FakeSysfs {
 
     /// A block's `state` ("online"/"offline"), if it exists.
     pub fn block_state(&self, block: &str) -> Option<String> {
-        fs::read_to_string(self.sys.join(format!("devices/system/memory/{block}/state")))
-            .ok()
-            .map(|s| s.trim_end().to_string())
+        fs::read_to_string(
+            self.sys
+                .join(format!("devices/system/memory/{block}/state")),
+        )
+        .ok()
+        .map(|s| s.trim_end().to_string())
     }
 
     /// The driver a device is bound to.
@@ -470,7 +486,13 @@ impl FakeSysfs {
 
     /// A driver's `new_id` list.
     pub fn ids_of(&self, driver: &str) -> io::Result<Vec<String>> {
-        Ok(self.kernel()?.st.ids.get(driver).cloned().unwrap_or_default())
+        Ok(self
+            .kernel()?
+            .st
+            .ids
+            .get(driver)
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Whether a kmem unbind left the device's range reserved.

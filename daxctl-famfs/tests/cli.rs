@@ -1,0 +1,389 @@
+//! The `daxctl-famfs` binary against fake sysfs trees: daxctl's JSON, messages and exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use daxctl_famfs::fake::{DeviceSpec, FakeSysfs, RegionSpec};
+
+const BIN: &str = env!("CARGO_BIN_EXE_daxctl-famfs");
+const GIB: u64 = 1 << 30;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(sys: &Path, args: &[&str]) -> Run {
+    let out: Output = Command::new(BIN)
+        .arg("--sysfs-root")
+        .arg(sys)
+        .args(args)
+        .env_remove("DAXCTL_FAMFS_SYSFS_ROOT")
+        .env_remove("DAXCTL_FAMFS_DEV_ROOT")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run daxctl-famfs");
+    Run {
+        code: out.status.code().expect("exit code"),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// nvdimm region 0: dax0.0 devdax; hmem region 1: dax1.0 system-ram, blocks online movable.
+fn tree() -> (tempfile::TempDir, FakeSysfs) {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path()).unwrap();
+    fake.set_auto_online("online_movable")
+        .unwrap()
+        .add_region(&RegionSpec::nvdimm(0, 4 * GIB, GIB))
+        .unwrap()
+        .add_device(&DeviceSpec::new("dax0.0", GIB).driver("device_dax"))
+        .unwrap()
+        .add_region(&RegionSpec::hmem(1, 8 * GIB, GIB))
+        .unwrap()
+        .add_device(
+            &DeviceSpec::new("dax1.0", GIB)
+                .target_node(Some(1))
+                .driver("kmem"),
+        )
+        .unwrap()
+        .set_auto_online("offline")
+        .unwrap()
+        .clear_writes()
+        .unwrap();
+    (dir, fake)
+}
+
+const DAX00_DEVDAX: &str = "[
+  {
+    \"chardev\":\"dax0.0\",
+    \"size\":1073741824,
+    \"target_node\":0,
+    \"align\":2097152,
+    \"mode\":\"devdax\"
+  }
+]
+";
+
+#[test]
+fn list_prints_daxctl_json() {
+    let (_d, fake) = tree();
+    let r = run(fake.sys_root(), &["list"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stdout,
+        "[
+  {
+    \"chardev\":\"dax0.0\",
+    \"size\":1073741824,
+    \"target_node\":0,
+    \"align\":2097152,
+    \"mode\":\"devdax\"
+  },
+  {
+    \"chardev\":\"dax1.0\",
+    \"size\":1073741824,
+    \"target_node\":1,
+    \"align\":2097152,
+    \"mode\":\"system-ram\",
+    \"online_memblocks\":8,
+    \"total_memblocks\":8,
+    \"movable\":true
+  }
+]
+"
+    );
+    let r = run(fake.sys_root(), &["list", "-d", "dax0.0"]);
+    assert_eq!(r.stdout, DAX00_DEVDAX);
+    let r = run(fake.sys_root(), &["list", "-u", "-d", "0.0"]);
+    assert_eq!(
+        r.stdout,
+        "{
+  \"chardev\":\"dax0.0\",
+  \"size\":\"1024.00 MiB (1073.74 MB)\",
+  \"target_node\":0,
+  \"align\":2097152,
+  \"mode\":\"devdax\"
+}
+"
+    );
+    let r = run(fake.sys_root(), &["list", "-R", "-r", "1"]);
+    assert_eq!(
+        r.stdout,
+        "[
+  {
+    \"path\":\"\\/platform\\/hmem.1\",
+    \"id\":1,
+    \"size\":1073741824,
+    \"align\":2097152
+  }
+]
+"
+    );
+    // Nothing matches: nothing printed, success.
+    let r = run(fake.sys_root(), &["list", "-d", "dax5.0"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""));
+}
+
+#[test]
+fn env_var_selects_the_sysfs_root() {
+    let (_d, fake) = tree();
+    let out = Command::new(BIN)
+        .args(["list", "-d", "dax0.0"])
+        .env("DAXCTL_FAMFS_SYSFS_ROOT", fake.sys_root())
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), DAX00_DEVDAX);
+}
+
+#[test]
+fn reconfigure_devdax_to_famfs_and_back() {
+    let (_d, fake) = tree();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "famfs", "dax0.0"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stdout, DAX00_DEVDAX.replace("devdax", "famfs"));
+    assert!(
+        r.stderr.ends_with("reconfigured 1 device\n"),
+        "{}",
+        r.stderr
+    );
+    let seq: Vec<_> = fake
+        .writes()
+        .unwrap()
+        .iter()
+        .map(|w| (w.target.clone(), w.value()))
+        .collect();
+    let nd = |t: &str| (t.to_string(), "dax0.0".to_string());
+    assert_eq!(
+        seq,
+        [
+            nd("bus/dax/drivers/device_dax/remove_id"),
+            nd("bus/dax/drivers/device_dax/unbind"),
+            nd("bus/dax/drivers/fsdev_dax/new_id"),
+            nd("bus/dax/drivers/fsdev_dax/bind"),
+        ]
+    );
+    let r = run(fake.sys_root(), &["list", "-d", "dax0.0"]);
+    assert!(r.stdout.contains("\"mode\":\"famfs\""));
+    // /dev/daxX.Y paths work, -u prints the bare object.
+    let dev = fake.dev_root().join("dax0.0");
+    let r = run(
+        fake.sys_root(),
+        &[
+            "reconfigure-device",
+            "-u",
+            "--mode=devdax",
+            dev.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .starts_with("{\n  \"chardev\":\"dax0.0\",\n  \"size\":\"1024.00 MiB")
+    );
+    assert!(r.stdout.contains("\"mode\":\"devdax\""));
+}
+
+#[test]
+fn system_ram_to_famfs_exits_234() {
+    let (_d, fake) = tree();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "famfs", "dax1.0"],
+    );
+    assert_eq!(r.code, 234);
+    assert_eq!(r.stdout, "");
+    assert!(
+        r.stderr
+            .contains("must be in devdax mode to convert to famfs"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("error reconfiguring devices: Invalid argument"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.ends_with("reconfigured 0 devices\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(fake.writes().unwrap().is_empty());
+}
+
+#[test]
+fn leaving_system_ram_needs_force() {
+    let (_d, fake) = tree();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "devdax", "dax1.0"],
+    );
+    assert_eq!(r.code, 240, "{}", r.stderr);
+    assert!(r.stderr.contains("Device or resource busy"), "{}", r.stderr);
+    assert!(fake.writes().unwrap().is_empty());
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-f", "-m", "devdax", "dax1.0"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\"mode\":\"devdax\""));
+    assert!(!r.stdout.contains("memblocks"));
+    // Back to system-ram: kmem binds, the blocks are onlined movable.
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "system-ram", "dax1.0"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("\"online_memblocks\":8,\n    \"total_memblocks\":8,\n    \"movable\":true"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn auto_online_policy_exits_240_and_missing_driver_250() {
+    let (_d, fake) = tree();
+    fake.set_auto_online("online").unwrap();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "system-ram", "dax0.0"],
+    );
+    assert_eq!(r.code, 240, "{}", r.stderr);
+    assert!(r.stderr.contains("auto-online"), "{}", r.stderr);
+    fake.remove_driver("fsdev_dax").unwrap();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "famfs", "dax0.0"],
+    );
+    assert_eq!(r.code, 250, "{}", r.stderr);
+    assert!(r.stderr.contains("fsdev_dax"), "{}", r.stderr);
+}
+
+#[test]
+fn permission_errors_report_the_file_and_errno() {
+    let (_d, fake) = tree();
+    fake.fail_write("bus/dax/drivers/device_dax/remove_id", libc::EACCES)
+        .unwrap();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "famfs", "dax0.0"],
+    );
+    assert_eq!(r.code, 243, "{}", r.stderr);
+    assert!(r.stderr.contains("driver/remove_id"), "{}", r.stderr);
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+}
+
+#[test]
+fn usage_errors_exit_129() {
+    let (_d, fake) = tree();
+    let sys = fake.sys_root();
+    for (args, msg) in [
+        (
+            &["reconfigure-device", "-m", "famfs"][..],
+            "specify a device",
+        ),
+        (
+            &["reconfigure-device", "-m", "famfs", "dax0.0", "dax1.0"],
+            "unknown extra parameter",
+        ),
+        (
+            &["reconfigure-device", "dax0.0"],
+            "'mode' option is required",
+        ),
+        (
+            &["reconfigure-device", "-N", "-m", "devdax", "dax0.0"],
+            "--no-online is incompatible with --mode=devdax",
+        ),
+        (
+            &["reconfigure-device", "-N", "-m", "famfs", "dax0.0"],
+            "--no-online is incompatible with --mode=famfs",
+        ),
+        (&["list", "--bogus"], "--bogus"),
+        (&["frobnicate"], "frobnicate"),
+    ] {
+        let r = run(sys, args);
+        assert_eq!(r.code, 129, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(msg), "{args:?}: {}", r.stderr);
+    }
+    assert!(fake.writes().unwrap().is_empty());
+}
+
+#[test]
+fn unknown_mode_exits_234_and_unknown_device_exits_0() {
+    let (_d, fake) = tree();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "invalidmode", "dax0.0"],
+    );
+    assert_eq!(r.code, 234, "{}", r.stderr);
+    assert!(r.stderr.contains("unknown mode requested"), "{}", r.stderr);
+    // daxctl reports success when no device matches; we say so on stderr.
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "famfs", "dax7.0"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("no dax device matches"), "{}", r.stderr);
+    assert!(
+        r.stderr.ends_with("reconfigured 0 devices\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(fake.writes().unwrap().is_empty());
+}
+
+#[test]
+fn reconfigure_all_in_a_region() {
+    let (_d, fake) = tree();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-r", "0", "-m", "famfs", "all"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.ends_with("reconfigured 1 device\n"));
+    assert_eq!(
+        fake.driver_of("dax0.0").unwrap().as_deref(),
+        Some("fsdev_dax")
+    );
+    assert_eq!(fake.driver_of("dax1.0").unwrap().as_deref(), Some("kmem"));
+}
+
+#[test]
+fn help_explains() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let h = String::from_utf8(out.stdout).unwrap();
+    for w in [
+        "devdax",
+        "famfs",
+        "system-ram",
+        "reconfigure-device",
+        "list",
+        "Exit status",
+    ] {
+        assert!(h.contains(w), "{w}: {h}");
+    }
+    let out = Command::new(BIN)
+        .args(["reconfigure-device", "--help"])
+        .output()
+        .unwrap();
+    let h = String::from_utf8(out.stdout).unwrap();
+    for w in [
+        "--mode",
+        "--force",
+        "--no-online",
+        "--no-movable",
+        "--human",
+    ] {
+        assert!(h.contains(w), "{w}: {h}");
+    }
+}
