@@ -161,7 +161,7 @@ impl DaxDevice {
                 min: MIN_DEVICE_SIZE,
             });
         }
-        if size % ALLOC_UNIT != 0 {
+        if !size.is_multiple_of(ALLOC_UNIT) {
             return Err(FsdevError::UnalignedSize {
                 path,
                 size,
@@ -220,7 +220,7 @@ impl DaxDevice {
         if len == 0 {
             return Err(bad("empty"));
         }
-        if offset % self.align != 0 || len % self.align != 0 {
+        if !offset.is_multiple_of(self.align) || !len.is_multiple_of(self.align) {
             return Err(bad("not aligned to the device alignment"));
         }
         if offset.checked_add(len).is_none_or(|end| end > self.size) {

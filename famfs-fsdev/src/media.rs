@@ -31,6 +31,36 @@ pub trait Media: Send + Sync {
     fn describe(&self) -> String;
 }
 
+macro_rules! forward_media {
+    ($($t:ty),*) => {$(
+        impl<M: Media + ?Sized> Media for $t {
+            fn size(&self) -> u64 {
+                (**self).size()
+            }
+            fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<(), FsdevError> {
+                (**self).read_at(off, buf)
+            }
+            fn write_at(&self, off: u64, data: &[u8]) -> Result<(), FsdevError> {
+                (**self).write_at(off, data)
+            }
+            fn flush(&self, off: u64, len: u64) -> Result<(), FsdevError> {
+                (**self).flush(off, len)
+            }
+            fn invalidate(&self, off: u64, len: u64) -> Result<(), FsdevError> {
+                (**self).invalidate(off, len)
+            }
+            fn lock_exclusive(&self) -> Result<MediaLock, FsdevError> {
+                (**self).lock_exclusive()
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+        }
+    )*};
+}
+
+forward_media!(&M, Arc<M>, Box<M>);
+
 /// Guard of [`Media::lock_exclusive`]; the lock is released on drop.
 #[derive(Debug)]
 pub struct MediaLock {

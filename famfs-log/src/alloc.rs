@@ -169,7 +169,7 @@ impl InterleaveParams {
     pub fn validate(&self, dev_size: u64) -> Result<(), AllocError> {
         let bad = |s: String| Err(AllocError::BadInterleave(s));
         let c = self.chunk_size;
-        if c == 0 || !c.is_power_of_two() || c % ALLOC_UNIT != 0 {
+        if c == 0 || !c.is_power_of_two() || !c.is_multiple_of(ALLOC_UNIT) {
             return bad(format!(
                 "chunk size {c} must be a power of two and a multiple of 2 MiB"
             ));

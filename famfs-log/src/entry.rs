@@ -113,10 +113,40 @@ fn path_of(bytes: &[u8]) -> PathBuf {
     PathBuf::from(std::ffi::OsStr::from_bytes(bytes))
 }
 
-impl LogEntry {
-    /// Check the integrity (seqnum == `index`, CRC) of a 544-byte slot, then decode it.
-    pub fn decode(bytes: &[u8; LOG_ENTRY_SIZE], index: u64) -> Result<LogEntry, EntryError> {
-        check_integrity(bytes, index)?;
+/// A decoded entry that borrows its path from the slot bytes (no allocation for the path):
+/// what replay works on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryRef<'a> {
+    /// A file; the path is a checked relative path.
+    File {
+        /// Path bytes (checked).
+        path: &'a [u8],
+        /// The rest of the entry (its `path` field is empty).
+        meta: FileEntry,
+    },
+    /// A directory.
+    Mkdir {
+        /// Path bytes (checked).
+        path: &'a [u8],
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+        /// Permission bits as stored.
+        mode: u32,
+    },
+    /// A device added to the file system.
+    AddDaxdev(AddDaxdevEntry),
+    /// The reserved DELETE type.
+    Delete,
+    /// An unknown type.
+    Unknown(u32),
+}
+
+impl<'a> EntryRef<'a> {
+    /// Decode a slot whose integrity (seqnum, CRC) the caller has already checked with
+    /// [`check_integrity`]; content is still fully checked.
+    pub fn decode_content(bytes: &'a [u8; LOG_ENTRY_SIZE]) -> Result<EntryRef<'a>, EntryError> {
         let raw =
             RawLogEntry::ref_from_bytes(bytes.as_slice()).expect("544 bytes always hold one entry");
         match raw.entry_type.get() {
@@ -125,39 +155,82 @@ impl LogEntry {
                     .expect("the payload holds a file meta");
                 let path = decode_relpath(&fm.relpath)?;
                 let fmap = Fmap::decode(&fm.fmap)?;
-                Ok(LogEntry::File(FileEntry {
-                    path: path_of(path),
-                    size: fm.size.get(),
-                    flags: fm.flags.get(),
-                    uid: fm.uid.get(),
-                    gid: fm.gid.get(),
-                    mode: fm.mode.get(),
-                    fmap,
-                }))
+                Ok(EntryRef::File {
+                    path,
+                    meta: FileEntry {
+                        path: PathBuf::new(),
+                        size: fm.size.get(),
+                        flags: fm.flags.get(),
+                        uid: fm.uid.get(),
+                        gid: fm.gid.get(),
+                        mode: fm.mode.get(),
+                        fmap,
+                    },
+                })
             }
             entry_type::MKDIR => {
                 let (md, _) =
                     RawMkdir::ref_from_prefix(&raw.payload).expect("the payload holds a mkdir");
                 let path = decode_relpath(&md.relpath)?;
-                Ok(LogEntry::Mkdir(DirEntry {
-                    path: path_of(path),
+                Ok(EntryRef::Mkdir {
+                    path,
                     uid: md.uid.get(),
                     gid: md.gid.get(),
                     mode: md.mode.get(),
-                }))
+                })
             }
             entry_type::ADD_DAXDEV => {
                 let (dd, _) = RawAddDaxdev::ref_from_prefix(&raw.payload)
                     .expect("the payload holds an add_daxdev");
-                Ok(LogEntry::AddDaxdev(AddDaxdevEntry {
+                Ok(EntryRef::AddDaxdev(AddDaxdevEntry {
                     size: dd.size.get(),
                     uuid: Uuid::from_bytes(dd.uuid),
                     index: dd.index.get(),
                 }))
             }
-            entry_type::DELETE => Ok(LogEntry::Delete),
-            t => Ok(LogEntry::Unknown(t)),
+            entry_type::DELETE => Ok(EntryRef::Delete),
+            t => Ok(EntryRef::Unknown(t)),
         }
+    }
+
+    /// The path, for FILE and MKDIR entries.
+    pub fn path(&self) -> Option<&'a [u8]> {
+        match self {
+            EntryRef::File { path, .. } | EntryRef::Mkdir { path, .. } => Some(path),
+            _ => None,
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_owned(&self) -> LogEntry {
+        match self {
+            EntryRef::File { path, meta } => LogEntry::File(FileEntry {
+                path: path_of(path),
+                ..meta.clone()
+            }),
+            EntryRef::Mkdir {
+                path,
+                uid,
+                gid,
+                mode,
+            } => LogEntry::Mkdir(DirEntry {
+                path: path_of(path),
+                uid: *uid,
+                gid: *gid,
+                mode: *mode,
+            }),
+            EntryRef::AddDaxdev(a) => LogEntry::AddDaxdev(*a),
+            EntryRef::Delete => LogEntry::Delete,
+            EntryRef::Unknown(t) => LogEntry::Unknown(*t),
+        }
+    }
+}
+
+impl LogEntry {
+    /// Check the integrity (seqnum == `index`, CRC) of a 544-byte slot, then decode it.
+    pub fn decode(bytes: &[u8; LOG_ENTRY_SIZE], index: u64) -> Result<LogEntry, EntryError> {
+        check_integrity(bytes, index)?;
+        Ok(EntryRef::decode_content(bytes)?.to_owned())
     }
 
     /// The 544 on-media bytes of this entry in slot `seqnum`: zero-filled, then the fields,
@@ -392,12 +465,11 @@ mod tests {
             b[pos] = val;
             let c = crc32(&b[..536]);
             b[536..544].copy_from_slice(&u64::from(c).to_le_bytes());
-            if let Ok(d) = LogEntry::decode(&b, 0) {
-                if let Ok(again) = d.encode(0) {
+            if let Ok(d) = LogEntry::decode(&b, 0)
+                && let Ok(again) = d.encode(0) {
                     // Padding/unused bytes are dropped by decode; compare the decoded values.
                     prop_assert_eq!(LogEntry::decode(&again, 0).unwrap(), d);
                 }
-            }
         }
     }
 }

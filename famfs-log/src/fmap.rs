@@ -108,7 +108,7 @@ fn check_extent(e: &Extent) -> Result<(), FmapProblem> {
     if e.devindex != 0 {
         return Err(FmapProblem::DevIndex(e.devindex));
     }
-    if e.len == 0 || e.offset % ALLOC_UNIT != 0 || e.len % ALLOC_UNIT != 0 {
+    if e.len == 0 || !e.offset.is_multiple_of(ALLOC_UNIT) || !e.len.is_multiple_of(ALLOC_UNIT) {
         return Err(FmapProblem::Unaligned {
             offset: e.offset,
             len: e.len,

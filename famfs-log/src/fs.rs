@@ -148,13 +148,13 @@ impl<L: Media> Famfs<L> {
     /// device) and its log (a media whose offset 0 is the log start), then replay the log.
     pub fn open(sb_bytes: &[u8], log: L, opts: OpenOptions) -> Result<Self, LogError> {
         let sb = Superblock::parse(sb_bytes)?;
-        if let Some(real) = opts.device_size {
-            if sb.dev_size > real {
-                return Err(LogError::Geometry(format!(
-                    "the superblock says the device has {} bytes but it has {real}",
-                    sb.dev_size
-                )));
-            }
+        if let Some(real) = opts.device_size
+            && sb.dev_size > real
+        {
+            return Err(LogError::Geometry(format!(
+                "the superblock says the device has {} bytes but it has {real}",
+                sb.dev_size
+            )));
         }
         if log.size() < sb.log_len {
             return Err(LogError::Geometry(format!(
@@ -277,7 +277,7 @@ impl<L: Media> Famfs<L> {
                     }
                 }
                 report.entries += 1;
-                match self.state.apply(idx, &slot) {
+                match self.state.apply_checked(idx, &slot) {
                     Applied::File(ino) => report.files.push(ino),
                     Applied::Dir(ino) => report.dirs.push(ino),
                     Applied::Skipped(p) => report.problems.push(p),

@@ -87,7 +87,7 @@ pub fn mkfs(dev: &dyn Media, dev_size: u64, opts: &MkfsOptions) -> Result<MkfsOu
             opts.min_device_size
         )));
     }
-    if dev_size % crate::layout::ALLOC_UNIT != 0 {
+    if !dev_size.is_multiple_of(crate::layout::ALLOC_UNIT) {
         return Err(LogError::Geometry(format!(
             "{name}: device size {dev_size} is not a multiple of 2 MiB"
         )));

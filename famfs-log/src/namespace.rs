@@ -4,13 +4,15 @@
 //! nodes are added. Every host replays the same log in the same order, so every host assigns
 //! the same numbers. Nothing is ever removed (famfs has no delete).
 
-use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
+use std::hash::{BuildHasher, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::fmap::Fmap;
+use hashbrown::{DefaultHashBuilder, HashTable};
+
 use crate::path::components;
 
 /// An inode number.
@@ -44,7 +46,6 @@ pub struct FileNode {
 /// A directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DirNode {
-    by_name: HashMap<OsString, Ino>,
     order: Vec<Ino>,
 }
 
@@ -52,11 +53,6 @@ impl DirNode {
     /// Children in the order they were added (stable across replays: good readdir offsets).
     pub fn children(&self) -> &[Ino] {
         &self.order
-    }
-
-    /// The child called `name`.
-    pub fn get(&self, name: &OsStr) -> Option<Ino> {
-        self.by_name.get(name).copied()
     }
 
     /// Number of children.
@@ -132,12 +128,35 @@ pub enum NsError {
 }
 
 /// The tree.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Names are stored once, in their nodes; one hash table over (parent, name) indexes them all,
+/// so a lookup is one probe and adding a node costs one allocation for its name.
+#[derive(Clone)]
 pub struct Namespace {
     nodes: Vec<Node>,
+    index: HashTable<Ino>,
+    hasher: DefaultHashBuilder,
     files: u64,
     dirs: u64,
 }
+
+impl std::fmt::Debug for Namespace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Namespace")
+            .field("nodes", &self.nodes)
+            .field("files", &self.files)
+            .field("dirs", &self.dirs)
+            .finish()
+    }
+}
+
+impl PartialEq for Namespace {
+    fn eq(&self, other: &Self) -> bool {
+        self.nodes == other.nodes
+    }
+}
+
+impl Eq for Namespace {}
 
 impl Namespace {
     /// A tree holding only the root directory.
@@ -150,9 +169,18 @@ impl Namespace {
                 kind: NodeKind::Dir(DirNode::default()),
                 log_index: None,
             }],
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
             files: 0,
             dirs: 0,
         }
+    }
+
+    fn key_hash(hasher: &DefaultHashBuilder, parent: Ino, name: &[u8]) -> u64 {
+        let mut h = hasher.build_hasher();
+        h.write_u64(parent);
+        h.write(name);
+        h.finish()
     }
 
     /// The node with inode number `ino`.
@@ -162,7 +190,14 @@ impl Namespace {
 
     /// The child `name` of directory `parent`.
     pub fn lookup(&self, parent: Ino, name: &OsStr) -> Option<Ino> {
-        self.get(parent)?.as_dir()?.get(name)
+        let name = name.as_bytes();
+        let h = Self::key_hash(&self.hasher, parent, name);
+        self.index
+            .find(h, |&ino| {
+                let n = &self.nodes[(ino - 1) as usize];
+                n.parent == parent && n.name.as_bytes() == name
+            })
+            .copied()
     }
 
     /// Resolve a relative path (`a/b/c`, as stored in the log; "" is the root).
@@ -175,11 +210,13 @@ impl Namespace {
         for comp in components(path) {
             walked.push(comp);
             let node = self.get(ino).expect("inode numbers in the tree are valid");
-            let dir = node
-                .as_dir()
-                .ok_or_else(|| NsError::NotADirectory(walked.parent().unwrap_or(&walked).into()))?;
-            ino = dir
-                .get(comp)
+            if !node.is_dir() {
+                return Err(NsError::NotADirectory(
+                    walked.parent().unwrap_or(&walked).into(),
+                ));
+            }
+            ino = self
+                .lookup(ino, comp)
                 .ok_or_else(|| NsError::Missing(walked.clone()))?;
         }
         Ok(ino)
@@ -236,20 +273,18 @@ impl Namespace {
     ) -> Result<Ino, NsError> {
         let ino = self.nodes.len() as Ino + 1;
         let is_dir = matches!(kind, NodeKind::Dir(_));
-        let ppath = || self.path_of(parent);
         let Some(pnode) = self.get(parent) else {
             return Err(NsError::Missing(PathBuf::from(format!("inode {parent}"))));
         };
-        let Some(dir) = pnode.as_dir() else {
-            return Err(NsError::NotADirectory(ppath()));
-        };
-        if dir.by_name.contains_key(name) {
-            return Err(NsError::Exists(ppath().join(name)));
+        if !pnode.is_dir() {
+            return Err(NsError::NotADirectory(self.path_of(parent)));
+        }
+        if self.lookup(parent, name).is_some() {
+            return Err(NsError::Exists(self.path_of(parent).join(name)));
         }
         let NodeKind::Dir(dir) = &mut self.nodes[(parent - 1) as usize].kind else {
             unreachable!("checked above")
         };
-        dir.by_name.insert(name.to_os_string(), ino);
         dir.order.push(ino);
         self.nodes.push(Node {
             parent,
@@ -260,6 +295,12 @@ impl Namespace {
             },
             kind,
             log_index,
+        });
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        let h = Self::key_hash(hasher, parent, name.as_bytes());
+        self.index.insert_unique(h, ino, |&i| {
+            let n = &nodes[(i - 1) as usize];
+            Self::key_hash(hasher, n.parent, n.name.as_bytes())
         });
         if is_dir {
             self.dirs += 1;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::alloc::Bitmap;
-use crate::entry::{AddDaxdevEntry, EntryError, LogEntry};
+use crate::entry::{AddDaxdevEntry, EntryError, EntryRef, check_integrity};
 use crate::fmap::FmapProblem;
 use crate::layout::{ALLOC_UNIT, LOG_ENTRY_SIZE};
 use crate::namespace::{Attr, DirNode, FileNode, Ino, Namespace, NodeKind, NsError, ROOT_INO};
@@ -207,19 +207,28 @@ impl LogState {
     /// Decode and apply the 544 bytes of slot `index`, which must be the next slot
     /// ([`LogState::applied`]). Problems are recorded and the entry skipped; this never fails.
     pub fn apply(&mut self, index: u64, bytes: &[u8; LOG_ENTRY_SIZE]) -> Applied {
+        if let Err(e) = check_integrity(bytes, index) {
+            return self.skip_bad(index, e);
+        }
+        self.apply_checked(index, bytes)
+    }
+
+    /// As [`LogState::apply`] for a slot whose integrity the caller has checked.
+    pub(crate) fn apply_checked(&mut self, index: u64, bytes: &[u8; LOG_ENTRY_SIZE]) -> Applied {
         debug_assert_eq!(index, self.applied, "entries are applied in order");
         self.stats.entries += 1;
         self.applied = index + 1;
-        let entry = match LogEntry::decode(bytes, index) {
+        let entry = match EntryRef::decode_content(bytes) {
             Ok(e) => e,
             Err(e) => return self.skip(index, None, ProblemKind::Entry(e)),
         };
         self.apply_entry(index, entry)
     }
 
-    fn apply_entry(&mut self, index: u64, entry: LogEntry) -> Applied {
+    fn apply_entry(&mut self, index: u64, entry: EntryRef<'_>) -> Applied {
+        let lossy = |p: &[u8]| Some(PathBuf::from(std::ffi::OsStr::from_bytes(p)));
         match entry {
-            LogEntry::File(f) => {
+            EntryRef::File { path, meta: f } => {
                 // Claim the space first, even for entries that are then refused, so that no
                 // later allocation can hand out bytes an existing entry points at.
                 let mut collisions = 0;
@@ -233,50 +242,48 @@ impl LogState {
                     .fmap
                     .check_placement(f.size, self.data_start, self.dev_size)
                 {
-                    return self.skip(index, Some(f.path), ProblemKind::Placement(p));
+                    return self.skip(index, lossy(path), ProblemKind::Placement(p));
                 }
                 if collisions > 0 {
-                    return self.skip(index, Some(f.path), ProblemKind::Overlap(collisions));
+                    return self.skip(index, lossy(path), ProblemKind::Overlap(collisions));
                 }
-                let path = f.path.as_os_str().as_bytes();
-                let added = self.ns.parent_of(path).and_then(|(parent, name)| {
-                    let node = NodeKind::File(FileNode {
-                        size: f.size,
-                        flags: f.flags,
-                        fmap: Arc::new(f.fmap.clone()),
-                    });
-                    let attr = Attr {
-                        mode: f.mode,
-                        uid: f.uid,
-                        gid: f.gid,
-                    };
-                    self.ns.add(parent, name, attr, node, Some(index))
+                let allocated = f.fmap.allocated_bytes();
+                let attr = Attr {
+                    mode: f.mode,
+                    uid: f.uid,
+                    gid: f.gid,
+                };
+                let node = NodeKind::File(FileNode {
+                    size: f.size,
+                    flags: f.flags,
+                    fmap: Arc::new(f.fmap),
                 });
+                let added = self
+                    .ns
+                    .parent_of(path)
+                    .and_then(|(parent, name)| self.ns.add(parent, name, attr, node, Some(index)));
                 match added {
                     Ok(ino) => {
                         self.stats.files += 1;
                         self.stats.file_bytes = self.stats.file_bytes.saturating_add(f.size);
-                        self.stats.allocated = self
-                            .stats
-                            .allocated
-                            .saturating_add(f.fmap.allocated_bytes());
+                        self.stats.allocated = self.stats.allocated.saturating_add(allocated);
                         Applied::File(ino)
                     }
-                    Err(e) => self.skip(index, Some(f.path), ProblemKind::Namespace(e)),
+                    Err(e) => self.skip(index, lossy(path), ProblemKind::Namespace(e)),
                 }
             }
-            LogEntry::Mkdir(d) => {
-                let path = d.path.as_os_str().as_bytes();
-                if let Ok(ino) = self.ns.resolve(path) {
-                    if self.ns.get(ino).is_some_and(|n| n.is_dir()) {
-                        return Applied::DirExisted(ino);
-                    }
+            EntryRef::Mkdir {
+                path,
+                uid,
+                gid,
+                mode,
+            } => {
+                if let Ok(ino) = self.ns.resolve(path)
+                    && self.ns.get(ino).is_some_and(|n| n.is_dir())
+                {
+                    return Applied::DirExisted(ino);
                 }
-                let attr = Attr {
-                    mode: d.mode,
-                    uid: d.uid,
-                    gid: d.gid,
-                };
+                let attr = Attr { mode, uid, gid };
                 let added = self.ns.parent_of(path).and_then(|(parent, name)| {
                     self.ns.add(
                         parent,
@@ -291,10 +298,10 @@ impl LogState {
                         self.stats.dirs += 1;
                         Applied::Dir(ino)
                     }
-                    Err(e) => self.skip(index, Some(d.path), ProblemKind::Namespace(e)),
+                    Err(e) => self.skip(index, lossy(path), ProblemKind::Namespace(e)),
                 }
             }
-            LogEntry::AddDaxdev(dd) => {
+            EntryRef::AddDaxdev(dd) => {
                 // Slot 0 is the primary device from the superblock; added devices count up.
                 let want = self.daxdevs.len() as u32 + 1;
                 if dd.index != want {
@@ -318,7 +325,7 @@ impl LogState {
                 self.stats.daxdevs += 1;
                 Applied::Ignored
             }
-            LogEntry::Delete | LogEntry::Unknown(_) => Applied::Ignored,
+            EntryRef::Delete | EntryRef::Unknown(_) => Applied::Ignored,
         }
     }
 

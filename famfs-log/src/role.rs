@@ -93,11 +93,11 @@ pub fn load_or_create_system_uuid(path: &Path) -> Result<Uuid, LogError> {
                 .create_new(true)
                 .mode(0o444)
                 .open(path);
-            if let Err(e) = &f {
-                if e.kind() == std::io::ErrorKind::AlreadyExists {
-                    // Another process created it first: use theirs.
-                    return load_or_create_system_uuid(path);
-                }
+            if let Err(e) = &f
+                && e.kind() == std::io::ErrorKind::AlreadyExists
+            {
+                // Another process created it first: use theirs.
+                return load_or_create_system_uuid(path);
             }
             f.as_mut()
                 .map_err(|e| err(format!("cannot create: {e}")))?

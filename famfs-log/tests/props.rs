@@ -1,0 +1,484 @@
+//! Property and robustness tests of the whole log: appends replay to the same state, creates
+//! never overlap, and no corrupted or hostile log makes us panic or serve a bad file.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use famfs_fsdev::{Media, MemMedia};
+use famfs_log::alloc::{AllocPolicy, InterleaveParams};
+use famfs_log::entry::{DirEntry, FileEntry, LogEntry};
+use famfs_log::fmap::{Extent, Fmap, Interleave};
+use famfs_log::layout::{ALLOC_UNIT, LOG_OFFSET, entry_offset};
+use famfs_log::namespace::{Attr, NodeKind};
+use famfs_log::replay::ProblemKind;
+use famfs_log::{Famfs, LogError, MkfsOptions, OffsetMedia, OpenOptions, ReplayMode, mkfs};
+use proptest::prelude::*;
+use uuid::Uuid;
+
+const META: usize = 10 << 20;
+const DEV: u64 = 64 << 30;
+
+fn formatted(owner: Uuid) -> MemMedia {
+    let dev = MemMedia::new(META);
+    mkfs(&dev, DEV, &MkfsOptions::new(owner, "/dev/dax0.0")).unwrap();
+    dev
+}
+
+fn open(
+    dev: &MemMedia,
+    who: Option<Uuid>,
+    mode: ReplayMode,
+) -> Result<Famfs<OffsetMedia<MemMedia>>, LogError> {
+    Famfs::open_device(
+        dev.clone(),
+        OpenOptions {
+            system_uuid: who,
+            replay: mode,
+            ..Default::default()
+        },
+    )
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    MkdirP(Vec<u8>, u32),
+    Create(Vec<u8>, u64, u32, u32, Option<(u64, u64)>),
+}
+
+fn name() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        Just(b"a".to_vec()),
+        Just(b"b".to_vec()),
+        Just(b"c".to_vec()),
+        "[a-z]{1,6}".prop_map(String::into_bytes)
+    ]
+}
+
+fn path() -> impl Strategy<Value = Vec<u8>> {
+    proptest::collection::vec(name(), 1..4).prop_map(|v| v.join(&b'/'))
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (path(), 0o700u32..0o1000).prop_map(|(p, m)| Op::MkdirP(p, m)),
+        (
+            path(),
+            1u64..(600 << 20),
+            0o400u32..0o1000,
+            0u32..3000,
+            proptest::option::of((1u64..9, 1u64..3))
+        )
+            .prop_map(|(p, s, m, u, i)| Op::Create(p, s, m, u, i)),
+    ]
+}
+
+fn check_no_overlap(fs: &Famfs<OffsetMedia<MemMedia>>) -> Result<(), TestCaseError> {
+    let data_start = fs.superblock().data_start();
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for (_, n) in fs.state().namespace().iter() {
+        if let NodeKind::File(f) = &n.kind {
+            prop_assert!(f.fmap.capacity() >= f.size);
+            for e in f.fmap.ranges() {
+                prop_assert!(e.offset >= data_start && e.offset + e.len <= DEV);
+                prop_assert_eq!(e.offset % ALLOC_UNIT, 0);
+                ranges.push((e.offset, e.offset + e.len));
+            }
+        }
+    }
+    ranges.sort();
+    for w in ranges.windows(2) {
+        prop_assert!(w[0].1 <= w[1].0, "overlap {:x?} {:x?}", w[0], w[1]);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// replay(append(x)) == x: a fresh open of the log sees exactly the tree the writer built,
+    /// each entry decodes to exactly what was appended, and no two files share space.
+    #[test]
+    fn replay_of_appends_is_identity(ops in proptest::collection::vec(op(), 1..40), seed: u64) {
+        let me = Uuid::new_v4();
+        let dev = formatted(me);
+        let mut fs = open(&dev, Some(me), ReplayMode::Strict).unwrap();
+        let mut appended: Vec<LogEntry> = Vec::new();
+        {
+            let mut w = fs.writer().unwrap();
+            w.set_seed(seed);
+            for op in ops {
+                let before = w.famfs().header().next_index;
+                let r = match &op {
+                    Op::MkdirP(p, m) => w
+                        .mkdir_p(std::ffi::OsStr::from_bytes(p).as_ref(), Attr { mode: *m, uid: 0, gid: 0 })
+                        .map(|_| ()),
+                    Op::Create(p, size, m, u, inter) => {
+                        let policy = match inter {
+                            None => AllocPolicy::Contiguous,
+                            Some((nstrips, c)) => AllocPolicy::Interleaved(InterleaveParams {
+                                nbuckets: 8, nstrips: *nstrips.min(&8), chunk_size: ALLOC_UNIT << (c - 1),
+                            }),
+                        };
+                        w.create(std::ffi::OsStr::from_bytes(p).as_ref(), *size, Attr { mode: *m, uid: *u, gid: *u }, &policy)
+                            .map(|(_, e)| appended.push(LogEntry::File(e)))
+                    }
+                };
+                // A refused operation must not have written anything.
+                if r.is_err() && matches!(op, Op::Create(..)) {
+                    prop_assert_eq!(w.famfs().header().next_index, before);
+                }
+            }
+        }
+        let again = open(&dev, None, ReplayMode::Strict).unwrap();
+        prop_assert_eq!(again.state().namespace(), fs.state().namespace());
+        prop_assert_eq!(again.state().stats(), fs.state().stats());
+        prop_assert_eq!(again.state().bitmap(), fs.state().bitmap());
+        prop_assert!(again.state().problems().is_empty());
+        prop_assert_eq!(again.state().stats().collisions, 0);
+        // Every appended file entry is in the log as built.
+        let log = OffsetMedia::new(dev.clone(), LOG_OFFSET, 8 << 20).unwrap();
+        let mut found = 0;
+        for i in 0..again.header().next_index {
+            let mut slot = [0u8; 544];
+            log.read_at(entry_offset(i), &mut slot).unwrap();
+            let e = LogEntry::decode(&slot, i).unwrap();
+            if matches!(e, LogEntry::File(_)) {
+                prop_assert_eq!(&e, &appended[found]);
+                found += 1;
+            }
+        }
+        prop_assert_eq!(found, appended.len());
+        check_no_overlap(&again)?;
+    }
+
+    /// Random corruption of the log (with or without a fixed-up CRC): opening never panics, and
+    /// whatever the tree then serves is sound (clean paths, placed maps, no overlaps).
+    #[test]
+    fn corrupted_logs_never_panic_or_serve_bad_files(
+        hits in proptest::collection::vec((0usize..(40 * 544 + 48), any::<u8>()), 1..20),
+        fix_crc: bool,
+        lenient: bool,
+    ) {
+        let me = Uuid::new_v4();
+        let dev = formatted(me);
+        {
+            let mut fs = open(&dev, Some(me), ReplayMode::Strict).unwrap();
+            let mut w = fs.writer().unwrap();
+            w.set_seed(1);
+            let a = Attr { mode: 0o755, uid: 0, gid: 0 };
+            for i in 0..12u64 {
+                w.mkdir_p(format!("d{}/e{}", i % 3, i % 2).as_ref(), a).unwrap();
+                w.create(format!("d{}/e{}/f{i}", i % 3, i % 2).as_ref(), (i + 1) << 21, a, &AllocPolicy::Contiguous).unwrap();
+                if i % 4 == 0 {
+                    let p = InterleaveParams { nbuckets: 8, nstrips: 4, chunk_size: ALLOC_UNIT };
+                    w.create(format!("d{}/s{i}", i % 3).as_ref(), 9 << 20, a, &AllocPolicy::Interleaved(p)).unwrap();
+                }
+            }
+        }
+        for (pos, val) in hits {
+            dev.write_at(LOG_OFFSET + pos as u64, &[val]).unwrap();
+            if fix_crc && pos >= 48 {
+                let i = (pos as u64 - 48) / 544;
+                let mut slot = [0u8; 544];
+                dev.read_at(LOG_OFFSET + entry_offset(i), &mut slot).unwrap();
+                let c = crc32fast::hash(&slot[..536]);
+                dev.write_at(LOG_OFFSET + entry_offset(i) + 536, &u64::from(c).to_le_bytes()).unwrap();
+            }
+        }
+        let mode = if lenient { ReplayMode::Lenient } else { ReplayMode::Strict };
+        if let Ok(fs) = open(&dev, None, mode) {
+            check_no_overlap(&fs)?;
+            for (ino, n) in fs.state().namespace().iter() {
+                let p = fs.state().namespace().path_of(ino);
+                prop_assert!(p.is_relative());
+                prop_assert!(p.components().all(|c| matches!(c, std::path::Component::Normal(_))));
+                prop_assert!(n.attr.mode <= 0o7777);
+            }
+        }
+    }
+}
+
+fn hostile_log(entries: &[LogEntry]) -> MemMedia {
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    let mut fs = open(&dev, Some(me), ReplayMode::Strict).unwrap();
+    let mut w = fs.writer().unwrap();
+    for e in entries {
+        // Appending bypasses the writer's checks: this is what a hostile master could write.
+        w.append(e).unwrap();
+    }
+    dev
+}
+
+fn file(path: &str, size: u64, fmap: Fmap) -> LogEntry {
+    LogEntry::File(FileEntry {
+        path: PathBuf::from(path),
+        size,
+        flags: 2,
+        uid: 0,
+        gid: 0,
+        mode: 0o644,
+        fmap,
+    })
+}
+
+#[test]
+fn hostile_entries_are_skipped_with_a_reason() {
+    let au = ALLOC_UNIT;
+    let good = file("good", au, Fmap::Simple(vec![Extent::new(100 * au, au)]));
+    let dev = hostile_log(&[
+        good.clone(),
+        // Overlaps `good`.
+        file("thief", au, Fmap::Simple(vec![Extent::new(100 * au, au)])),
+        // Points at the superblock and the log.
+        file("sb", au, Fmap::Simple(vec![Extent::new(au, au)])),
+        // Past the end of the device.
+        file("far", au, Fmap::Simple(vec![Extent::new(DEV, au)])),
+        // Claims more bytes than it maps.
+        file(
+            "short",
+            3 * au,
+            Fmap::Simple(vec![Extent::new(200 * au, au)]),
+        ),
+        // Strips too short for the chunk arithmetic.
+        file(
+            "strip",
+            8 * au,
+            Fmap::Interleaved(vec![Interleave {
+                chunk_size: au,
+                strips: vec![Extent::new(300 * au, au), Extent::new(400 * au, au)],
+            }]),
+        ),
+        // Parent missing, parent a file, duplicate.
+        file("nodir/x", au, Fmap::Simple(vec![Extent::new(500 * au, au)])),
+        file("good/x", au, Fmap::Simple(vec![Extent::new(501 * au, au)])),
+        file("good", au, Fmap::Simple(vec![Extent::new(502 * au, au)])),
+        LogEntry::Mkdir(DirEntry {
+            path: "good".into(),
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        }),
+        LogEntry::Delete,
+        LogEntry::Unknown(77),
+        file("last", au, Fmap::Simple(vec![Extent::new(600 * au, au)])),
+    ]);
+    let fs = open(&dev, None, ReplayMode::Strict).unwrap();
+    let ns = fs.state().namespace();
+    let names: Vec<_> = ns.iter().skip(1).map(|(i, _)| ns.path_of(i)).collect();
+    assert_eq!(names, vec![PathBuf::from("good"), PathBuf::from("last")]);
+    let kinds: Vec<_> = fs
+        .state()
+        .problems()
+        .iter()
+        .map(|p| (p.index, &p.kind))
+        .collect();
+    assert!(
+        matches!(kinds[0], (1, ProblemKind::Overlap(1))),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds[1], (2, ProblemKind::Placement(_))),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds[2], (3, ProblemKind::Placement(_))),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds[3], (4, ProblemKind::Placement(_))),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds[4], (5, ProblemKind::Placement(_))),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds[5], (6, ProblemKind::Namespace(_))),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds[6], (7, ProblemKind::Namespace(_))),
+        "{kinds:?}"
+    );
+    assert!(
+        matches!(kinds[7], (8, ProblemKind::Namespace(_))),
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.len(), 9, "{kinds:?}");
+    // Overlaps with a file and with the metadata region are allocation collisions for fsck.
+    let report = famfs_log::FsckReport::of(&fs);
+    assert!(report.collisions() >= 2);
+    assert!(
+        report
+            .render(false, false)
+            .contains("ALLOCATION COLLISIONS FOUND")
+    );
+    for p in fs.state().problems() {
+        assert!(!p.to_string().is_empty());
+    }
+}
+
+#[test]
+fn dotdot_and_absolute_paths_never_enter_the_tree() {
+    // Built by hand: our encoder refuses such paths, a hostile writer would not.
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    let log = OffsetMedia::new(dev.clone(), LOG_OFFSET, 8 << 20).unwrap();
+    let bad_paths: [&[u8]; 5] = [b"../escape", b"/etc/passwd", b"a/../../b", b"a//b", b"."];
+    for (i, p) in bad_paths.iter().enumerate() {
+        let mut slot = LogEntry::Mkdir(DirEntry {
+            path: "x".into(),
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        })
+        .encode(i as u64)
+        .unwrap();
+        slot[28..108].fill(0);
+        slot[28..28 + p.len()].copy_from_slice(p);
+        let c = crc32fast::hash(&slot[..536]);
+        slot[536..].copy_from_slice(&u64::from(c).to_le_bytes());
+        log.write_at(entry_offset(i as u64), &slot).unwrap();
+    }
+    let mut hdr = famfs_log::header::LogHeader::empty(8 << 20);
+    hdr.next_index = bad_paths.len() as u64;
+    hdr.next_seqnum = hdr.next_index;
+    log.write_at(0, &hdr.to_bytes()).unwrap();
+    let fs = open(&dev, None, ReplayMode::Strict).unwrap();
+    assert_eq!(fs.state().namespace().len(), 1, "only the root");
+    assert_eq!(fs.state().stats().skipped, bad_paths.len() as u64);
+}
+
+#[test]
+fn corrupt_entries_stall_strict_replay_and_are_counted_by_lenient() {
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    {
+        let mut fs = open(&dev, Some(me), ReplayMode::Strict).unwrap();
+        let mut w = fs.writer().unwrap();
+        let a = Attr {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        for d in ["a", "b", "c"] {
+            w.mkdir(d.as_ref(), a).unwrap();
+        }
+    }
+    dev.write_at(LOG_OFFSET + entry_offset(1) + 30, b"X")
+        .unwrap();
+    let strict = open(&dev, None, ReplayMode::Strict).unwrap();
+    assert_eq!(strict.state().namespace().dir_count(), 1);
+    let lenient = open(&dev, None, ReplayMode::Lenient).unwrap();
+    assert_eq!(lenient.state().namespace().dir_count(), 2);
+    assert_eq!(lenient.state().stats().bad_entries, 1);
+    let mut strict = strict;
+    // Repair (as if the entry had only been in flight): the next refresh picks it up.
+    let good = LogEntry::Mkdir(DirEntry {
+        path: "b".into(),
+        uid: 0,
+        gid: 0,
+        mode: 0o755,
+    })
+    .encode(1)
+    .unwrap();
+    dev.write_at(LOG_OFFSET + entry_offset(1), &good).unwrap();
+    let r = strict.refresh().unwrap();
+    assert_eq!((r.dirs.len(), r.stalled), (2, None));
+}
+
+#[test]
+fn bad_headers_and_superblocks_are_typed_errors() {
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    let mut b = [0u8; 1];
+    dev.read_at(0, &mut b).unwrap();
+    // next_index beyond the log (not CRC-protected).
+    dev.write_at(LOG_OFFSET + 40, &u64::MAX.to_le_bytes())
+        .unwrap();
+    let e = open(&dev, None, ReplayMode::Strict).unwrap_err();
+    assert!(matches!(e, LogError::LogHeader(_)), "{e}");
+    assert!(e.to_string().contains("past the end"), "{e}");
+    dev.write_at(LOG_OFFSET + 40, &0u64.to_le_bytes()).unwrap();
+    dev.write_at(LOG_OFFSET, b"\0").unwrap();
+    assert!(matches!(
+        open(&dev, None, ReplayMode::Strict),
+        Err(LogError::LogHeader(_))
+    ));
+    dev.write_at(0, b"\0").unwrap();
+    let e = open(&dev, None, ReplayMode::Strict).unwrap_err();
+    assert!(e.to_string().contains("no famfs superblock"), "{e}");
+}
+
+#[test]
+fn writer_refusals() {
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    let mut client = open(&dev, Some(Uuid::new_v4()), ReplayMode::Strict).unwrap();
+    assert!(matches!(
+        client.writer().unwrap_err(),
+        LogError::NotMaster { .. }
+    ));
+    let mut fs = open(&dev, Some(me), ReplayMode::Strict).unwrap();
+    let mut w = fs.writer().unwrap();
+    let a = Attr {
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    let c = &AllocPolicy::Contiguous;
+    assert!(matches!(
+        w.create("x/y".as_ref(), 1, a, c),
+        Err(LogError::Namespace(_))
+    ));
+    assert!(matches!(
+        w.create("../y".as_ref(), 1, a, c),
+        Err(LogError::Path { .. })
+    ));
+    assert!(matches!(
+        w.create("y".as_ref(), 0, a, c),
+        Err(LogError::Alloc(_))
+    ));
+    assert!(matches!(
+        w.create("y".as_ref(), DEV, a, c),
+        Err(LogError::Alloc(_))
+    ));
+    w.create("y".as_ref(), 1, a, c).unwrap();
+    assert_eq!(
+        w.create("y".as_ref(), 1, a, c).unwrap_err().errno(),
+        libc::EEXIST
+    );
+    assert!(w.mkdir("y".as_ref(), a).is_err());
+    assert!(w.mkdir_p("y/z".as_ref(), a).is_err());
+    assert_eq!(
+        w.famfs().header().next_index,
+        1,
+        "nothing logged by refused calls"
+    );
+}
+
+#[test]
+fn log_full_is_reported_and_nothing_is_lost() {
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    let mut fs = open(&dev, Some(me), ReplayMode::Strict).unwrap();
+    let mut w = fs.writer().unwrap();
+    let a = Attr {
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    for i in 0..15420 {
+        w.mkdir(format!("d{i}").as_ref(), a).unwrap();
+    }
+    let e = w.mkdir("one-too-many".as_ref(), a).unwrap_err();
+    assert!(matches!(e, LogError::LogFull { slots: 15420 }), "{e}");
+    assert!(matches!(
+        w.create("f".as_ref(), 1, a, &AllocPolicy::Contiguous),
+        Err(LogError::LogFull { .. })
+    ));
+    drop(w);
+    let again = open(&dev, None, ReplayMode::Strict).unwrap();
+    assert_eq!(again.state().namespace().dir_count(), 15420);
+}
