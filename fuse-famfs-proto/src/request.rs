@@ -237,6 +237,18 @@ fn fixed_prefix<'a, T: FromBytes>(
     })
 }
 
+/// Requests that carry no arguments.
+fn no_args(header: &InHeader, body: &[u8]) -> Result<(), RequestError> {
+    if body.is_empty() {
+        Ok(())
+    } else {
+        Err(RequestError::Malformed {
+            header: *header,
+            reason: "request takes no arguments",
+        })
+    }
+}
+
 /// A NUL-terminated name filling `body`; returns it without the NUL.
 fn name<'a>(header: &InHeader, body: &'a [u8]) -> Result<&'a [u8], RequestError> {
     match body.iter().position(|&b| b == 0) {
@@ -281,7 +293,10 @@ impl<'a> Request<'a> {
                 init.as_mut_bytes()[..body.len()].copy_from_slice(body);
                 Operation::Init(init)
             }
-            Opcode::DESTROY => Operation::Destroy,
+            Opcode::DESTROY => {
+                no_args(h, body)?;
+                Operation::Destroy
+            }
             Opcode::LOOKUP => Operation::Lookup {
                 name: name(h, body)?,
             },
@@ -329,7 +344,10 @@ impl<'a> Request<'a> {
             Opcode::READDIRPLUS => {
                 Operation::Readdirplus(fixed(h, body, "READDIRPLUS needs fuse_read_in")?)
             }
-            Opcode::STATFS => Operation::Statfs,
+            Opcode::STATFS => {
+                no_args(h, body)?;
+                Operation::Statfs
+            }
             Opcode::FLUSH => Operation::Flush(fixed(h, body, "FLUSH needs fuse_flush_in")?),
             Opcode::FSYNC => Operation::Fsync(fixed(h, body, "FSYNC needs fuse_fsync_in")?),
             Opcode::FSYNCDIR => {
@@ -368,9 +386,14 @@ impl<'a> Request<'a> {
                     });
                 }
             },
-            Opcode::GET_DAXDEV => Operation::GetDaxdev {
-                index: header.nodeid,
-            },
+            Opcode::GET_DAXDEV => {
+                // V3–V10 send no argument (the index is in nodeid); the uapi's 4-byte
+                // fuse_get_daxdev_in is never sent, so anything else is refused.
+                no_args(h, body)?;
+                Operation::GetDaxdev {
+                    index: header.nodeid,
+                }
+            }
             opcode => Operation::Other {
                 opcode,
                 payload: body,

@@ -24,9 +24,15 @@ pub struct Resolved {
     pub dev_index: u32,
     /// Byte offset on that device.
     pub dev_offset: u64,
-    /// Bytes from here that stay contiguous on the device: the rest of the simple extent, or of
-    /// the interleave chunk. This is the kernel's iomap length for an unbounded request; it is not
-    /// clipped to the file size.
+    /// Bytes from here that stay contiguous on the device and belong to the same extent: the
+    /// rest of the simple extent, or of the interleave chunk clipped to the end of its interleaved
+    /// extent. It is not clipped to the file size.
+    ///
+    /// This is the kernel's iomap length for an unbounded request, except that the V3–V10 kernel
+    /// does not clip a chunk at the end of an interleaved extent: with several interleaved
+    /// extents whose sizes are not multiples of the chunk size it would map the rest of the chunk
+    /// although those file bytes belong to the next interleaved extent (famfs user space only
+    /// ever makes one interleaved extent).
     pub contiguous_len: u64,
 }
 
@@ -69,7 +75,7 @@ impl Fmap {
                         return Some(Resolved {
                             dev_index: strip.dev_index,
                             dev_offset: strip.offset.checked_add(strip_off)?,
-                            contiguous_len: chunk - chunk_off,
+                            contiguous_len: (chunk - chunk_off).min(size - local),
                         });
                     }
                     local -= size;
@@ -95,6 +101,8 @@ struct Seg {
 struct Piece {
     /// File offset where the piece starts.
     start: u64,
+    /// Bytes of the file it covers (`min(nbytes, file_size)`).
+    size: u64,
     chunk: u64,
     /// log2(chunk) when chunk is a power of two, else `NO_SHIFT`.
     chunk_shift: u32,
@@ -196,6 +204,7 @@ impl Resolver {
                     let nstrips = ie.strips.len() as u64;
                     pieces.push(Piece {
                         start: if i == 0 { 0 } else { ends[i - 1] },
+                        size: sizes[i],
                         chunk,
                         chunk_shift: pow2_shift(chunk),
                         nstrips,
@@ -285,7 +294,7 @@ impl Resolver {
                 Some(Resolved {
                     dev_index,
                     dev_offset: base.checked_add(strip_off)?,
-                    contiguous_len: p.chunk - chunk_off,
+                    contiguous_len: (p.chunk - chunk_off).min(p.size - local),
                 })
             }
         }
