@@ -345,3 +345,52 @@ fn device_for_chardev_maps_stand_ins_and_rejects_others() {
     assert_eq!(e.errno(), Some(libc::ENOENT));
     assert!(e.to_string().contains("nope"));
 }
+
+mod garbage {
+    //! Arbitrary attribute contents never make enumeration, list or mode checks panic.
+    use super::*;
+    use proptest::prelude::*;
+
+    const FILES: &[&str] = &[
+        "size",
+        "align",
+        "target_node",
+        "resource",
+        "dev",
+        "mapping0/start",
+        "mapping0/end",
+        "mapping0/page_offset",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn garbage_attributes_do_not_panic(
+            values in proptest::collection::vec(
+                prop_oneof![".{0,24}", "[0-9a-fx:-]{0,20}", Just("18446744073709551615".to_string())],
+                FILES.len() + 3,
+            )
+        ) {
+            let (_d, fake, s) = two_regions();
+            let sys = fake.sys_root();
+            let dev = std::fs::canonicalize(sys.join("bus/dax/devices/dax1.0")).unwrap();
+            for (f, v) in FILES.iter().zip(&values) {
+                let p = dev.join(f);
+                let _ = std::fs::remove_file(&p);
+                std::fs::write(&p, v).unwrap();
+            }
+            let mem = sys.join("devices/system/memory");
+            std::fs::write(mem.join("block_size_bytes"), &values[FILES.len()]).unwrap();
+            std::fs::write(mem.join("memory64/phys_index"), &values[FILES.len() + 1]).unwrap();
+            std::fs::write(mem.join("memory65/state"), &values[FILES.len() + 2]).unwrap();
+            let _ = s.list();
+            for o in [opts(), ListOptions { regions: true, devices: true, mappings: true, human: true, ..opts() }] {
+                let _ = list(&s, &o);
+            }
+            if let Ok(Some(d)) = s.find_device("dax1.0") {
+                let _ = s.memory_status(&d);
+            }
+            let _ = s.check_or_set_mode(&fake.dev_root().join("dax1.0"), DaxMode::Famfs, false);
+        }
+    }
+}
