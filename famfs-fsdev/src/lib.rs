@@ -7,6 +7,8 @@
 //! * [`Mapping`] is a `MAP_SHARED` window onto the device. Every access copies bytes in or out
 //!   through raw pointers: no Rust reference into memory that another host may be writing is
 //!   ever created, so callers parse copies, never live shared bytes.
+//! * [`FileView`] is the kernel's fault path in user space: a file's bytes, read and written
+//!   through its file map (resolved with `fuse-famfs-proto`'s resolver) on a mapping.
 //! * [`cache`] has the x86 cache-line write-back (`clwb`/`clflushopt`/`clflush` + `sfence`) and
 //!   invalidate primitives used after metadata writes and before metadata reads.
 //! * [`Media`] is the small byte-addressed interface the on-media format code (famfs-log) works
@@ -17,11 +19,13 @@
 pub mod cache;
 mod device;
 mod error;
+mod file;
 mod mapping;
 mod media;
 
 pub use device::{Access, DaxDevice, DeviceKind, MIN_DEVICE_SIZE};
 pub use error::FsdevError;
+pub use file::{FileView, Segment};
 pub use mapping::Mapping;
 pub use media::{FileMedia, Media, MediaLock, MemMedia};
 

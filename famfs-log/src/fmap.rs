@@ -246,6 +246,35 @@ impl Fmap {
         }
     }
 
+    /// The wire form of this map for a file of `size` bytes, as GET_FMAP sends it and as the
+    /// fault resolver ([`fuse_famfs_proto::fmap::Resolver`]) uses it. Each interleaved extent
+    /// covers the whole file (`nbytes` = size), as the log holds one.
+    pub fn to_wire(&self, size: u64) -> Result<fuse_famfs_proto::Fmap, FmapProblem> {
+        use fuse_famfs_proto::fmap as w;
+        let ext = |e: &Extent| -> Result<w::Extent, FmapProblem> {
+            let dev = u32::try_from(e.devindex).map_err(|_| FmapProblem::DevIndex(e.devindex))?;
+            Ok(w::Extent::new(dev, e.offset, e.len))
+        };
+        Ok(match self {
+            Fmap::Simple(exts) => {
+                w::Fmap::simple(size, exts.iter().map(ext).collect::<Result<_, _>>()?)
+            }
+            Fmap::Interleaved(ies) => w::Fmap::interleaved(
+                size,
+                ies.iter()
+                    .map(|ie| {
+                        Ok(w::InterleavedExtent {
+                            chunk_size: u32::try_from(ie.chunk_size)
+                                .map_err(|_| FmapProblem::BadChunk(ie.chunk_size))?,
+                            nbytes: size,
+                            strips: ie.strips.iter().map(ext).collect::<Result<_, _>>()?,
+                        })
+                    })
+                    .collect::<Result<_, FmapProblem>>()?,
+            ),
+        })
+    }
+
     /// Check that every range lies in `[data_start, dev_end)` and that the map holds `size`
     /// bytes, so that no byte of the file resolves outside its own extents.
     pub fn check_placement(
@@ -385,6 +414,27 @@ mod tests {
         }]);
         assert_eq!(i.capacity(), 4 * AU);
         assert!(i.check_placement(5 * AU, AU, AU * 100).is_err());
+    }
+
+    #[test]
+    fn wire_form_resolves_like_our_capacity_says() {
+        let i = Fmap::Interleaved(vec![Interleave {
+            chunk_size: 2 * AU,
+            strips: (0..3)
+                .map(|k| Extent::new((10 + 4 * k) * AU, 4 * AU))
+                .collect(),
+        }]);
+        let size = i.capacity();
+        let w = i.to_wire(size).unwrap();
+        w.check_geometry().unwrap();
+        // Last byte: chunk 5 -> strip 2, stripe 1.
+        let r = w.resolve(size - 1).unwrap();
+        assert_eq!(r.dev_offset, 18 * AU + 2 * AU + 2 * AU - 1);
+        let big = Fmap::Interleaved(vec![Interleave {
+            chunk_size: 8 << 30,
+            strips: vec![Extent::new(AU * 8, 8 << 30)],
+        }]);
+        assert!(big.to_wire(1).is_err());
     }
 
     proptest! {
