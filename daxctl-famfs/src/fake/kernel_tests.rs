@@ -96,7 +96,9 @@ fn skeleton_has_the_reference_files() {
         k.read("devices/platform/hmem.1/dax1.0/resource"),
         "0x200000000\n"
     );
-    assert!(k.fake.dev_root().join("dax1.0").is_file());
+    let node = k.fake.stand_in("dax1.0");
+    assert!(node.is_file());
+    assert_eq!(fs::metadata(node).unwrap().len(), GIB);
     // Static region: no mapping attribute, read-only size.
     assert!(
         !sys.join(

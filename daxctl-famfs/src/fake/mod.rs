@@ -344,7 +344,9 @@ impl FakeSysfs {
         k.link(&format!("{rel}/subsystem"), "bus/dax")?;
         k.link(&format!("bus/dax/devices/{}", spec.name), &rel)?;
         k.link(&format!("dev/char/{devnum}"), &rel)?;
-        fs::write(self.dev.join(&spec.name), b"")?;
+        // A sparse regular file of the device's size stands in for the node, so tools can
+        // map it like the device.
+        fs::File::create(self.dev.join(&spec.name))?.set_len(spec.size)?;
         k.write_uevent(&spec.name, None)?;
         k.save()?;
         if let Some(d) = &spec.driver {
@@ -362,6 +364,11 @@ impl FakeSysfs {
             k.save()?;
         }
         Ok(self)
+    }
+
+    /// The stand-in node of a device (`<dir>/dev/daxX.Y`, a sparse file of the device's size).
+    pub fn stand_in(&self, device: &str) -> PathBuf {
+        self.dev.join(device)
     }
 
     /// Every write made so far, in order.
