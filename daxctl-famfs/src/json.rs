@@ -166,6 +166,8 @@ pub struct ListOptions {
     pub idle: bool,
     /// `-u`: human-friendly numbers.
     pub human: bool,
+    /// List in numeric order instead of daxctl's (reverse directory) order.
+    pub sorted: bool,
 }
 
 /// A device as daxctl prints it (keys: chardev, size, target_node, align, mode, and for
@@ -306,7 +308,12 @@ pub fn list(sysfs: &Sysfs, opts: &ListOptions) -> Result<ListOutput> {
         .unwrap_or(DeviceFilter::All);
     let mut items = Vec::new();
     let mut dropped = Vec::new();
-    for region in sysfs.list()? {
+    let regions_found = if opts.sorted {
+        sysfs.list_sorted()?
+    } else {
+        sysfs.list()?
+    };
+    for region in regions_found {
         if !rfilter.matches(region.id) {
             continue;
         }

@@ -1,6 +1,5 @@
 //! Enumeration of dax regions and devices under a sysfs root, the way libdaxctl does it.
 
-use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -184,12 +183,17 @@ impl Sysfs {
         link.file_name().map(|n| n.to_string_lossy().into_owned())
     }
 
-    /// All regions with their devices, ordered by region id then instance id.
+    /// All regions with their devices, in the order daxctl lists them.
     ///
     /// Follows libdaxctl: regions come from the `/sys/bus/dax/devices` links (the region is the
     /// parent directory of each link's target), devices from `dax<region>.<n>` entries in the
     /// region directory. A device whose `/dev` node is missing or whose `size` is unreadable is
     /// skipped (with a warning), as daxctl does. A missing dax bus gives an empty list.
+    ///
+    /// Order: libdaxctl inserts each new region and device at the head of its list, so it lists
+    /// them in *reverse directory order* (regions by first appearance in `/sys/bus/dax/devices`,
+    /// devices in their region directory). This is reproduced so that `list` output matches
+    /// daxctl byte for byte; use [`Sysfs::list_sorted`] for a stable numeric order.
     pub fn list(&self) -> Result<Vec<Region>> {
         let bus = self.sys("bus/dax/devices");
         let names = match self.backend.read_dir(&bus) {
@@ -197,11 +201,14 @@ impl Sysfs {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(Error::read(bus, e)),
         };
-        let mut region_paths: BTreeMap<u32, PathBuf> = BTreeMap::new();
+        let mut region_paths: Vec<(u32, PathBuf)> = Vec::new();
         for name in names {
             let Some((region_id, _)) = parse_dax_name(&name) else {
                 continue;
             };
+            if region_paths.iter().any(|(id, _)| *id == region_id) {
+                continue;
+            }
             let link = bus.join(&name);
             let target = match self.backend.canonicalize(&link) {
                 Ok(t) => t,
@@ -211,14 +218,22 @@ impl Sysfs {
                 }
             };
             if let Some(parent) = target.parent() {
-                region_paths
-                    .entry(region_id)
-                    .or_insert_with(|| parent.to_path_buf());
+                region_paths.push((region_id, parent.to_path_buf()));
             }
         }
         let mut regions = Vec::with_capacity(region_paths.len());
-        for (id, path) in region_paths {
+        for (id, path) in region_paths.into_iter().rev() {
             regions.push(self.read_region(id, path)?);
+        }
+        Ok(regions)
+    }
+
+    /// [`Sysfs::list`] ordered by region id, devices by instance id.
+    pub fn list_sorted(&self) -> Result<Vec<Region>> {
+        let mut regions = self.list()?;
+        regions.sort_by_key(|r| r.id);
+        for r in &mut regions {
+            r.devices.sort_by_key(|d| d.instance);
         }
         Ok(regions)
     }
@@ -239,14 +254,15 @@ impl Sysfs {
             .backend
             .read_dir(&path)
             .map_err(|e| Error::read(&path, e))?;
-        let mut devs: Vec<(u32, String)> = entries
+        // Reverse directory order, as libdaxctl's head insertion yields.
+        let devs: Vec<(u32, String)> = entries
             .into_iter()
+            .rev()
             .filter_map(|n| match parse_dax_name(&n) {
                 Some((r, i)) if r == id => Some((i, n)),
                 _ => None,
             })
             .collect();
-        devs.sort();
         let mut devices = Vec::with_capacity(devs.len());
         for (instance, name) in devs {
             if let Some(d) = self.read_device(id, instance, &name, &path.join(&name)) {
@@ -345,7 +361,7 @@ impl Sysfs {
         out
     }
 
-    /// All devices of all regions.
+    /// All devices of all regions, in daxctl's order (see [`Sysfs::list`]).
     pub fn devices(&self) -> Result<Vec<DaxDev>> {
         Ok(self.list()?.into_iter().flat_map(|r| r.devices).collect())
     }

@@ -32,13 +32,16 @@ fn two_regions() -> (tempfile::TempDir, FakeSysfs, Sysfs) {
 }
 
 fn opts() -> ListOptions {
-    ListOptions::default()
+    ListOptions {
+        sorted: true,
+        ..ListOptions::default()
+    }
 }
 
 #[test]
 fn enumerates_regions_and_devices() {
     let (_d, fake, s) = two_regions();
-    let regions = s.list().unwrap();
+    let regions = s.list_sorted().unwrap();
     assert_eq!(regions.len(), 2);
     let r0 = &regions[0];
     assert_eq!(r0.id, 0);
@@ -80,6 +83,57 @@ fn enumerates_regions_and_devices() {
     assert_eq!(s.device_by_name("/dev/dax1.1").unwrap().name, "dax1.1");
     assert!(s.find_device("dax9.9").unwrap().is_none());
     assert!(s.find_device("all").unwrap().is_none());
+}
+
+#[test]
+fn list_follows_daxctls_reverse_directory_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeSysfs::new(dir.path()).unwrap();
+    fake.add_region(&RegionSpec::hmem(3, 4 * GIB, 8 * GIB))
+        .unwrap();
+    for i in 0..6 {
+        fake.add_device(&DeviceSpec::new(&format!("dax3.{i}"), GIB))
+            .unwrap();
+    }
+    fake.add_region(&RegionSpec::nvdimm(0, 64 * GIB, GIB))
+        .unwrap()
+        .add_device(&DeviceSpec::new("dax0.0", GIB))
+        .unwrap()
+        .add_region(&RegionSpec::hmem(7, 80 * GIB, GIB))
+        .unwrap()
+        .add_device(&DeviceSpec::new("dax7.0", GIB))
+        .unwrap();
+    let s = fake.sysfs();
+    let readdir = |p: &std::path::Path| -> Vec<String> {
+        std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect()
+    };
+    // Regions: reverse order of first appearance on the bus.
+    let mut first_seen: Vec<u32> = Vec::new();
+    for n in readdir(&fake.sys_root().join("bus/dax/devices")) {
+        let (r, _) = crate::parse::parse_dax_name(&n).unwrap();
+        if !first_seen.contains(&r) {
+            first_seen.push(r);
+        }
+    }
+    first_seen.reverse();
+    let regions = s.list().unwrap();
+    assert_eq!(regions.iter().map(|r| r.id).collect::<Vec<_>>(), first_seen);
+    // Devices: reverse order of the region directory.
+    let r3 = regions.iter().find(|r| r.id == 3).unwrap();
+    let mut expect: Vec<String> = readdir(&r3.path)
+        .into_iter()
+        .filter(|n| n.starts_with("dax3."))
+        .collect();
+    expect.reverse();
+    let got: Vec<String> = r3.devices.iter().map(|d| d.name.clone()).collect();
+    assert_eq!(got, expect);
+    let sorted = s.list_sorted().unwrap();
+    assert_eq!(sorted.iter().map(|r| r.id).collect::<Vec<_>>(), [0, 3, 7]);
+    let names: Vec<_> = sorted[1].devices.iter().map(|d| d.instance).collect();
+    assert_eq!(names, [0, 1, 2, 3, 4, 5]);
 }
 
 #[test]

@@ -72,17 +72,14 @@ fn list_prints_daxctl_json() {
     let (_d, fake) = tree();
     let r = run(fake.sys_root(), &["list"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(
-        r.stdout,
-        "[
-  {
+    let dax00 = "  {
     \"chardev\":\"dax0.0\",
     \"size\":1073741824,
     \"target_node\":0,
     \"align\":2097152,
     \"mode\":\"devdax\"
-  },
-  {
+  }";
+    let dax10 = "  {
     \"chardev\":\"dax1.0\",
     \"size\":1073741824,
     \"target_node\":1,
@@ -91,10 +88,18 @@ fn list_prints_daxctl_json() {
     \"online_memblocks\":8,
     \"total_memblocks\":8,
     \"movable\":true
-  }
-]
-"
-    );
+  }";
+    // daxctl's order: regions in reverse order of first appearance on the bus.
+    let first: Vec<String> = std::fs::read_dir(fake.sys_root().join("bus/dax/devices"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let expect = if first[0] == "dax0.0" {
+        format!("[\n{dax10},\n{dax00}\n]\n")
+    } else {
+        format!("[\n{dax00},\n{dax10}\n]\n")
+    };
+    assert_eq!(r.stdout, expect);
     let r = run(fake.sys_root(), &["list", "-d", "dax0.0"]);
     assert_eq!(r.stdout, DAX00_DEVDAX);
     let r = run(fake.sys_root(), &["list", "-u", "-d", "0.0"]);

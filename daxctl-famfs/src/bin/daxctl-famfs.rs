@@ -169,6 +169,7 @@ fn list(sysfs: &Sysfs, a: &ListArgs) -> u8 {
         mappings: a.mappings,
         idle: a.idle,
         human: a.human,
+        sorted: false,
     };
     match json::list(sysfs, &opts) {
         Ok(out) => {
