@@ -597,6 +597,25 @@ impl OutHeader {
 }
 
 impl InitIn {
+    /// The INIT argument a kernel of protocol 7.`minor` sends offering the 64-bit flag word
+    /// `flags` (for harnesses playing the kernel). `FUSE_INIT_EXT` is added when any bit above
+    /// 31 is offered, since the kernel sends `flags2` only with it.
+    pub fn offer(minor: u32, max_readahead: u32, flags: u64) -> Self {
+        let flags = if flags >> 32 != 0 {
+            flags | FUSE_INIT_EXT
+        } else {
+            flags
+        };
+        InitIn {
+            major: super::consts::FUSE_KERNEL_VERSION,
+            minor,
+            max_readahead,
+            flags: flags as u32,
+            flags2: (flags >> 32) as u32,
+            unused: [0; 11],
+        }
+    }
+
     /// The 64-bit flag word the kernel offers: `flags`, plus `flags2 << 32` when `FUSE_INIT_EXT`
     /// is set (the kernel ignores `flags2` otherwise).
     pub fn flags64(&self) -> u64 {
@@ -674,6 +693,17 @@ mod tests {
         assert_eq!(i.flags64(), FUSE_ASYNC_READ);
         i.flags |= FUSE_INIT_EXT as u32;
         assert_eq!(i.flags64(), FUSE_ASYNC_READ | FUSE_INIT_EXT | FUSE_DAX_FMAP);
+    }
+
+    #[test]
+    fn offer_adds_init_ext_for_high_bits() {
+        let i = InitIn::offer(45, 4096, FUSE_DAX_FMAP | FUSE_ASYNC_READ);
+        assert_eq!((i.major, i.minor, i.flags2), (7, 45, 0x800));
+        assert_eq!(i.flags64(), FUSE_DAX_FMAP | FUSE_ASYNC_READ | FUSE_INIT_EXT);
+        assert_eq!(
+            InitIn::offer(45, 0, FUSE_ASYNC_READ).flags64(),
+            FUSE_ASYNC_READ
+        );
     }
 
     #[test]

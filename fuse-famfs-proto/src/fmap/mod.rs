@@ -3,7 +3,7 @@
 //!
 //! - [`Fmap::encode`] writes a GET_FMAP reply payload into a caller buffer (no allocation).
 //! - [`Fmap::parse`] reads one and applies exactly the kernel's checks for an
-//!   [`AbiGeneration`], failing with the errno open(2) would see ([`FmapError::errno`]).
+//!   [`AbiGeneration`](crate::AbiGeneration), failing with the errno open(2) would see ([`FmapError::errno`]).
 //! - [`Fmap::validate`] applies the same checks to a typed fmap before a server sends it.
 //! - [`Fmap::resolve`] is the kernel's linear walk (file offset → device index and offset);
 //!   [`Resolver`] gives the same answers in O(log n) with precomputed prefix sums and shifts.
