@@ -5,12 +5,16 @@
 use fuse_famfs_proto::Fmap;
 use fuse_famfs_proto::fmap::{FmapKind, Resolver};
 
+use std::borrow::Borrow;
+use std::sync::Arc;
+
 use crate::{FsdevError, Mapping};
 
-/// A file's bytes on a device mapping.
+/// A file's bytes on a device mapping. `M` is how the mapping is held: `&Mapping`, or
+/// `Arc<Mapping>` for views that outlive a scope (a server's open files).
 #[derive(Debug, Clone)]
-pub struct FileView<'m> {
-    map: &'m Mapping,
+pub struct FileView<M: Borrow<Mapping> = Arc<Mapping>> {
+    map: M,
     resolver: Resolver,
     size: u64,
 }
@@ -26,22 +30,23 @@ pub struct Segment {
     pub len: u64,
 }
 
-impl<'m> FileView<'m> {
+impl<M: Borrow<Mapping>> FileView<M> {
     /// A view of the file described by `fmap` on `map`. Refuses maps that reference another
     /// device than 0, whose geometry cannot be served (see
     /// [`Fmap::check_geometry`](fuse_famfs_proto::Fmap::check_geometry)), or that reach outside
     /// the mapping — so no file byte can ever resolve outside its extents or the device.
-    pub fn new(map: &'m Mapping, fmap: &Fmap) -> Result<Self, FsdevError> {
+    pub fn new(map: M, fmap: &Fmap) -> Result<Self, FsdevError> {
+        let m: &Mapping = map.borrow();
         let bad = |offset: u64, len: u64, why| FsdevError::BadRange {
             offset,
             len,
-            size: map.len() as u64,
+            size: m.len() as u64,
             why,
         };
         fmap.check_geometry()
             .map_err(|_| bad(0, fmap.file_size, "a file map the resolver cannot serve"))?;
-        let start = map.device_offset();
-        let end = start + map.len() as u64;
+        let start = m.device_offset();
+        let end = start + m.len() as u64;
         let ranges: Vec<_> = match &fmap.kind {
             FmapKind::Simple(e) => e.clone(),
             FmapKind::Interleaved(ie) => ie.iter().flat_map(|i| i.strips.clone()).collect(),
@@ -66,10 +71,15 @@ impl<'m> FileView<'m> {
         self.size
     }
 
+    /// The mapping.
+    pub fn mapping(&self) -> &Mapping {
+        self.map.borrow()
+    }
+
     /// The device pieces of file range `[off, off + len)`, clipped to the file size.
     pub fn segments(&self, off: u64, len: u64) -> impl Iterator<Item = Segment> + '_ {
         let end = off.saturating_add(len).min(self.size);
-        let base = self.map.device_offset();
+        let base = self.mapping().device_offset();
         let mut pos = off;
         std::iter::from_fn(move || {
             if pos >= end {
@@ -93,7 +103,8 @@ impl<'m> FileView<'m> {
         let mut done = 0usize;
         for s in self.segments(off, buf.len() as u64) {
             let n = s.len as usize;
-            self.map.read(s.map_offset, &mut buf[done..done + n])?;
+            self.mapping()
+                .read(s.map_offset, &mut buf[done..done + n])?;
             done += n;
         }
         Ok(done)
@@ -105,7 +116,7 @@ impl<'m> FileView<'m> {
         let mut done = 0usize;
         for s in self.segments(off, data.len() as u64) {
             let n = s.len as usize;
-            self.map.write(s.map_offset, &data[done..done + n])?;
+            self.mapping().write(s.map_offset, &data[done..done + n])?;
             done += n;
         }
         Ok(done)
@@ -115,7 +126,7 @@ impl<'m> FileView<'m> {
     /// other hosts will read).
     pub fn flush(&self, off: u64, len: u64) -> Result<(), FsdevError> {
         for s in self.segments(off, len) {
-            self.map.flush(s.map_offset, s.len as usize)?;
+            self.mapping().flush(s.map_offset, s.len as usize)?;
         }
         Ok(())
     }
@@ -124,7 +135,7 @@ impl<'m> FileView<'m> {
     /// wrote).
     pub fn invalidate(&self, off: u64, len: u64) -> Result<(), FsdevError> {
         for s in self.segments(off, len) {
-            self.map.invalidate(s.map_offset, s.len as usize)?;
+            self.mapping().invalidate(s.map_offset, s.len as usize)?;
         }
         Ok(())
     }
@@ -156,6 +167,8 @@ mod tests {
             }],
         );
         let f = FileView::new(&map, &fmap).unwrap();
+        let shared = FileView::new(Arc::new(dev.map_all().unwrap()), &fmap).unwrap();
+        assert_eq!(shared.size(), f.size());
         let data: Vec<u8> = (0..size).map(|i| (i % 253) as u8).collect();
         assert_eq!(f.write_at(0, &data).unwrap(), size as usize);
         let mut back = vec![0u8; size as usize + 100];

@@ -41,6 +41,9 @@ pub struct OpenOptions {
     pub replay: ReplayMode,
     /// Owner and mode of the root directory (default root:root 0755).
     pub root: Option<Attr>,
+    /// Add `.meta/.superblock` and `.meta/.log` (inodes 2–4) before replaying, as a mounted
+    /// file system shows them; `.log` is 0644 for the master and 0444 for clients.
+    pub meta_files: bool,
 }
 
 /// A view of part of another media: offset 0 here is `base` there.
@@ -163,10 +166,14 @@ impl<L: Media> Famfs<L> {
                 log.size()
             )));
         }
-        let state = match opts.root {
+        let mut state = match opts.root {
             Some(root) => LogState::with_root(&sb, root),
             None => LogState::new(&sb),
         };
+        if opts.meta_files {
+            let master = Role::of(Some(&sb), opts.system_uuid) == Role::Master;
+            state.add_meta_files(&sb, if master { 0o644 } else { 0o444 });
+        }
         let mut fs = Famfs {
             log,
             header: LogHeader::empty(sb.log_len),

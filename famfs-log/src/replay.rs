@@ -2,6 +2,7 @@
 //! counts fsck reports. The same code path serves the first replay, incremental catch-up, and
 //! the writer's own appends, so a writer's view never differs from a reader's.
 
+use std::ffi::OsStr;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -9,10 +10,17 @@ use std::sync::Arc;
 
 use crate::alloc::Bitmap;
 use crate::entry::{AddDaxdevEntry, EntryError, EntryRef, check_integrity};
-use crate::fmap::FmapProblem;
-use crate::layout::{ALLOC_UNIT, LOG_ENTRY_SIZE};
+use crate::fmap::{Extent, Fmap, FmapProblem};
+use crate::layout::{ALLOC_UNIT, LOG_ENTRY_SIZE, SUPERBLOCK_REGION};
 use crate::namespace::{Attr, DirNode, FileNode, Ino, Namespace, NodeKind, NsError, ROOT_INO};
 use crate::superblock::Superblock;
+
+/// Inode of `.meta` when [`LogState::add_meta_files`] was used.
+pub const META_DIR_INO: Ino = 2;
+/// Inode of `.meta/.superblock` when [`LogState::add_meta_files`] was used.
+pub const META_SB_INO: Ino = 3;
+/// Inode of `.meta/.log` when [`LogState::add_meta_files`] was used.
+pub const META_LOG_INO: Ino = 4;
 
 /// Most problems kept in memory (the count is always exact).
 pub const MAX_KEPT_PROBLEMS: usize = 1000;
@@ -141,6 +149,67 @@ impl LogState {
             problems: Vec::new(),
             daxdevs: Vec::new(),
         }
+    }
+
+    /// Add the meta files the mounted file system shows, before any log entry is applied:
+    /// `.meta/` ([`META_DIR_INO`], 0755), `.meta/.superblock` ([`META_SB_INO`], 0444, device
+    /// [0, 2 MiB)) and `.meta/.log` ([`META_LOG_INO`], `log_mode`, the log's device range). Like
+    /// the reference, they are not in the log; a log entry that names one of them is refused as
+    /// a duplicate.
+    pub fn add_meta_files(&mut self, sb: &Superblock, log_mode: u32) {
+        assert_eq!(self.applied, 0, "meta files are added before replay");
+        let root = Attr {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        let meta = self
+            .ns
+            .add(
+                ROOT_INO,
+                OsStr::new(".meta"),
+                root,
+                NodeKind::Dir(DirNode::default()),
+                None,
+            )
+            .expect("fresh tree");
+        let file = |size: u64, offset: u64| {
+            NodeKind::File(FileNode {
+                size,
+                flags: 0,
+                fmap: Arc::new(Fmap::Simple(vec![Extent::new(offset, size)])),
+            })
+        };
+        let sb_ino = self
+            .ns
+            .add(
+                meta,
+                OsStr::new(".superblock"),
+                Attr {
+                    mode: 0o444,
+                    ..root
+                },
+                file(SUPERBLOCK_REGION, 0),
+                None,
+            )
+            .expect("fresh tree");
+        let log_ino = self
+            .ns
+            .add(
+                meta,
+                OsStr::new(".log"),
+                Attr {
+                    mode: log_mode,
+                    ..root
+                },
+                file(sb.log_len, sb.log_offset),
+                None,
+            )
+            .expect("fresh tree");
+        debug_assert_eq!(
+            (meta, sb_ino, log_ino),
+            (META_DIR_INO, META_SB_INO, META_LOG_INO)
+        );
     }
 
     /// The tree.

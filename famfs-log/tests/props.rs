@@ -482,3 +482,48 @@ fn log_full_is_reported_and_nothing_is_lost() {
     let again = open(&dev, None, ReplayMode::Strict).unwrap();
     assert_eq!(again.state().namespace().dir_count(), 15420);
 }
+
+#[test]
+fn meta_files_have_fixed_inodes_and_cannot_be_shadowed() {
+    use famfs_log::replay::{META_DIR_INO, META_LOG_INO, META_SB_INO};
+    let au = ALLOC_UNIT;
+    let dev = hostile_log(&[
+        file(
+            ".meta/.log",
+            au,
+            Fmap::Simple(vec![Extent::new(100 * au, au)]),
+        ),
+        file(
+            ".meta/.alloc.cfg",
+            au,
+            Fmap::Simple(vec![Extent::new(101 * au, au)]),
+        ),
+    ]);
+    for (who, mode) in [(None, 0o444), (Some(Uuid::new_v4()), 0o444)] {
+        let fs = Famfs::open_device(
+            dev.clone(),
+            OpenOptions {
+                system_uuid: who,
+                meta_files: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let ns = fs.state().namespace();
+        assert_eq!(ns.resolve(b".meta").unwrap(), META_DIR_INO);
+        assert_eq!(ns.resolve(b".meta/.superblock").unwrap(), META_SB_INO);
+        assert_eq!(ns.resolve(b".meta/.log").unwrap(), META_LOG_INO);
+        let log = ns.get(META_LOG_INO).unwrap();
+        assert_eq!(log.attr.mode, mode);
+        assert_eq!(log.as_file().unwrap().size, 8 << 20);
+        assert_eq!(
+            *log.as_file().unwrap().fmap,
+            Fmap::Simple(vec![Extent::new(LOG_OFFSET, 8 << 20)])
+        );
+        assert!(ns.resolve(b".meta/.alloc.cfg").is_ok());
+        assert!(matches!(
+            fs.state().problems()[0].kind,
+            ProblemKind::Namespace(_)
+        ));
+    }
+}
