@@ -612,3 +612,40 @@ fn chardev_wait_times_out_with_etimedout() {
     assert_eq!(e.errno(), Some(ETIMEDOUT));
     assert!(e.to_string().contains("dax0.0"), "{e}");
 }
+
+#[test]
+fn famfs_to_system_ram_is_allowed_directly() {
+    let t = nvdimm(Some("device_dax"));
+    t.reconf("dax0.0", DaxMode::Famfs, &def()).unwrap();
+    t.fake.clear_writes().unwrap();
+    let d = t.reconf("dax0.0", DaxMode::SystemRam, &def()).unwrap();
+    assert_eq!(d.mode(), DaxMode::SystemRam);
+    let ws = t.writes();
+    assert_eq!(ws[..4], switch_seq(NV_PARENT, "dax0.0", "kmem")[..]);
+    assert_eq!(t.raw_writes()[0].target, "bus/dax/drivers/fsdev_dax/remove_id");
+    assert_eq!(ws.len(), 4 + 8);
+}
+
+#[test]
+fn unbound_device_to_system_ram_and_devdax() {
+    let t = nvdimm(None);
+    let d = t.reconf("dax0.0", DaxMode::SystemRam, &def()).unwrap();
+    assert_eq!(d.mode(), DaxMode::SystemRam);
+    assert_eq!(
+        t.writes()[..2],
+        [
+            w("bus/dax/drivers/kmem/new_id", "dax0.0"),
+            w("bus/dax/drivers/kmem/bind", "dax0.0"),
+        ]
+    );
+    let t = nvdimm(None);
+    let d = t.reconf("dax0.0", DaxMode::Devdax, &def()).unwrap();
+    assert_eq!(d.mode(), DaxMode::Devdax);
+    assert_eq!(
+        t.writes(),
+        [
+            w("bus/dax/drivers/device_dax/new_id", "dax0.0"),
+            w("bus/dax/drivers/device_dax/bind", "dax0.0"),
+        ]
+    );
+}
