@@ -246,7 +246,11 @@ pub enum Error {
         detail: String,
     },
     /// The sysfs root is a fake tree but the crate was built without the `fake-sysfs` feature.
-    #[error("{} is a fake sysfs tree; this build lacks the `fake-sysfs` feature", path.display())]
+    #[error(
+        "{} marks a fake sysfs tree, but this build lacks the `fake-sysfs` feature \
+         (build with `--features daxctl-famfs/fake-sysfs`)",
+        path.display()
+    )]
     FakeTreeUnsupported {
         /// The marker found.
         path: PathBuf,

@@ -622,7 +622,10 @@ fn famfs_to_system_ram_is_allowed_directly() {
     assert_eq!(d.mode(), DaxMode::SystemRam);
     let ws = t.writes();
     assert_eq!(ws[..4], switch_seq(NV_PARENT, "dax0.0", "kmem")[..]);
-    assert_eq!(t.raw_writes()[0].target, "bus/dax/drivers/fsdev_dax/remove_id");
+    assert_eq!(
+        t.raw_writes()[0].target,
+        "bus/dax/drivers/fsdev_dax/remove_id"
+    );
     assert_eq!(ws.len(), 4 + 8);
 }
 

@@ -195,6 +195,7 @@ impl Sysfs {
     /// devices in their region directory). This is reproduced so that `list` output matches
     /// daxctl byte for byte; use [`Sysfs::list_sorted`] for a stable numeric order.
     pub fn list(&self) -> Result<Vec<Region>> {
+        self.check_writable()?;
         let bus = self.sys("bus/dax/devices");
         let names = match self.backend.read_dir(&bus) {
             Ok(n) => n,
