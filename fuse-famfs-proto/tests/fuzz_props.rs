@@ -188,6 +188,26 @@ proptest! {
         exercise_reply(&bytes);
     }
 
+    /// Replies with a consistent length and extreme error/unique values (a notification with
+    /// error = i32::MIN once overflowed a negation; found by cargo fuzz).
+    #[test]
+    fn near_valid_replies_never_panic(
+        error in prop_oneof![Just(i32::MIN), Just(i32::MAX), Just(0), -600i32..600],
+        unique in prop_oneof![Just(0u64), any::<u64>()],
+        payload in proptest::collection::vec(any::<u8>(), 0..400),
+    ) {
+        let mut b = Vec::with_capacity(16 + payload.len());
+        b.extend_from_slice(&(16 + payload.len() as u32).to_le_bytes());
+        b.extend_from_slice(&error.to_le_bytes());
+        b.extend_from_slice(&unique.to_le_bytes());
+        b.extend_from_slice(&payload);
+        exercise_reply(&b);
+        if let Ok(r) = ReplyRef::parse(&b) {
+            let _ = r.result();
+            let _ = r.empty();
+        }
+    }
+
     #[test]
     fn structured_requests_round_trip(
         unique in any::<u64>(),

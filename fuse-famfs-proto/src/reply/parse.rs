@@ -103,7 +103,8 @@ impl<'a> ReplyRef<'a> {
     pub fn result(&self) -> Result<&'a [u8], ReplyError> {
         match self.header.error {
             0 => Ok(self.payload),
-            e => Err(ReplyError::Errno(Errno::new_clamped(-e))),
+            // Notifications may carry any value here; never negate i32::MIN.
+            e => Err(ReplyError::Errno(Errno::new_clamped(e.saturating_neg()))),
         }
     }
 
@@ -241,6 +242,10 @@ mod tests {
         assert_eq!(r.entry().unwrap_err().errno(), Errno::ENOENT);
         // Notification: positive code allowed.
         assert!(ReplyRef::parse(&hdr(16, 3, 0)).unwrap().is_notification());
+        // Found by cargo fuzz: a notification with error i32::MIN must not overflow.
+        let min = hdr(16, i32::MIN, 0);
+        let r = ReplyRef::parse(&min).unwrap();
+        assert_eq!(r.result(), Err(ReplyError::Errno(Errno::ERANGE)));
     }
 
     #[test]
