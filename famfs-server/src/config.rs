@@ -1,0 +1,53 @@
+//! Daemon configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+/// Whether to offer the famfs kernel path (GET_FMAP / GET_DAXDEV).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DaxPolicy {
+    /// Accept `FUSE_DAX_FMAP` when the kernel offers it (needs `CAP_SYS_RAWIO`).
+    #[default]
+    Auto,
+    /// Never accept it: always serve READ and WRITE from the device mapping.
+    Off,
+}
+
+/// How the daemon runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The dax device or stand-in file.
+    pub device: PathBuf,
+    /// This host's system UUID (`None`: the usual lookup, see `famfs_log::role::system_uuid`).
+    pub system_uuid: Option<Uuid>,
+    /// Entry and attribute cache timeout given to the kernel.
+    pub timeout: Duration,
+    /// famfs kernel path policy.
+    pub dax: DaxPolicy,
+    /// How often the log watcher looks for new entries.
+    pub poll: Duration,
+    /// How long an unreadable log entry may block the entries after it before it is skipped.
+    pub stall_timeout: Duration,
+    /// Request-handling threads.
+    pub threads: usize,
+    /// Largest WRITE accepted (and READ served) in one request.
+    pub max_io: u32,
+}
+
+impl Config {
+    /// Defaults for `device`.
+    pub fn new(device: impl Into<PathBuf>) -> Self {
+        Config {
+            device: device.into(),
+            system_uuid: None,
+            timeout: Duration::from_secs(1),
+            dax: DaxPolicy::Auto,
+            poll: Duration::from_millis(100),
+            stall_timeout: Duration::from_secs(2),
+            threads: 4,
+            max_io: 1 << 20,
+        }
+    }
+}

@@ -1,0 +1,34 @@
+//! The daemon's error type.
+
+use std::path::PathBuf;
+
+/// Why the daemon could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The device could not be opened or mapped.
+    #[error(transparent)]
+    Device(#[from] famfs_fsdev::FsdevError),
+    /// The superblock or log is invalid.
+    #[error("{device}: {source}")]
+    Famfs {
+        /// The device.
+        device: PathBuf,
+        /// What is wrong.
+        #[source]
+        source: famfs_log::LogError,
+    },
+    /// Mounting or unmounting failed.
+    #[error("{what} {path}: {source}")]
+    Mount {
+        /// The operation.
+        what: &'static str,
+        /// The mount point or device.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Reading or writing the FUSE channel failed.
+    #[error("FUSE channel: {0}")]
+    Channel(std::io::Error),
+}
