@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Run every test of the project: formatting, lints, unit/property/compatibility tests, end-to-end
+# FUSE tests (real mounts, needs root and /dev/fuse), and the qemu real-kernel tier (Debian cloud
+# kernel, emulated NVDIMM). Installs what the tests need first (Debian packages, cached downloads).
+#
+#   scripts/test-all.sh            # everything
+#   SKIP_LINT=1 scripts/test-all.sh  # tests only
+#
+# With CI=true, a test whose prerequisites are missing fails instead of skipping.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+step() { printf '\n=== %s ===\n' "$*"; }
+started=$(date +%s)
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "prerequisites (Debian packages)"
+need=()
+for p in libudev-dev pkg-config gcc libc6-dev; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    as_root apt-get install -y --no-install-recommends "${need[@]}" ||
+        { as_root apt-get update && as_root apt-get install -y --no-install-recommends "${need[@]}"; }
+fi
+# The qemu tier: qemu, a Debian cloud kernel, daxctl/ndctl, busybox (cached under tests/qemu/cache).
+as_root tests/qemu/setup.sh
+
+if [ -z "${SKIP_LINT:-}" ]; then
+    step "cargo fmt --check"
+    cargo fmt --all -- --check
+    step "cargo clippy (all targets, -D warnings)"
+    cargo clippy --workspace --all-targets -- -D warnings
+    step "cargo clippy daxctl-famfs --features udev"
+    cargo clippy -p daxctl-famfs --all-targets --features udev -- -D warnings
+fi
+
+step "cargo test (workspace: unit, property, compatibility, end-to-end, qemu tier)"
+cargo test --workspace --no-fail-fast
+step "cargo test daxctl-famfs --features udev"
+cargo test -p daxctl-famfs --features udev
+
+step "benchmarks build"
+cargo bench --workspace --no-run
+
+printf '\nall tests passed in %ss\n' "$(( $(date +%s) - started ))"
