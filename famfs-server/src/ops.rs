@@ -784,22 +784,32 @@ impl Server {
 /// Rewrite an interleaved map as the equivalent list of simple extents, one per chunk run (the
 /// development kernel variant takes simple extents only; famfs user space does the same).
 fn unroll(fmap: &Fmap) -> Fmap {
-    if matches!(fmap.kind, FmapKind::Simple(_)) {
+    let FmapKind::Interleaved(ies) = &fmap.kind else {
         return fmap.clone();
-    }
+    };
+    // Whole chunks, so every extent stays 2 MiB aligned (each strip holds whole chunks; the
+    // last chunk may extend past the file size, as the strip does).
     let mut exts: Vec<Extent> = Vec::new();
-    let mut off = 0;
-    while off < fmap.file_size {
-        let Some(r) = fmap.resolve(off) else { break };
-        match exts.last_mut() {
-            Some(last)
-                if last.dev_index == r.dev_index && last.offset + last.len == r.dev_offset =>
-            {
-                last.len += r.contiguous_len;
+    let mut start = 0u64;
+    for ie in ies {
+        let chunk = u64::from(ie.chunk_size);
+        let size = ie.nbytes.min(fmap.file_size.saturating_sub(start));
+        let mut off = 0;
+        while chunk > 0 && off < size {
+            let Some(r) = fmap.resolve(start + off) else {
+                break;
+            };
+            match exts.last_mut() {
+                Some(last)
+                    if last.dev_index == r.dev_index && last.offset + last.len == r.dev_offset =>
+                {
+                    last.len += chunk;
+                }
+                _ => exts.push(Extent::new(r.dev_index, r.dev_offset, chunk)),
             }
-            _ => exts.push(Extent::new(r.dev_index, r.dev_offset, r.contiguous_len)),
+            off += chunk;
         }
-        off += r.contiguous_len;
+        start += size;
     }
     Fmap {
         file_type: fmap.file_type,
