@@ -456,6 +456,8 @@ impl Server {
             }
             Operation::Create { .. } => Err(self.no_namespace_changes()),
             Operation::Getlk(_) | Operation::Setlk(_) | Operation::Setlkw(_) => Err(Errno::ENOSYS),
+            // NOTIFY_REPLY (the kernel's answer to a retrieve) is never answered.
+            Operation::Other { opcode, .. } if !opcode.expects_reply() => Ok(Reply::None),
             Operation::Other { opcode, .. } => Err(self.other(*opcode)),
         }
     }

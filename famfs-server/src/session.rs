@@ -107,11 +107,7 @@ pub fn worker(server: &Server, fd: &OwnedFd, stop: &AtomicBool) -> Result<(), Se
                 .unwrap_or_else(|_| {
                     tracing::error!("request handler panicked; answering EIO");
                     match fuse_famfs_proto::Request::parse(&req[..n]) {
-                        Ok(r)
-                            if r.header.opcode != 2
-                                && r.header.opcode != 42
-                                && r.header.opcode != 36 =>
-                        {
+                        Ok(r) if r.op.opcode().expects_reply() => {
                             reply::error(&mut out, r.header.unique, Errno::EIO)
                                 .map_or(Reply::None, Reply::Bytes)
                         }
