@@ -1,0 +1,253 @@
+//! The `famfs_fused` daemon as tests use it: the binary (found or built), a running mount that
+//! cleans up after itself, and helpers to look at `/proc/self/mounts`.
+//!
+//! The binary is `$FAMFS_FUSED` when set; otherwise it is built once per test process with
+//! `cargo build -p famfs-server --bin famfs_fused` into its own target directory
+//! (`<target>/famfs-tests-bin`), so the build never waits on the lock of the `cargo test` that
+//! runs us.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// The workspace root (this package's parent directory).
+pub fn repo_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
+}
+
+/// The target directory the running test binary was built in (`<target>/<profile>/deps/x`).
+fn target_dir() -> PathBuf {
+    if let Some(t) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(t);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.ancestors().nth(3).map(Path::to_path_buf))
+        .unwrap_or_else(|| repo_dir().join("target"))
+}
+
+fn build_fused() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("FAMFS_FUSED") {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("FAMFS_FUSED={} is not a file", p.display()))
+        };
+    }
+    let dir = target_dir().join("famfs-tests-bin");
+    let started = Instant::now();
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "famfs-server",
+            "--bin",
+            "famfs_fused",
+        ])
+        .arg("--manifest-path")
+        .arg(repo_dir().join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running cargo build: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "cargo build -p famfs-server --bin famfs_fused failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let bin = dir.join("debug").join("famfs_fused");
+    if !bin.is_file() {
+        return Err(format!("cargo did not produce {}", bin.display()));
+    }
+    crate::prereq::say(&format!(
+        "famfs-tests: built {} in {:.1} s",
+        bin.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(bin)
+}
+
+/// The `famfs_fused` binary (built on first use). Panics with the build output if it cannot be
+/// built: every mount test needs it.
+pub fn famfs_fused() -> &'static Path {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(build_fused) {
+        Ok(p) => p,
+        Err(e) => panic!("famfs_fused: {e}"),
+    }
+}
+
+/// Whether a famfs FUSE file system is mounted at `mpt` (per `/proc/self/mounts`).
+pub fn is_famfs_mounted(mpt: &Path) -> bool {
+    famfs_server::mount::famfs_mount_source(mpt).is_some()
+}
+
+/// Whether anything is mounted at `mpt` (any type).
+pub fn is_mounted(mpt: &Path) -> bool {
+    let Ok(want) = std::fs::canonicalize(mpt) else {
+        // A dead FUSE mount cannot be canonicalized (ENOTCONN); compare the raw path.
+        return mounts_contain(mpt);
+    };
+    mounts_contain(&want)
+}
+
+fn mounts_contain(p: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .any(|m| Path::new(&famfs_server::mount::unescape(m)) == p)
+}
+
+/// A `famfs_fused DEV MPT` process; on drop it is stopped (SIGTERM, then SIGKILL) and anything
+/// left mounted at MPT is detached.
+#[derive(Debug)]
+pub struct FusedMount {
+    child: Option<Child>,
+    mpt: PathBuf,
+    log: PathBuf,
+    status: Option<ExitStatus>,
+}
+
+impl FusedMount {
+    /// Starts `famfs_fused [args] device mpt` with stderr and stdout going to a log file next to
+    /// the mount point, and waits up to 15 s until `mpt/.meta/.log` is visible on a famfs mount.
+    /// If the daemon exits first, the error carries its exit status and output.
+    pub fn start(device: &Path, mpt: &Path, args: &[&str]) -> Result<FusedMount, String> {
+        let mut m = Self::spawn(device, mpt, args)?;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if is_famfs_mounted(mpt) && mpt.join(".meta/.log").exists() {
+                return Ok(m);
+            }
+            if let Some(st) = m.try_wait() {
+                return Err(format!(
+                    "famfs_fused exited with {st} before mounting:\n{}",
+                    m.output()
+                ));
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "famfs_fused did not mount {} within 15 s:\n{}",
+                    mpt.display(),
+                    m.output()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts the daemon without waiting for the mount.
+    pub fn spawn(device: &Path, mpt: &Path, args: &[&str]) -> Result<FusedMount, String> {
+        let log = mpt.with_extension("fused.log");
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = Command::new(famfs_fused())
+            .args(args)
+            .arg(device)
+            .arg(mpt)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| format!("spawning famfs_fused: {e}"))?;
+        Ok(FusedMount {
+            child: Some(child),
+            mpt: mpt.to_path_buf(),
+            log,
+            status: None,
+        })
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The mount point.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mpt
+    }
+
+    /// Everything the daemon printed so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The exit status, if the daemon has exited (reaps it).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none()
+            && let Some(c) = self.child.as_mut()
+            && let Ok(Some(st)) = c.try_wait()
+        {
+            self.status = Some(st);
+        }
+        self.status
+    }
+
+    /// Waits up to `timeout` for the daemon to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends `sig` to the daemon.
+    pub fn signal(&self, sig: Signal) -> Result<(), String> {
+        let pid = self.pid().ok_or("no daemon")?;
+        kill(Pid::from_raw(pid as i32), sig).map_err(|e| format!("kill -{sig} {pid}: {e}"))
+    }
+}
+
+impl Drop for FusedMount {
+    fn drop(&mut self) {
+        if self.try_wait().is_none() {
+            let _ = self.signal(Signal::SIGTERM);
+            if self.wait_exit(Duration::from_secs(5)).is_none() {
+                let _ = self.signal(Signal::SIGKILL);
+                let _ = self.wait_exit(Duration::from_secs(5));
+            }
+        }
+        if is_mounted(&self.mpt) {
+            let _ = nix::mount::umount2(&self.mpt, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Runs `famfs_fused [args] device mpt` expecting it to fail: returns its exit status and
+/// output, or an error if it is still running after `timeout` (it is then killed).
+pub fn run_expecting_exit(
+    device: &Path,
+    mpt: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<(ExitStatus, String), String> {
+    let mut m = FusedMount::spawn(device, mpt, args)?;
+    match m.wait_exit(timeout) {
+        Some(st) => Ok((st, m.output())),
+        None => Err(format!(
+            "famfs_fused still running after {timeout:?}:\n{}",
+            m.output()
+        )),
+    }
+}
