@@ -1,0 +1,268 @@
+//! Throughput of the CLI's data paths, each printed next to a baseline measured in the same run:
+//!
+//! * pattern generation (`creat -r`, `verify`): [`Pattern::fill`] (8 interleaved lanes) against a
+//!   plain sequential xoroshiro128+ loop and against `memset` (memory bandwidth);
+//! * `famfs cp --device` of a 1 GiB host file into a stand-in device, fresh and restarted (the
+//!   destination already exists), against copying the same file with `std::fs::copy` into a new
+//!   file and overwriting an existing file, on the same file system;
+//! * `famfs verify --device` against reading the source file once.
+//!
+//! Run: `cargo bench -p famfs-cli` (set `FAMFS_BENCH_DIR` to pick the file system; default
+//! `/dev/shm` when present, so the page cache is not throttled by a disk).
+
+use std::hint::black_box;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use famfs_cli::pattern::{Pattern, Xoroshiro128Plus};
+
+const GIB: u64 = 1 << 30;
+
+fn gbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 / secs / 1e9
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let t = Instant::now();
+    let r = f();
+    (r, t.elapsed().as_secs_f64())
+}
+
+fn best_of<T>(n: usize, mut f: impl FnMut() -> T) -> f64 {
+    (0..n).map(|_| time(&mut f).1).fold(f64::MAX, f64::min)
+}
+
+fn bench_pattern() {
+    let len = 256usize << 20;
+    let mut buf = vec![1u8; len];
+    let p = Pattern::new(42);
+    let t_fill = best_of(5, || p.fill(0, black_box(&mut buf)));
+    let t_seq = best_of(5, || {
+        let mut g = Xoroshiro128Plus::seeded(42);
+        for w in buf.chunks_exact_mut(4) {
+            w.copy_from_slice(&(g.next_u64() as u32).to_le_bytes());
+        }
+        black_box(&buf);
+    });
+    let t_memset = best_of(5, || {
+        black_box(&mut buf).fill(black_box(7));
+    });
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let t_par = best_of(5, || {
+        std::thread::scope(|s| {
+            let per = len / threads / 4 * 4;
+            let mut rest: &mut [u8] = &mut buf;
+            let mut off = 0u64;
+            for i in 0..threads {
+                let n = if i + 1 == threads { rest.len() } else { per };
+                let (mine, r) = rest.split_at_mut(n);
+                rest = r;
+                let o = off;
+                s.spawn(move || p.fill(o, mine));
+                off += n as u64;
+            }
+        });
+    });
+    let mut scratch = Vec::new();
+    p.fill(0, &mut buf);
+    let t_verify = best_of(5, || {
+        assert!(p.first_mismatch(0, black_box(&buf), &mut scratch).is_none())
+    });
+    println!("pattern (256 MiB in memory):");
+    println!(
+        "  Pattern::fill, 1 thread        {:6.2} GB/s",
+        gbps(len as u64, t_fill)
+    );
+    println!(
+        "  Pattern::fill, {threads} threads       {:6.2} GB/s",
+        gbps(len as u64, t_par)
+    );
+    println!(
+        "  Pattern::first_mismatch        {:6.2} GB/s",
+        gbps(len as u64, t_verify)
+    );
+    println!(
+        "  baseline: sequential generator {:6.2} GB/s  (fill is {:.2}x)",
+        gbps(len as u64, t_seq),
+        t_seq / t_fill
+    );
+    println!(
+        "  baseline: memset               {:6.2} GB/s  (fill reaches {:.0}% of it)",
+        gbps(len as u64, t_memset),
+        100.0 * t_memset / t_fill
+    );
+}
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn famfs(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_famfs"));
+    c.current_dir(dir)
+        .env("FAMFS_SYSTEM_UUID", "6a1c4d2e-0000-4000-8000-00000000be4c")
+        .env("FAMFS_PROGRESS", "0");
+    c
+}
+
+fn bench_dir() -> PathBuf {
+    let base = std::env::var_os("FAMFS_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            if Path::new("/dev/shm").is_dir() {
+                PathBuf::from("/dev/shm")
+            } else {
+                std::env::temp_dir()
+            }
+        });
+    let d = base.join(format!("famfs-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn bench_cp(dir: &Path) {
+    let size = GIB;
+    let src = dir.join("src.bin");
+    {
+        let f = std::fs::File::create(&src).unwrap();
+        let mut buf = vec![0u8; 8 << 20];
+        let p = Pattern::new(7);
+        for i in 0..size / buf.len() as u64 {
+            p.fill(i * buf.len() as u64, &mut buf);
+            f.write_all_at(&buf, i * buf.len() as u64).unwrap();
+        }
+    }
+    let img = dir.join("dev.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(8 * GIB)
+        .unwrap();
+    let mkfs = Command::new(env!("CARGO_BIN_EXE_mkfs-famfs"))
+        .current_dir(dir)
+        .env("FAMFS_SYSTEM_UUID", "6a1c4d2e-0000-4000-8000-00000000be4c")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(mkfs.status.success(), "{mkfs:?}");
+    let dev = img.to_str().unwrap();
+    let s = src.to_str().unwrap();
+
+    // Baselines first (they also warm the source's page cache).
+    let t_read = best_of(3, || {
+        let f = std::fs::File::open(&src).unwrap();
+        let mut buf = vec![0u8; 8 << 20];
+        let mut off = 0;
+        while off < size {
+            off += f.read_at(&mut buf, off).unwrap() as u64;
+        }
+    });
+    let copy1 = dir.join("copy1.bin");
+    let (_, t_copy_fresh) = time(|| std::fs::copy(&src, &copy1).unwrap());
+    let t_copy_over = best_of(3, || {
+        let from = std::fs::File::open(&src).unwrap();
+        let to = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copy1)
+            .unwrap();
+        let mut buf = vec![0u8; 8 << 20];
+        let mut off = 0;
+        while off < size {
+            let n = from.read_at(&mut buf, off).unwrap();
+            to.write_all_at(&buf[..n], off).unwrap();
+            off += n as u64;
+        }
+    });
+    let (_, t_cp_fresh) = time(|| run(famfs(dir).args(["cp", "-d", dev, s, "/big"])));
+    let t_cp_restart = best_of(3, || run(famfs(dir).args(["cp", "-d", dev, s, "/big"])));
+    let t_cp_mmap = best_of(3, || {
+        run(famfs(dir)
+            .env("FAMFS_DATA_VIA", "mmap")
+            .args(["cp", "-d", dev, s, "/big"]))
+    });
+    let (_, t_creat_fresh) =
+        time(|| run(famfs(dir).args(["creat", "-d", dev, "-s", "1g", "-r", "-S", "5", "/pat"])));
+    let t_creat_again = best_of(3, || {
+        run(famfs(dir).args(["creat", "-d", dev, "-r", "-S", "5", "/pat"]))
+    });
+    let t_verify = best_of(3, || {
+        run(famfs(dir).args(["verify", "-d", dev, "-S", "5", "/pat"]))
+    });
+    let t_verify_mmap = best_of(3, || {
+        run(famfs(dir)
+            .env("FAMFS_DATA_VIA", "mmap")
+            .args(["verify", "-d", dev, "-S", "5", "/pat"]))
+    });
+
+    println!(
+        "1 GiB through the famfs binary (stand-in device in {}):",
+        dir.display()
+    );
+    let row = |what: &str, t: f64, base: &str, tb: f64| {
+        println!(
+            "  {what:<34} {:6.2} GB/s   {base:<32} {:6.2} GB/s   ratio {:.2}",
+            gbps(size, t),
+            gbps(size, tb),
+            tb / t
+        )
+    };
+    row(
+        "famfs cp (fresh destination)",
+        t_cp_fresh,
+        "std::fs::copy (new file)",
+        t_copy_fresh,
+    );
+    row(
+        "famfs cp (restart, same size)",
+        t_cp_restart,
+        "read+pwrite over a file",
+        t_copy_over,
+    );
+    row(
+        "famfs cp (restart, via mapping)",
+        t_cp_mmap,
+        "read+pwrite over a file",
+        t_copy_over,
+    );
+    row(
+        "famfs creat -r (fresh)",
+        t_creat_fresh,
+        "std::fs::copy (new file)",
+        t_copy_fresh,
+    );
+    row(
+        "famfs creat -r (existing file)",
+        t_creat_again,
+        "read+pwrite over a file",
+        t_copy_over,
+    );
+    row("famfs verify", t_verify, "reading the source once", t_read);
+    row(
+        "famfs verify (via mapping)",
+        t_verify_mmap,
+        "reading the source once",
+        t_read,
+    );
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a quick check.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    if quick {
+        let mut b = vec![0u8; 64];
+        Pattern::new(1).fill(0, &mut b);
+        println!("cli bench: quick check only (run with `cargo bench` for figures)");
+        return;
+    }
+    bench_pattern();
+    let dir = bench_dir();
+    bench_cp(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,566 @@
+//! `famfs mount`, `famfs umount`, `famfs daxmode`.
+//!
+//! The mount follows the contract in `notes/INTERFACES.md`: validate the device, start
+//! `famfs_fused DEV MPT` in its own session with its output in a log file, wait until
+//! `MPT/.meta/.log` is visible on a famfs FUSE mount, and leave nothing mounted on failure.
+
+use std::ffi::CString;
+use std::fs::OpenOptions;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use daxctl_famfs::DaxMode;
+use nix::mount::MntFlags;
+
+use crate::cli::{DaxmodeArgs, MountArgs, UmountArgs};
+use crate::error::fail;
+use crate::mounts::{famfs_mount_at, mounts_of_device, read_mounts};
+use crate::open::{OpenFs, OpenHow, check_daxmode};
+
+/// Environment variable naming the daemon binary.
+pub const FUSED_ENV: &str = "FAMFS_FUSED";
+/// The daemon's file name.
+pub const FUSED_NAME: &str = "famfs_fused";
+
+/// Where the daemon is: `$FAMFS_FUSED`, else next to this program, else on `$PATH`.
+pub fn find_daemon() -> Result<PathBuf> {
+    find_daemon_with(std::env::var_os(FUSED_ENV))
+}
+
+/// [`find_daemon`] with the value of `$FAMFS_FUSED` given.
+pub fn find_daemon_with(env: Option<std::ffi::OsString>) -> Result<PathBuf> {
+    if let Some(p) = env.filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(p);
+        if !p.is_file() {
+            return Err(fail(
+                1,
+                format!("${FUSED_ENV} = {}: no such file", p.display()),
+            ));
+        }
+        return Ok(p);
+    }
+    let exe = std::env::current_exe().ok();
+    if let Some(dir) = exe.as_ref().and_then(|e| e.parent()) {
+        let cand = dir.join(FUSED_NAME);
+        if cand.is_file() {
+            return Ok(cand);
+        }
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let cand = dir.join(FUSED_NAME);
+            if cand.is_file() {
+                return Ok(cand);
+            }
+        }
+    }
+    Err(fail(
+        1,
+        format!(
+            "{FUSED_NAME} not found next to {} or on $PATH (set ${FUSED_ENV} to its path)",
+            exe.map_or_else(|| "famfs".into(), |e| e.display().to_string())
+        ),
+    ))
+}
+
+/// 64-bit FNV-1a, for naming a mount point's daemon log.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The daemon's log file for mount point `mpt`: `/run/famfs/<hash>.log`, or in `$TMPDIR` when
+/// `/run/famfs` cannot be created.
+pub fn daemon_log_path(mpt: &Path) -> PathBuf {
+    let name = format!("{:016x}.log", fnv1a(mpt.as_os_str().as_bytes()));
+    let run = Path::new("/run/famfs");
+    if std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(run)
+        .is_ok()
+        && tempfile_writable(run)
+    {
+        return run.join(name);
+    }
+    std::env::temp_dir().join(format!("famfs-{name}"))
+}
+
+fn tempfile_writable(dir: &Path) -> bool {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
+}
+
+/// The last `lines` lines of a file (for reporting a daemon's death).
+pub fn tail(path: &Path, lines: usize) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = len.saturating_sub(16 << 10);
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Whether `mpt` is a famfs mount with its meta files visible.
+fn ready(mpt: &Path) -> bool {
+    famfs_mount_at(&read_mounts(), mpt).is_some() && mpt.join(".meta/.log").exists()
+}
+
+/// Detach a famfs mount at `mpt` if one is there (cleanup after a failed mount).
+fn detach_if_mounted(mpt: &Path) {
+    if famfs_mount_at(&read_mounts(), mpt).is_some()
+        && let Err(e) = nix::mount::umount2(mpt, MntFlags::MNT_DETACH)
+    {
+        eprintln!("famfs mount: could not detach {}: {e}", mpt.display());
+    }
+}
+
+/// The daemon's command line for our options.
+pub fn daemon_args(a: &MountArgs, verbose: u8, dev: &Path, mpt: &Path) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(t) = a.timeout {
+        v.push("--timeout".into());
+        v.push(t.to_string().into());
+    }
+    if a.nouseraccess {
+        v.push("--no-allow-other".into());
+    }
+    if a.nodefaultperm {
+        v.push("--no-default-permissions".into());
+    }
+    if let Some(d) = &a.dax {
+        v.push("--dax".into());
+        v.push(d.into());
+    }
+    if let Some(p) = a.poll_ms {
+        v.push("--poll-ms".into());
+        v.push(p.to_string().into());
+    }
+    let threads = if a.debug { Some(1) } else { a.threads };
+    if let Some(t) = threads {
+        v.push("--threads".into());
+        v.push(t.to_string().into());
+    }
+    let verbosity = verbose + if a.debug { 2 } else { 0 };
+    for _ in 0..verbosity.min(3) {
+        v.push("-v".into());
+    }
+    v.push(dev.into());
+    v.push(mpt.into());
+    v
+}
+
+/// `famfs mount DEV MPT`.
+pub fn mount(a: MountArgs, verbose: u8) -> Result<i32> {
+    if a.args.len() != 2 {
+        return Err(fail(1, "<daxdev> and <mountpoint> args required"));
+    }
+    if !nix::unistd::geteuid().is_root() {
+        return Err(fail(1, "must run as root (mount(2) needs it)"));
+    }
+    let dev = std::fs::canonicalize(&a.args[0]).map_err(|e| {
+        fail(
+            1,
+            format!("daxdev ({}) not found: {e}", a.args[0].display()),
+        )
+    })?;
+    let mpt = std::fs::canonicalize(&a.args[1]).map_err(|e| {
+        fail(
+            1,
+            format!("mount pt ({}) not found: {e}", a.args[1].display()),
+        )
+    })?;
+    if !mpt.is_dir() {
+        return Err(fail(
+            1,
+            format!("mount pt ({}) is not a directory", mpt.display()),
+        ));
+    }
+    let table = read_mounts();
+    if let Some(m) = mounts_of_device(&table, &dev).first() {
+        return Err(fail(
+            1,
+            format!(
+                "cannot mount while {} is mounted on {}",
+                dev.display(),
+                m.target.display()
+            ),
+        ));
+    }
+    if let Some(m) = famfs_mount_at(&table, &mpt) {
+        return Err(fail(
+            1,
+            format!(
+                "{} is already a famfs mount point (of {})",
+                mpt.display(),
+                m.source
+            ),
+        ));
+    }
+    check_daxmode(&dev, a.set_daxmode)?;
+    // Validate the superblock and the log before starting anything.
+    {
+        let open = OpenFs::device(
+            &dev,
+            OpenHow {
+                write: false,
+                set_daxmode: false,
+                allow_mounted: false,
+            },
+        )
+        .map_err(|e| fail(1, format!("cannot mount {}: {e:#}", dev.display())))?;
+        let st = open.fs.state().stats();
+        tracing::info!(
+            "{}: valid famfs, role {:?}, {} files, {} directories",
+            dev.display(),
+            open.fs.role(),
+            st.files,
+            st.dirs
+        );
+    }
+    println!("daxdev={}, mpt={}", dev.display(), mpt.display());
+    let exe = find_daemon()?;
+    let log_path = daemon_log_path(&mpt);
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| {
+            fail(
+                1,
+                format!("cannot open daemon log {}: {e}", log_path.display()),
+            )
+        })?;
+    let log2 = log.try_clone()?;
+    let mut cmd = Command::new(&exe);
+    cmd.args(daemon_args(&a, verbose, &dev, &mpt))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it is the only
+    // thing run between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid()
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| fail(1, format!("cannot start {}: {e}", exe.display())))?;
+    let deadline = Instant::now() + Duration::from_secs_f64(a.wait.max(0.1));
+    loop {
+        if let Some(status) = child.try_wait()? {
+            detach_if_mounted(&mpt);
+            return Err(fail(
+                1,
+                format!(
+                    "{} exited ({status}) before the mount was ready; nothing is mounted. \
+                     The end of its log {}:\n{}",
+                    exe.display(),
+                    log_path.display(),
+                    tail(&log_path, 20)
+                ),
+            ));
+        }
+        if ready(&mpt) {
+            break;
+        }
+        if Instant::now() > deadline {
+            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            let stop = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < stop && child.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if child.try_wait().ok().flatten().is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            detach_if_mounted(&mpt);
+            return Err(fail(
+                1,
+                format!(
+                    "timed out after {:.1} s waiting for {}/.meta/.log; the daemon was stopped \
+                     and nothing is mounted. The end of its log {}:\n{}",
+                    a.wait,
+                    mpt.display(),
+                    log_path.display(),
+                    tail(&log_path, 20)
+                ),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if verbose > 0 {
+        println!(
+            "famfs mount: {} on {} (daemon pid {}, log {})",
+            dev.display(),
+            mpt.display(),
+            child.id(),
+            log_path.display()
+        );
+    }
+    Ok(0)
+}
+
+/// Read an extended attribute (`None` on any error).
+pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = CString::new(name).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
+    // `buf.len()` bytes and the kernel writes at most that many.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return None;
+    }
+    buf.truncate(r as usize);
+    Some(buf)
+}
+
+/// The mount point as given, made absolute without touching the (possibly dead) mount itself.
+fn absolute_mpt(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    match (
+        p.parent().and_then(|d| {
+            std::fs::canonicalize(if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            })
+            .ok()
+        }),
+        p.file_name(),
+    ) {
+        (Some(d), Some(n)) => d.join(n),
+        _ => p.to_path_buf(),
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// `famfs umount MPT`.
+pub fn umount(a: UmountArgs) -> Result<i32> {
+    let mpt = absolute_mpt(&a.mpt);
+    if famfs_mount_at(&read_mounts(), &mpt).is_none() {
+        return Err(fail(
+            1,
+            format!("{} is not a famfs mount point", mpt.display()),
+        ));
+    }
+    let pid = get_xattr(&mpt, "user.famfs.pid")
+        .and_then(|b| {
+            String::from_utf8_lossy(&b)
+                .trim()
+                .trim_end_matches('\0')
+                .parse::<i32>()
+                .ok()
+        })
+        .filter(|&p| p > 0);
+    let daemon_pid = pid.filter(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .map(|c| c.trim().starts_with("famfs_fused"))
+            .unwrap_or(false)
+    });
+    match nix::mount::umount2(&mpt, MntFlags::empty()) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EBUSY) if a.lazy => {
+            nix::mount::umount2(&mpt, MntFlags::MNT_DETACH)
+                .map_err(|e| fail(e as i32, format!("lazy unmount of {}: {e}", mpt.display())))?;
+        }
+        Err(nix::errno::Errno::EBUSY) => {
+            return Err(fail(
+                libc::EBUSY,
+                format!(
+                    "{} is busy (open files or a working directory in it); use -l to detach it lazily",
+                    mpt.display()
+                ),
+            ));
+        }
+        Err(nix::errno::Errno::ENOTCONN) => {
+            nix::mount::umount2(&mpt, MntFlags::MNT_DETACH).map_err(|e| {
+                fail(
+                    e as i32,
+                    format!("unmount of dead mount {}: {e}", mpt.display()),
+                )
+            })?;
+        }
+        Err(e) => return Err(fail(e as i32, format!("unmount {}: {e}", mpt.display()))),
+    }
+    if let Some(p) = daemon_pid {
+        let stop = Instant::now() + Duration::from_secs(5);
+        while process_alive(p) && Instant::now() < stop {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if process_alive(p) {
+            eprintln!("famfs umount: the daemon (pid {p}) is still running 5 s after the unmount");
+        }
+    }
+    if famfs_mount_at(&read_mounts(), &mpt).is_some() {
+        return Err(fail(1, format!("{} is still a famfs mount", mpt.display())));
+    }
+    Ok(0)
+}
+
+/// `famfs daxmode DEV [-m MODE]`.
+pub fn daxmode(a: DaxmodeArgs) -> Result<i32> {
+    match &a.mode {
+        None => {
+            let sysfs = daxctl_famfs::Sysfs::from_env();
+            match sysfs.device_for_chardev(&a.dev) {
+                Ok(Some(d)) => println!(
+                    "{}: {} mode (driver {})",
+                    d.name,
+                    d.mode(),
+                    d.driver.as_deref().unwrap_or("none")
+                ),
+                Ok(None) => println!(
+                    "{}: not a dax device (a stand-in file needs no mode)",
+                    a.dev.display()
+                ),
+                Err(e) => {
+                    return Err(fail(
+                        e.errno().unwrap_or(1),
+                        format!("{}: {e}", a.dev.display()),
+                    ));
+                }
+            }
+            Ok(0)
+        }
+        Some(m) => {
+            let mode: DaxMode = m.parse().map_err(|e| fail(libc::EINVAL, format!("{e}")))?;
+            match daxctl_famfs::check_or_set_famfs_mode(&a.dev, mode.clone(), true) {
+                Ok(daxctl_famfs::ModeCheck::NotDax) => println!(
+                    "{}: not a dax device (a stand-in file needs no mode)",
+                    a.dev.display()
+                ),
+                Ok(daxctl_famfs::ModeCheck::AlreadyInMode(d)) => {
+                    println!("{}: already in {mode} mode", d.name)
+                }
+                Ok(daxctl_famfs::ModeCheck::Switched { dev, from }) => {
+                    println!("{}: switched from {from} to {mode} mode", dev.name)
+                }
+                Err(e) => {
+                    return Err(fail(
+                        e.errno().unwrap_or(1),
+                        format!("{}: {e}", a.dev.display()),
+                    ));
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn daemon_command_line() {
+        let cli = crate::cli::Famfs::try_parse_from([
+            "famfs",
+            "mount",
+            "-t",
+            "2.5",
+            "-u",
+            "-p",
+            "--dax",
+            "off",
+            "--poll-ms",
+            "50",
+            "-d",
+            "/dev/dax0.0",
+            "/mnt/f",
+        ])
+        .unwrap();
+        let crate::cli::Cmd::Mount(a) = cli.cmd else {
+            panic!()
+        };
+        let v: Vec<String> = daemon_args(&a, 1, Path::new("/dev/dax0.0"), Path::new("/mnt/f"))
+            .into_iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            v,
+            [
+                "--timeout",
+                "2.5",
+                "--no-allow-other",
+                "--no-default-permissions",
+                "--dax",
+                "off",
+                "--poll-ms",
+                "50",
+                "--threads",
+                "1",
+                "-v",
+                "-v",
+                "-v",
+                "/dev/dax0.0",
+                "/mnt/f"
+            ]
+        );
+    }
+
+    #[test]
+    fn log_path_and_tail() {
+        let p = daemon_log_path(Path::new("/mnt/famfs"));
+        assert!(p.to_string_lossy().ends_with(".log"));
+        assert_eq!(
+            p,
+            daemon_log_path(Path::new("/mnt/famfs")),
+            "stable per mount point"
+        );
+        assert_ne!(p, daemon_log_path(Path::new("/mnt/other")));
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("log");
+        std::fs::write(
+            &f,
+            (0..100).map(|i| format!("line {i}\n")).collect::<String>(),
+        )
+        .unwrap();
+        assert_eq!(tail(&f, 2), "line 98\nline 99");
+        assert_eq!(tail(&dir.path().join("none"), 2), "");
+    }
+
+    #[test]
+    fn daemon_lookup_honours_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("famfs_fused");
+        std::fs::write(&fake, b"#!/bin/sh\n").unwrap();
+        assert_eq!(find_daemon_with(Some(fake.clone().into())).unwrap(), fake);
+        assert!(find_daemon_with(Some(dir.path().join("nope").into())).is_err());
+    }
+
+    #[test]
+    fn umount_refuses_non_famfs_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = umount(UmountArgs {
+            lazy: false,
+            mpt: dir.path().to_path_buf(),
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("not a famfs mount point"), "{e}");
+        assert!(get_xattr(dir.path(), "user.famfs.pid").is_none());
+    }
+}
