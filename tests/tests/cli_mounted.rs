@@ -1,0 +1,400 @@
+//! End-to-end tests of the mounted forms of the `famfs` CLI with the real daemon (`famfs_fused`):
+//! `famfs mount` / `umount`, and creat, mkdir, cp, logplay, fsck, getmap, verify, flush, chkread
+//! and clone on paths inside the mount, appending through `MPT/.meta/.log` under its lock.
+//!
+//! Needs root, `/dev/fuse` and the `famfs_fused` binary (built from the workspace). Without them
+//! the tests skip loudly, or fail when `CI=true`.
+
+mod cli_support;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use cli_support::*;
+
+/// Whether this machine can mount FUSE file systems with our daemon.
+fn can_mount() -> bool {
+    if !nix_is_root() {
+        skip_or_fail("mount tests need root");
+        return false;
+    }
+    if !Path::new("/dev/fuse").exists() {
+        skip_or_fail("mount tests need /dev/fuse");
+        return false;
+    }
+    if bins().fused.is_none() {
+        skip_or_fail("the workspace does not build famfs_fused");
+        return false;
+    }
+    true
+}
+
+fn nix_is_root() -> bool {
+    let out = std::process::Command::new("id").arg("-u").output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "0"
+}
+
+fn mounts_text() -> String {
+    std::fs::read_to_string("/proc/self/mounts").unwrap()
+}
+
+fn is_mounted(mpt: &Path) -> bool {
+    let canon = std::fs::canonicalize(mpt).unwrap_or_else(|_| mpt.to_path_buf());
+    mounts_text().lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 2 && Path::new(f[1]) == canon && f[2] == "fuse.famfs"
+    })
+}
+
+/// A formatted stand-in device and a mount point; unmounts on drop.
+struct Fixture {
+    dir: TempDir,
+    img: PathBuf,
+    mpt: PathBuf,
+    r: Runner,
+}
+
+impl Fixture {
+    fn new(tag: &str) -> Fixture {
+        let dir = TempDir::new(tag);
+        let img = standin(dir.path(), "dev.img", 8 * GIB);
+        let mpt = dir.path().join("mnt");
+        std::fs::create_dir(&mpt).unwrap();
+        let r = Runner::new(dir.path());
+        r.mkfs(&[img.to_str().unwrap()]).ok("mkfs");
+        Fixture { dir, img, mpt, r }
+    }
+
+    fn dev(&self) -> &str {
+        self.img.to_str().unwrap()
+    }
+
+    fn m(&self, rel: &str) -> String {
+        self.mpt.join(rel).to_str().unwrap().to_string()
+    }
+
+    fn mount(&self) {
+        self.r
+            .famfs(&[
+                "mount",
+                "--poll-ms",
+                "20",
+                self.dev(),
+                self.mpt.to_str().unwrap(),
+            ])
+            .ok("mount");
+        assert!(is_mounted(&self.mpt), "mounted");
+        assert!(self.mpt.join(".meta/.log").exists());
+    }
+
+    fn umount(&self) {
+        self.r
+            .famfs(&["umount", self.mpt.to_str().unwrap()])
+            .ok("umount");
+        assert!(!is_mounted(&self.mpt), "unmounted");
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if is_mounted(&self.mpt) {
+            let _ = self.r.famfs(&["umount", "-l", self.mpt.to_str().unwrap()]);
+        }
+        let _ = self.dir.path();
+    }
+}
+
+#[test]
+fn mounted_round_trip_matches_the_offline_view() {
+    if !can_mount() {
+        return;
+    }
+    let fx = Fixture::new("mnt-rt");
+    fx.mount();
+    let r = &fx.r;
+    let host = fx.dir.path().join("host.bin");
+    let data = bytes(9, (6 << 20) + 3);
+    std::fs::write(&host, &data).unwrap();
+    let h = host.to_str().unwrap();
+
+    r.famfs(&["mkdir", "-p", &fx.m("a/b/c")]).ok("mkdir -p");
+    r.famfs(&["mkdir", "-m", "0700", &fx.m("a/private")])
+        .ok("mkdir");
+    r.famfs(&[
+        "creat",
+        "-s",
+        "3m",
+        "-r",
+        "-S",
+        "42",
+        "-m",
+        "0600",
+        &fx.m("a/pat"),
+    ])
+    .ok("creat -r");
+    r.famfs(&["cp", h, &fx.m("a/b/")]).ok("cp");
+    r.famfs(&["cp", "-N", "4", "-B", "8", h, &fx.m("striped")])
+        .ok("interleaved cp");
+    // Relative paths inside the mount work too.
+    let rr = Runner::new(&fx.mpt);
+    rr.famfs(&["creat", "-s", "4k", "a/b/c/rel"])
+        .ok("creat by relative path");
+
+    // The data reads back through the mount, and verify passes.
+    assert_eq!(std::fs::read(fx.m("a/b/host.bin")).unwrap(), data);
+    assert_eq!(std::fs::read(fx.m("striped")).unwrap(), data);
+    let out = r
+        .famfs(&["verify", "-S", "42", "-f", &fx.m("a/pat")])
+        .ok("verify");
+    assert!(
+        out.stdout.contains("Success: verified 3145728 bytes"),
+        "{}",
+        out.stdout
+    );
+    r.famfs(&["verify", "-S", "41", &fx.m("a/pat")])
+        .expect(1, "verify wrong seed");
+    let out = r.famfs(&["chkread", &fx.m("a/pat")]).ok("chkread");
+    assert!(out.stdout.contains("Read and mmap match"), "{}", out.stdout);
+    r.famfs(&["flush", &fx.m("a/pat"), &fx.m("striped")])
+        .ok("flush");
+    r.famfs(&["chkread", "-s", &fx.m(".meta/.superblock")])
+        .ok("chkread superblock");
+
+    // getmap and logplay through the mount equal the offline view of the same device.
+    let mounted_ls = r
+        .famfs(&["logplay", "--ls", &fx.m("")])
+        .ok("logplay mounted");
+    assert!(
+        mounted_ls.stdout.contains("famfs_logplay(fuse)"),
+        "{}",
+        mounted_ls.stdout
+    );
+    let map_m = parse_getmap(
+        &r.famfs(&["getmap", &fx.m("striped")])
+            .ok("getmap mounted")
+            .stdout,
+    );
+    assert_eq!(map_m.chunk, Some(2 << 20));
+    assert_eq!(map_m.extents.len(), 4);
+    let out = r.famfs(&["fsck", &fx.m("a")]).ok("fsck by path");
+    assert!(
+        out.stdout.contains("mount type:  FAMFS_FUSE"),
+        "{}",
+        out.stdout
+    );
+    // Stat through the mount agrees with the log.
+    use std::os::unix::fs::PermissionsExt;
+    let md = std::fs::metadata(fx.m("a/pat")).unwrap();
+    assert_eq!(md.len(), 3 << 20);
+    assert_eq!(md.permissions().mode() & 0o7777, 0o600);
+
+    // The device is busy while mounted.
+    let out = r
+        .famfs(&["fsck", fx.dev()])
+        .expect(16, "fsck DEV while mounted");
+    assert!(out.stderr.contains("mounted on"), "{}", out.stderr);
+    r.famfs(&["fsck", "--force", fx.dev()])
+        .ok("fsck --force DEV while mounted");
+    r.mkfs(&["-f", fx.dev()]).expect(2, "mkfs while mounted");
+    r.famfs(&["creat", "-d", fx.dev(), "-s", "4k", "/x"])
+        .expect(16, "offline write while mounted");
+    let out = r
+        .famfs(&["mount", fx.dev(), fx.mpt.to_str().unwrap()])
+        .expect(1, "double mount");
+    assert!(out.stderr.contains("mounted on"), "{}", out.stderr);
+
+    fx.umount();
+    let offline_ls = r
+        .famfs(&["logplay", "--ls", fx.dev()])
+        .ok("logplay offline");
+    let tree = |s: &str| -> BTreeSet<String> {
+        s.lines()
+            .filter(|l| l.starts_with("d ") || l.starts_with("f "))
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(tree(&mounted_ls.stdout), tree(&offline_ls.stdout));
+    let want: BTreeSet<&str> = [
+        "a/",
+        "a/b/",
+        "a/b/c/",
+        "a/private/",
+        "a/pat",
+        "a/b/host.bin",
+        "striped",
+        "a/b/c/rel",
+    ]
+    .into_iter()
+    .collect();
+    let got = parse_ls(&offline_ls.stdout);
+    assert_eq!(
+        got.keys().map(String::as_str).collect::<BTreeSet<_>>(),
+        want
+    );
+    assert_eq!(got["a/private/"].mode, 0o700);
+    assert_eq!(got["a/pat"].mode, 0o600);
+    let map_o = parse_getmap(
+        &r.famfs(&["getmap", "-d", fx.dev(), "/striped"])
+            .ok("getmap offline")
+            .stdout,
+    );
+    assert_eq!(map_m, map_o);
+    assert_eq!(map_o.read_from_image(&fx.img), data);
+    r.famfs(&["fsck", fx.dev()]).ok("fsck after umount");
+    r.famfs(&["verify", "-d", fx.dev(), "-S", "42", "/a/pat"])
+        .ok("offline verify of mounted writes");
+
+    // Remount: everything is still there.
+    fx.mount();
+    assert_eq!(std::fs::read(fx.m("a/b/host.bin")).unwrap(), data);
+    fx.umount();
+}
+
+#[test]
+fn mounted_errors_and_clone() {
+    if !can_mount() {
+        return;
+    }
+    let fx = Fixture::new("mnt-err");
+    let r = &fx.r;
+    let mpt = fx.mpt.to_str().unwrap();
+    // Argument checks.
+    r.famfs(&["mount"]).expect(1, "mount without args");
+    r.famfs(&["mount", "a", "b", "c"])
+        .expect(1, "mount with 3 args");
+    r.famfs(&["mount", "/tmp/baddev-famfs", mpt])
+        .expect(1, "bad device");
+    r.famfs(&["mount", fx.dev(), "/tmp/badmpt-famfs"])
+        .expect(1, "bad mount point");
+    r.famfs(&["fsck", mpt])
+        .expect(1, "fsck of an unmounted mount point");
+    r.famfs(&["umount", mpt])
+        .expect(1, "umount of something not mounted");
+
+    fx.mount();
+    r.famfs(&["creat", "-s", "4k", &fx.m("f")]).ok("creat");
+    r.famfs(&["mkdir", &fx.m("d")]).ok("mkdir");
+    r.famfs(&["creat", "-s", "4k", &fx.m(".meta")])
+        .expect(1, "creat over .meta");
+    r.famfs(&["mkdir", mpt])
+        .expect(1, "mkdir of the mount point");
+    r.famfs(&["mkdir", "-p", mpt])
+        .ok("mkdir -p of the mount point");
+    r.famfs(&["mkdir", "-p", &fx.m("a/y/../../../..")])
+        .expect(1, "mkdir -p ascending out of famfs");
+    r.famfs(&["getmap", &fx.m("nope")])
+        .expect(9, "getmap missing");
+    r.famfs(&["getmap", &fx.m("d")]).expect(21, "getmap dir");
+    r.famfs(&["getmap", "/etc/passwd"])
+        .expect(1, "getmap not famfs");
+    r.famfs(&["creat", "-s", "4k", "/tmp/notfamfs"])
+        .expect(1, "creat outside famfs");
+    let out = r
+        .as_client()
+        .famfs(&["creat", "-s", "4k", &fx.m("client")])
+        .expect(1, "client creat");
+    assert!(
+        out.stderr.contains("not running on the master node"),
+        "{}",
+        out.stderr
+    );
+    // POSIX creation through the mount is refused; the CLI is the way.
+    assert!(std::fs::write(fx.m("posix"), b"x").is_err());
+
+    // clone cross-links: fsck then counts the collisions.
+    r.famfs(&["clone", &fx.m("f"), &fx.m("fclone")]).ok("clone");
+    let out = r
+        .famfs(&["fsck", mpt])
+        .expect(1, "fsck counts the collision");
+    assert!(
+        out.stdout.contains("ALLOCATION COLLISIONS"),
+        "{}",
+        out.stdout
+    );
+    r.famfs(&["clone", &fx.m("f"), "/tmp/elsewhere"])
+        .expect(1, "clone across file systems");
+    fx.umount();
+    r.famfs(&["fsck", fx.dev()]).expect(1, "collision persists");
+
+    // A superblock destroyed with mkfs -f -k cannot be mounted, and nothing stays mounted.
+    r.mkfs(&["-f", "-k", fx.dev()]).ok("kill");
+    let out = r
+        .famfs(&["mount", fx.dev(), mpt])
+        .expect(1, "mount of a killed fs");
+    assert!(out.stderr.contains("no valid famfs"), "{}", out.stderr);
+    assert!(!is_mounted(&fx.mpt));
+}
+
+#[test]
+fn failed_daemon_leaves_nothing_mounted() {
+    if !can_mount() {
+        return;
+    }
+    let fx = Fixture::new("mnt-fail");
+    let mpt = fx.mpt.to_str().unwrap();
+    // A "daemon" that dies at once.
+    let fake = fx.dir.path().join("fake_fused");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho fake daemon starting on \"$@\" >&2\nexit 3\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = fx.r.with_env("FAMFS_FUSED", fake.to_str().unwrap());
+    let out = r.famfs(&["mount", fx.dev(), mpt]).expect(1, "daemon exits");
+    assert!(
+        out.stderr.contains("fake daemon starting"),
+        "the log tail is shown: {}",
+        out.stderr
+    );
+    assert!(!is_mounted(&fx.mpt));
+    // A "daemon" that never mounts: the wait times out, the daemon is stopped.
+    std::fs::write(&fake, "#!/bin/sh\nexec sleep 60\n").unwrap();
+    let out = r
+        .famfs(&["mount", "--wait", "0.5", fx.dev(), mpt])
+        .expect(1, "timeout");
+    assert!(out.stderr.contains("timed out"), "{}", out.stderr);
+    assert!(!is_mounted(&fx.mpt));
+    r.with_env("FAMFS_FUSED", "/nonexistent/famfs_fused")
+        .famfs(&["mount", fx.dev(), mpt])
+        .expect(1, "missing daemon");
+}
+
+/// Two writer processes at once through one mount: the `.meta/.log` flock serializes them.
+#[test]
+fn two_mounted_writers_lose_nothing() {
+    if !can_mount() {
+        return;
+    }
+    let fx = Fixture::new("mnt-writers");
+    fx.mount();
+    let workers: Vec<_> = (0..2u64)
+        .map(|w| {
+            let r = fx.r.clone();
+            let base = fx.mpt.clone();
+            std::thread::spawn(move || {
+                for i in 0..10u64 {
+                    let f = base.join(format!("w{w}-{i}"));
+                    let seed = (100 * (w + 1) + i).to_string();
+                    r.famfs(&["creat", "-s", "1m", "-r", "-S", &seed, f.to_str().unwrap()])
+                        .ok("creat");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    for w in 0..2u64 {
+        for i in 0..10u64 {
+            let seed = (100 * (w + 1) + i).to_string();
+            fx.r.famfs(&["verify", "-S", &seed, &fx.m(&format!("w{w}-{i}"))])
+                .ok("verify");
+        }
+    }
+    fx.r.famfs(&["fsck", &fx.m("")]).ok("fsck");
+    fx.umount();
+    let ls = parse_ls(&fx.r.famfs(&["logplay", "--ls", fx.dev()]).ok("ls").stdout);
+    assert_eq!(ls.len(), 20);
+}
