@@ -77,9 +77,26 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     if let Err(e) = run(args) {
-        eprintln!("famfs_fused: {e:#}");
+        eprintln!("famfs_fused: {}", error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// `e` and its causes joined with ": ", each said once: a cause whose text is already in the
+/// message (an error that shows its source and also returns it from `source()`) is skipped.
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
