@@ -104,6 +104,15 @@ pub fn is_mounted(mpt: &Path) -> bool {
     mounts_contain(&want)
 }
 
+/// Whether anything is mounted at or below `dir`.
+pub fn any_mount_under(dir: &Path) -> bool {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .any(|m| Path::new(&famfs_server::mount::unescape(m)).starts_with(dir))
+}
+
 fn mounts_contain(p: &Path) -> bool {
     std::fs::read_to_string("/proc/self/mounts")
         .unwrap_or_default()

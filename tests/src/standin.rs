@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
 
 use famfs_fsdev::{Access, DaxDevice, FileView, FsdevError, Mapping, Media};
 use famfs_log::alloc::{AllocPolicy, InterleaveParams};
@@ -123,17 +124,72 @@ pub struct StandIn {
     next_seed: u64,
 }
 
+/// Temporary directories of live stand-ins, removed at process exit if still there (a
+/// stand-in kept in a `static` is never dropped).
+static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+extern "C" fn remove_live_dirs() {
+    let dirs = LIVE_DIRS.lock().map(|v| v.clone()).unwrap_or_default();
+    for d in dirs {
+        // Never descend into a mount left behind.
+        if !crate::fused::any_mount_under(&d) {
+            let _ = std::fs::remove_dir_all(&d);
+        }
+    }
+}
+
+fn register_dir(dir: &Path) {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        // SAFETY: atexit registers a plain `extern "C" fn()` that takes no arguments and only
+        // touches a static; it is called once at process exit.
+        unsafe {
+            libc::atexit(remove_live_dirs);
+        }
+    });
+    if let Ok(mut v) = LIVE_DIRS.lock() {
+        v.push(dir.to_path_buf());
+    }
+}
+
+fn unregister_dir(dir: &Path) {
+    if let Ok(mut v) = LIVE_DIRS.lock() {
+        v.retain(|d| d != dir);
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            unregister_dir(d.path());
+        }
+    }
+}
+
 impl StandIn {
     /// A sparse `size`-byte stand-in in a new temporary directory (under `$TMPDIR`), formatted
     /// with a random master system UUID. The directory (and any mount point made in it with
-    /// [`StandIn::dir`]) is removed on drop.
+    /// [`StandIn::dir`]) is removed on drop, or at process exit for a stand-in never dropped.
     pub fn create(size: u64) -> Result<StandIn, FixtureError> {
+        Self::create_in(&std::env::temp_dir(), size)
+    }
+
+    /// As [`StandIn::create`], in a new directory under `parent` (e.g. `/dev/shm` to keep the
+    /// device in memory).
+    pub fn create_in(parent: &Path, size: u64) -> Result<StandIn, FixtureError> {
         let dir = tempfile::Builder::new()
             .prefix("famfs-standin-")
-            .tempdir()
-            .map_err(io_err("mkdtemp", &std::env::temp_dir()))?;
+            .tempdir_in(parent)
+            .map_err(io_err("mkdtemp", parent))?;
+        register_dir(dir.path());
         let path = dir.path().join("dax.img");
-        let mut s = StandIn::create_at(&path, size, Uuid::new_v4())?;
+        let mut s = match StandIn::create_at(&path, size, Uuid::new_v4()) {
+            Ok(s) => s,
+            Err(e) => {
+                unregister_dir(dir.path());
+                return Err(e);
+            }
+        };
         s.dir = Some(dir);
         Ok(s)
     }
