@@ -1,10 +1,10 @@
 //! The `famfs_fused` daemon as tests use it: the binary (found or built), a running mount that
 //! cleans up after itself, and helpers to look at `/proc/self/mounts`.
 //!
-//! The binary is `$FAMFS_FUSED` when set; otherwise it is built once per test process with
-//! `cargo build -p famfs-server --bin famfs_fused` into its own target directory
-//! (`<target>/famfs-tests-bin`), so the build never waits on the lock of the `cargo test` that
-//! runs us.
+//! The binaries are `$FAMFS_FUSED` / `$FAMFS_CLI` when set; otherwise each is built once per
+//! test process with `cargo build -p famfs-server --bin famfs_fused` (`-p famfs-cli --bin
+//! famfs`) into its own target directory (`<target>/famfs-tests-bin`), so the build never waits
+//! on the lock of the `cargo test` that runs us.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -34,26 +34,21 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| repo_dir().join("target"))
 }
 
-fn build_fused() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("FAMFS_FUSED") {
+/// Builds binary `bin` of workspace package `package` (dev profile) into the tests' own target
+/// directory, unless `env_override` names an existing file.
+fn build_bin(package: &str, bin: &str, env_override: &str) -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os(env_override) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
-            Err(format!("FAMFS_FUSED={} is not a file", p.display()))
+            Err(format!("{env_override}={} is not a file", p.display()))
         };
     }
     let dir = target_dir().join("famfs-tests-bin");
     let started = Instant::now();
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "famfs-server",
-            "--bin",
-            "famfs_fused",
-        ])
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
         .arg("--manifest-path")
         .arg(repo_dir().join("Cargo.toml"))
         .arg("--target-dir")
@@ -63,30 +58,39 @@ fn build_fused() -> Result<PathBuf, String> {
         .map_err(|e| format!("running cargo build: {e}"))?;
     if !out.status.success() {
         return Err(format!(
-            "cargo build -p famfs-server --bin famfs_fused failed ({}):\n{}",
+            "cargo build -p {package} --bin {bin} failed ({}):\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let bin = dir.join("debug").join("famfs_fused");
-    if !bin.is_file() {
-        return Err(format!("cargo did not produce {}", bin.display()));
+    let path = dir.join("debug").join(bin);
+    if !path.is_file() {
+        return Err(format!("cargo did not produce {}", path.display()));
     }
     crate::prereq::say(&format!(
         "famfs-tests: built {} in {:.1} s",
-        bin.display(),
+        path.display(),
         started.elapsed().as_secs_f64()
     ));
-    Ok(bin)
+    Ok(path)
 }
 
-/// The `famfs_fused` binary (built on first use). Panics with the build output if it cannot be
-/// built: every mount test needs it.
+/// The `famfs_fused` binary: `$FAMFS_FUSED`, or built on first use. Panics with the build
+/// output if it cannot be built: every mount test needs it.
 pub fn famfs_fused() -> &'static Path {
     static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match BIN.get_or_init(build_fused) {
+    match BIN.get_or_init(|| build_bin("famfs-server", "famfs_fused", "FAMFS_FUSED")) {
         Ok(p) => p,
         Err(e) => panic!("famfs_fused: {e}"),
+    }
+}
+
+/// The `famfs` CLI binary: `$FAMFS_CLI`, or built on first use (panics if it cannot be).
+pub fn famfs_cli() -> &'static Path {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match BIN.get_or_init(|| build_bin("famfs-cli", "famfs", "FAMFS_CLI")) {
+        Ok(p) => p,
+        Err(e) => panic!("famfs: {e}"),
     }
 }
 

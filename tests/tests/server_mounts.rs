@@ -17,7 +17,7 @@ use famfs_fsdev::{FileMedia, Media};
 use famfs_log::alloc::AllocPolicy;
 use famfs_log::layout::LOG_OFFSET;
 use famfs_log::{Famfs, OpenOptions};
-use famfs_tests::fused::{FusedMount, is_famfs_mounted, is_mounted, run_expecting_exit};
+use famfs_tests::fused::{FusedMount, famfs_cli, is_famfs_mounted, is_mounted, run_expecting_exit};
 use famfs_tests::standin::{FILE_ATTR, INTERLEAVE_3X2M, StandIn, raw_file_entry};
 use famfs_tests::{pattern, prereq};
 use nix::sys::signal::Signal;
@@ -320,15 +320,32 @@ fn sigkill_leaves_enotconn_no_hung_process_and_umount_l_cleans_up() {
     assert!(st.success(), "umount -l failed");
     assert!(!is_mounted(&mpt));
     assert!(names(&mpt).is_empty(), "mount point usable and empty again");
-    // And it can be mounted again.
-    let m2 = FusedMount::start(
+    // It can be mounted again; killed again, `famfs umount` cleans up too.
+    let mut m2 = FusedMount::start(
         dev.path(),
         &mpt,
         &["--system-uuid", &uuid_arg(dev.master_uuid())],
     )
     .unwrap();
     assert!(std::fs::read(mpt.join("f")).unwrap() == dev.expected("f", 0, 5 * MIB));
-    drop(m2);
+    m2.signal(Signal::SIGKILL).unwrap();
+    m2.wait_exit(Duration::from_secs(5)).expect("daemon gone");
+    let e = std::fs::metadata(mpt.join("uncached")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTCONN), "{e}");
+    let out = Command::new(famfs_cli())
+        .arg("umount")
+        .arg(&mpt)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "famfs umount of a dead mount: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!is_mounted(&mpt), "still mounted after famfs umount");
+    assert!(names(&mpt).is_empty());
 }
 
 #[test]
