@@ -125,6 +125,7 @@ pub struct InterleaveOpts {
 /// `famfs mount`.
 #[derive(Debug, Args)]
 #[command(
+    override_usage = "famfs mount [OPTIONS] DEV MPT",
     after_help = "The daemon runs in the foreground of its own session; its output goes to \
 /run/famfs/<hash>.log (or $TMPDIR). $FAMFS_FUSED overrides where famfs_fused is found \
 (default: next to this program, then $PATH)."
@@ -221,6 +222,7 @@ pub struct MkdirArgs {
 /// `famfs cp`.
 #[derive(Debug, Args)]
 #[command(
+    override_usage = "famfs cp [OPTIONS] SRC... DEST\n       famfs cp --device DEV [OPTIONS] SRC... FAMFS_DEST",
     after_help = "SRC... DEST: like cp(1). DEST may be an existing famfs directory (files \
 keep their names), or a new name. With several sources DEST must be a directory; with -r it is \
 created if missing. An existing DEST file of exactly the source's size is overwritten (restartable \

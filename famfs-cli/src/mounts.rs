@@ -189,6 +189,26 @@ broken-line
         assert!(same_file(Path::new("/dev/null"), Path::new("/dev/null")));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_tables_never_panic(text in "[ -~\\n\\t]{0,300}") {
+            for m in parse_mounts(&text) {
+                let _ = m.is_famfs();
+            }
+        }
+
+        #[test]
+        fn escaped_fields_round_trip(s in "[a-z /\\\\\t]{1,20}") {
+            let esc: String = s.chars().map(|c| match c {
+                ' ' => "\\040".to_string(),
+                '\t' => "\\011".to_string(),
+                '\\' => "\\134".to_string(),
+                c => c.to_string(),
+            }).collect();
+            proptest::prop_assert_eq!(unescape(&esc), s);
+        }
+    }
+
     #[test]
     fn real_table_parses() {
         // Whatever this machine has mounted, the root is there and nothing panics.

@@ -193,10 +193,10 @@ fn open_log_error(what: &str, e: LogError) -> anyhow::Error {
 impl OpenFs {
     /// Open the famfs on an unmounted device or stand-in file.
     pub fn device(path: &Path, how: OpenHow) -> Result<OpenFs> {
-        if std::fs::metadata(path).is_err() {
+        if let Err(e) = std::fs::metadata(path) {
             return Err(fail(
-                libc::ENOENT,
-                format!("{}: no such device or file", path.display()),
+                e.raw_os_error().unwrap_or(libc::ENOENT),
+                format!("{}: {e}", path.display()),
             ));
         }
         check_daxmode(path, how.set_daxmode)?;

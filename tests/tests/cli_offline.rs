@@ -296,6 +296,14 @@ fn round_trip(data_via: &str) {
     assert_eq!(fsck_field(&out.stdout, "Sum of file sizes:"), sum);
     let out = r.famfs(&["fsck", "-v", dev]).ok("fsck -v");
     assert_eq!(fsck_field(&out.stdout, "log_len:"), 8 << 20);
+    let out = r.famfs(&["fsck", "-h", "-B", "8", dev]).ok("fsck -h -B 8");
+    assert!(out.stdout.contains("Stripe bucket info:"), "{}", out.stdout);
+    assert!(out.stdout.contains("Bitmap range 7"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Free space:             7.9"),
+        "{}",
+        out.stdout
+    );
 }
 
 /// The ids a child process of this test runs with (the defaults of creat, mkdir and cp).
