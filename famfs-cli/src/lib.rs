@@ -132,6 +132,16 @@ pub fn invoked_as_mkfs(argv0: &std::ffi::OsStr) -> bool {
         .is_some_and(|n| n.to_string_lossy().starts_with("mkfs"))
 }
 
+/// Die quietly of SIGPIPE when stdout is closed (`famfs logplay --ls | head`), as C tools do,
+/// instead of failing a print.
+pub fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default is async-signal-safe and done before
+    // any other thread exists; no handler code is involved.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Entry point of both binaries: `mkfs.famfs` when invoked under a name starting with `mkfs`
 /// (or when `mkfs` is true and the name says nothing else), else `famfs`.
 pub fn main_multicall(args: Vec<OsString>, mkfs: bool) -> i32 {

@@ -1,8 +1,9 @@
 //! Paths: famfs paths given with `--device` (relative to the file system root), host paths inside
 //! a mounted famfs, and finding the mount a host path belongs to.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use crate::mounts::MountEntry;
@@ -18,20 +19,21 @@ pub enum PathError {
 /// Normalize a path inside a famfs as given with `--device`: a leading `/` (the famfs root) is
 /// accepted and stripped, empty and `.` components are dropped, `..` is resolved lexically (there
 /// are no symlinks in famfs). The empty result is the root.
-pub fn famfs_relpath(s: &str) -> Result<PathBuf, PathError> {
-    let mut parts: Vec<&str> = Vec::new();
-    for comp in s.split('/') {
+pub fn famfs_relpath(s: impl AsRef<OsStr>) -> Result<PathBuf, PathError> {
+    let s = s.as_ref();
+    let mut parts: Vec<&[u8]> = Vec::new();
+    for comp in s.as_bytes().split(|&b| b == b'/') {
         match comp {
-            "" | "." => {}
-            ".." => {
+            b"" | b"." => {}
+            b".." => {
                 if parts.pop().is_none() {
-                    return Err(PathError::Escapes(s.to_string()));
+                    return Err(PathError::Escapes(s.to_string_lossy().into_owned()));
                 }
             }
             c => parts.push(c),
         }
     }
-    Ok(parts.iter().collect())
+    Ok(parts.iter().map(|c| OsStr::from_bytes(c)).collect())
 }
 
 /// The famfs path as printed in messages and listings: `/` for the root, else `a/b/c`.
@@ -133,6 +135,12 @@ mod tests {
         assert!(famfs_relpath("..").is_err());
         assert!(famfs_relpath("a/y/../../../..").is_err());
         assert!(famfs_relpath("/../etc").is_err());
+        let raw = OsStr::from_bytes(b"/d\xff/x");
+        assert_eq!(
+            famfs_relpath(raw).unwrap().as_os_str().as_bytes(),
+            b"d\xff/x",
+            "non-UTF-8 names survive"
+        );
         assert_eq!(display_rel(Path::new("")), "/");
         assert_eq!(display_rel(Path::new("a/b")), "a/b");
     }

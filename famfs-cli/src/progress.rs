@@ -7,8 +7,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 /// Transfers at least this large get a progress bar.
 pub const BAR_THRESHOLD: u64 = 64 << 20;
 
-/// A byte-count progress bar that is hidden for small transfers and when stderr is not a
-/// terminal (set `FAMFS_PROGRESS=1` to force it, `=0` to suppress it).
+/// A byte-count progress bar, shown on a terminal for transfers of [`BAR_THRESHOLD`] bytes or
+/// more (`FAMFS_PROGRESS=1`: for any size; `=0`: never). It is never drawn when stderr is not a
+/// terminal.
 #[derive(Debug)]
 pub struct Progress {
     bar: Option<ProgressBar>,

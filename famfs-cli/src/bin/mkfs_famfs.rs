@@ -2,6 +2,7 @@
 //! it, or `famfs`, as `mkfs.famfs`: both dispatch on the name they are invoked as).
 
 fn main() {
+    famfs_cli::restore_sigpipe();
     std::process::exit(famfs_cli::main_multicall(
         std::env::args_os().collect(),
         true,

@@ -246,8 +246,7 @@ pub fn cp(a: CpArgs, verbose: u8) -> Result<i32> {
     }
     a.interleave.precheck()?;
     let (sources, dest_arg) = a.paths.split_at(a.paths.len() - 1);
-    let dest_arg = dest_arg[0].to_string_lossy().into_owned();
-    let dest = resolve_target(&dest_arg, &a.dev)?;
+    let dest = resolve_target(&dest_arg[0], &a.dev)?;
     let mut open = OpenFs::open(
         &dest.loc,
         OpenHow {

@@ -103,13 +103,14 @@ pub fn check_creatable(t: &Target, rel: &Path) -> Result<()> {
 }
 
 /// Resolve a file argument: a famfs path with `--device`, else a host path inside a mounted famfs.
-pub fn resolve_target(arg: &str, dev: &DeviceOpt) -> Result<Target> {
+pub fn resolve_target(arg: impl AsRef<std::ffi::OsStr>, dev: &DeviceOpt) -> Result<Target> {
+    let arg = arg.as_ref();
     if let Some(device) = &dev.device {
         let rel = famfs_relpath(arg).map_err(|e| fail(1, e.to_string()))?;
         return Ok(Target {
             loc: Location::Device(device.clone()),
             rel,
-            shown: arg.to_string(),
+            shown: arg.to_string_lossy().into_owned(),
         });
     }
     resolve_host_target(Path::new(arg))
