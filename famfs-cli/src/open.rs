@@ -2,7 +2,7 @@
 //! of a mounted famfs; and reaching a file's bytes either way.
 
 use std::fs::File;
-use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,13 +41,12 @@ pub fn system_uuid_for_reading() -> Option<Uuid> {
 /// Check (or with `set`, switch) the mode of a dax character device. Our tools map the raw
 /// device, which only devdax mode allows. Regular files (stand-ins) need no mode.
 pub fn check_daxmode(path: &Path, set: bool) -> Result<()> {
-    let is_char = std::fs::metadata(path)
-        .map(|m| m.file_type().is_char_device())
-        .unwrap_or(false);
-    if !is_char {
-        return Ok(());
-    }
-    match daxctl_famfs::check_or_set_famfs_mode(path, DaxMode::Devdax, set) {
+    check_daxmode_with(&daxctl_famfs::Sysfs::from_env(), path, set)
+}
+
+/// [`check_daxmode`] against a given sysfs view.
+pub fn check_daxmode_with(sysfs: &daxctl_famfs::Sysfs, path: &Path, set: bool) -> Result<()> {
+    match sysfs.check_or_set_mode(path, DaxMode::Devdax, set) {
         Ok(daxctl_famfs::ModeCheck::Switched { dev, from }) => {
             eprintln!("famfs: switched {} from {from} to devdax mode", dev.name);
             Ok(())
@@ -498,6 +497,46 @@ mod tests {
             .unwrap();
         assert_eq!(crate::error::exit_code_of(&e), libc::ENOENT);
         assert!(e.to_string().contains("missing"), "{e}");
+    }
+
+    #[test]
+    fn dax_devices_must_be_in_devdax_mode() {
+        use daxctl_famfs::fake::{DeviceSpec, FakeSysfs, RegionSpec};
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeSysfs::new(dir.path()).unwrap();
+        fake.add_region(&RegionSpec::nvdimm(0, 0x1_0000_0000, 16 << 30))
+            .unwrap()
+            .add_device(&DeviceSpec::new("dax0.0", 4 << 30).driver("fsdev_dax"))
+            .unwrap()
+            .add_device(&DeviceSpec::new("dax0.1", 4 << 30).driver("kmem"))
+            .unwrap()
+            .add_device(&DeviceSpec::new("dax0.2", 4 << 30).driver("device_dax"))
+            .unwrap();
+        let s = fake.sysfs();
+        // famfs mode: refused, naming the command that fixes it.
+        let e = check_daxmode_with(&s, &fake.stand_in("dax0.0"), false).unwrap_err();
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("daxctl-famfs reconfigure-device -m devdax dax0.0"),
+            "{msg}"
+        );
+        assert!(msg.contains("--set-daxmode"), "{msg}");
+        assert_eq!(crate::error::exit_code_of(&e), 1, "EPERM, as the reference");
+        // system-ram: the fix needs -f.
+        let e = check_daxmode_with(&s, &fake.stand_in("dax0.1"), false).unwrap_err();
+        assert!(format!("{e:#}").contains("-f -m devdax dax0.1"), "{e:#}");
+        // devdax: fine; -M switches a famfs-mode device.
+        check_daxmode_with(&s, &fake.stand_in("dax0.2"), false).unwrap();
+        check_daxmode_with(&s, &fake.stand_in("dax0.0"), true).unwrap();
+        assert_eq!(
+            fake.driver_of("dax0.0").unwrap().as_deref(),
+            Some("device_dax")
+        );
+        check_daxmode_with(&s, &fake.stand_in("dax0.0"), false).unwrap();
+        // Regular files outside the tree need no mode.
+        let f = dir.path().join("plain.img");
+        std::fs::write(&f, b"").unwrap();
+        check_daxmode_with(&s, &f, false).unwrap();
     }
 
     #[test]
