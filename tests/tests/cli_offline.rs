@@ -681,6 +681,12 @@ fn command_errors_and_exit_codes() {
     );
     r.famfs(&["cp", "-d", dev, "-r", &s("one"), &s("two"), "/newdir"])
         .ok("cp -r creates the destination directory");
+    let ls = parse_ls(&r.famfs(&["logplay", "--ls", dev]).ok("ls").stdout);
+    assert_eq!(
+        ls["newdir/"].mode, 0o755,
+        "a new destination directory is searchable"
+    );
+    assert_eq!(ls["newdir/one"].size, 3000);
     let out = e(
         &["cp", "-c", "-d", dev, &s("two"), "/newdir/one"],
         1,

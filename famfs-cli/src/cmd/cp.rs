@@ -49,11 +49,13 @@ impl Copier<'_, '_> {
         self.mode.unwrap_or(src.permissions().mode() & 0o777) & !self.umask & 0o7777
     }
 
-    fn dir_mode(&self, src: &std::fs::Metadata) -> u32 {
-        match self.mode {
+    fn dir_mode(&self, src: Option<&std::fs::Metadata>) -> u32 {
+        match (self.mode, src) {
             // A file mode given with -m, plus search permission wherever it grants read.
-            Some(m) => (m | ((m & 0o444) >> 2)) & 0o7777,
-            None => src.permissions().mode() & 0o777 & !self.umask,
+            (Some(m), _) => (m | ((m & 0o444) >> 2)) & 0o7777,
+            (None, Some(src)) => src.permissions().mode() & 0o777 & !self.umask,
+            // A directory made to hold several sources: as mkdir(1) would.
+            (None, None) => 0o777 & !self.umask,
         }
     }
 
@@ -159,8 +161,8 @@ impl Copier<'_, '_> {
         Ok(())
     }
 
-    /// Make sure famfs directory `rel` exists (creating it like `src`).
-    fn ensure_dir(&mut self, rel: &Path, src_meta: &std::fs::Metadata) -> Result<bool, Abort> {
+    /// Make sure famfs directory `rel` exists (creating it with `mode`).
+    fn ensure_dir(&mut self, rel: &Path, mode: u32) -> Result<bool, Abort> {
         let shown = self.dest.show(rel);
         match lookup(self.w.famfs(), rel) {
             Ok(Some((_, n))) if n.is_dir() => Ok(true),
@@ -178,7 +180,7 @@ impl Copier<'_, '_> {
                     return Ok(false);
                 }
                 let attr = Attr {
-                    mode: self.dir_mode(src_meta),
+                    mode,
                     uid: self.uid,
                     gid: self.gid,
                 };
@@ -203,7 +205,8 @@ impl Copier<'_, '_> {
             self.warn(format!("{}: directory loop, skipped", src.display()));
             return Ok(());
         }
-        if !self.ensure_dir(rel, meta)? {
+        let mode = self.dir_mode(Some(meta));
+        if !self.ensure_dir(rel, mode)? {
             return Ok(());
         }
         let mut entries: Vec<PathBuf> = match std::fs::read_dir(src) {
@@ -314,9 +317,8 @@ pub fn cp(a: CpArgs, verbose: u8) -> Result<i32> {
     // With several sources and -r, a missing destination becomes a directory first.
     let mut dest_is_dir = dest_is_dir;
     if !dest_is_dir && multi && a.recursive {
-        let m = std::fs::metadata(&sources[0]).ok();
-        let attr_src = m.unwrap_or_else(|| std::fs::metadata(".").expect("cwd exists"));
-        match c.ensure_dir(&dest.rel, &attr_src) {
+        let mode = c.dir_mode(None);
+        match c.ensure_dir(&dest.rel, mode) {
             Ok(true) => dest_is_dir = true,
             Ok(false) => return Ok(1),
             Err(Abort(e)) => return Err(e),
