@@ -287,6 +287,16 @@ fn mounted_errors_and_clone() {
     r.famfs(&["getmap", &fx.m("d")]).expect(21, "getmap dir");
     r.famfs(&["getmap", "/etc/passwd"])
         .expect(1, "getmap not famfs");
+    let good = fx.m("good");
+    r.famfs(&[
+        "creat",
+        "--multi",
+        &format!("{good},4k"),
+        "--multi",
+        "/tmp/bad-famfs,4m",
+    ])
+    .expect(1, "multi with one path outside famfs");
+    assert!(Path::new(&good).exists(), "the good file is created anyway");
     r.famfs(&["creat", "-s", "4k", "/tmp/notfamfs"])
         .expect(1, "creat outside famfs");
     let out = r

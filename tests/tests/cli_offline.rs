@@ -562,6 +562,17 @@ fn command_errors_and_exit_codes() {
         1,
         "-S and --multi",
     );
+    let out = e(
+        &["creat", "-d", dev, "-M", "/good,4k", "-M", "../bad,4k"],
+        1,
+        "multi with an unresolvable path",
+    );
+    assert!(
+        out.stdout
+            .contains("Create complete for 1 of 2 files with 1 errs"),
+        "{}",
+        out.stdout
+    );
     e(
         &["creat", "-s", "4k", "/tmp/not-in-famfs"],
         1,

@@ -95,14 +95,23 @@ pub fn creat(a: CreatArgs, verbose: u8) -> Result<i32> {
     if multi && (a.seed.is_some() || a.file.is_some() || a.size.is_some()) {
         return Err(fail(1, "-S|-s|FILE and --multi are incompatible"));
     }
+    // Jobs whose path cannot be resolved (multi mode) count as errors; the rest go ahead, as in
+    // the reference (`--multi good,4k --multi /not/famfs,4k` creates `good` and exits 1).
     let mut jobs = Vec::new();
+    let mut early_errs = 0usize;
     if multi {
         for m in &a.multi {
-            jobs.push(Job {
-                target: resolve_target(&m.file, &a.dev)?,
-                size: m.size,
-                seed: m.seed,
-            });
+            match resolve_target(&m.file, &a.dev) {
+                Ok(target) => jobs.push(Job {
+                    target,
+                    size: m.size,
+                    seed: m.seed,
+                }),
+                Err(e) => {
+                    eprintln!("famfs creat: {e:#}");
+                    early_errs += 1;
+                }
+            }
         }
     } else {
         let Some(file) = &a.file else {
@@ -114,16 +123,26 @@ pub fn creat(a: CreatArgs, verbose: u8) -> Result<i32> {
             seed: a.seed,
         });
     }
-    let loc = jobs[0].target.loc.clone();
-    if let Some(j) = jobs.iter().find(|j| j.target.loc != loc) {
-        return Err(fail(
-            1,
-            format!(
-                "{} is in another famfs than {}; create files of one famfs per command",
-                j.target.shown, jobs[0].target.shown
-            ),
-        ));
-    }
+    let Some(first) = jobs.first() else {
+        println!(
+            "Create complete for 0 of {} files with {early_errs} errs",
+            a.multi.len()
+        );
+        return Ok(count_exit(early_errs as u64));
+    };
+    let loc = first.target.loc.clone();
+    let first_shown = first.target.shown.clone();
+    jobs.retain(|j| {
+        let same = j.target.loc == loc;
+        if !same {
+            eprintln!(
+                "famfs creat: {} is in another famfs than {first_shown}; create files of one famfs per command",
+                j.target.shown
+            );
+            early_errs += 1;
+        }
+        same
+    });
     let mut open = OpenFs::open(
         &loc,
         OpenHow {
@@ -164,7 +183,7 @@ pub fn creat(a: CreatArgs, verbose: u8) -> Result<i32> {
             break;
         }
     }
-    let errs = results.iter().filter(|r| r.is_err()).count();
+    let errs = results.iter().filter(|r| r.is_err()).count() + early_errs;
     if multi {
         let created = results
             .iter()
@@ -172,7 +191,7 @@ pub fn creat(a: CreatArgs, verbose: u8) -> Result<i32> {
             .count();
         println!(
             "Create complete for {created} of {} files with {errs} errs",
-            jobs.len()
+            a.multi.len()
         );
     } else if let Some(Err(_)) = results.first() {
         return results.remove(0).map(|_| 1);
@@ -218,7 +237,7 @@ pub fn creat(a: CreatArgs, verbose: u8) -> Result<i32> {
         println!(
             "Randomize complete for {} of {} files with {rerrs} errs",
             to_fill.len(),
-            jobs.len()
+            a.multi.len()
         );
     }
     Ok(count_exit(rerrs))
