@@ -271,7 +271,8 @@ pub struct CreatArgs {
     #[command(flatten)]
     /// Mode, owner and group.
     pub owner: OwnerOpts,
-    /// Create several files: FILE,SIZE[,SEED] (repeatable; a seed fills that file).
+    /// Create several files, each given as FILE,SIZE or FILE,SIZE,SEED (repeatable; a seed fills
+    /// that file).
     #[arg(short = 'M', long = "multi", value_parser = parse_multi_creat, value_name = "FILE,SIZE[,SEED]")]
     pub multi: Vec<MultiCreat>,
     /// Threads for filling files (1..=256; default: the CPUs available).
