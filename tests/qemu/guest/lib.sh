@@ -11,6 +11,10 @@ RES=/dev/ttyS1
 export PATH=/opt/famfs/bin:/famfs-test/bin:/usr/sbin:/usr/bin:/sbin:/bin
 DEV=/dev/dax0.0
 export DEV
+# cargo cannot name a binary `mkfs.famfs`: famfs-cli builds `mkfs-famfs`, which dispatches on its name.
+if [ -x /opt/famfs/bin/mkfs-famfs ] && [ ! -e /opt/famfs/bin/mkfs.famfs ]; then
+    ln -s mkfs-famfs /opt/famfs/bin/mkfs.famfs
+fi
 
 res_init() {
     if [ -c "$RES" ]; then

@@ -5,7 +5,6 @@
 # source bytes plus a sha256 list the host compares with the master's. A client must not be able to
 # add files (only the master appends to the log).
 #
-# TODO(phase 2): commands as in famfs-master.sh; confirm options against famfs-cli's --help.
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . /famfs-test/lib.sh
 TOKEN=${RUNID:-0}

@@ -5,9 +5,7 @@
 # copies files, then signals READY at the end of the device and stays mounted until the client's ACK.
 # The host compares the sha256 lists both VMs report (payloads master-sums and client-sums).
 #
-# TODO(phase 2): the commands below follow the reference CLI (reference/famfs-cli-tests.md §1.3-1.13);
-# confirm each option against famfs-cli's --help when it lands. The Rust test runs this scenario only
-# when the workspace declares the binaries mkfs.famfs, famfs and famfs_fused.
+# The commands are famfs-cli's (famfs-cli/README.md), which follow the reference CLI.
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . /famfs-test/lib.sh
 TOKEN=${RUNID:-0}
