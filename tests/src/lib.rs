@@ -7,6 +7,7 @@
 //! | [`standin`] | [`StandIn`](standin::StandIn): a formatted stand-in device with pattern-filled files, corruption and hostile log entries |
 //! | [`pattern`] | deterministic file contents checkable at any offset |
 //! | [`fused`] | the `famfs_fused` binary: found or built, spawned on a mount point, killed, cleaned up |
+//! | [`inproc`] | [`InProcessMount`](inproc::InProcessMount): a real mount served by threads of this process (benchmarks) |
 //! | [`prereq`] | root, `/dev/fuse`, `CAP_SYS_RAWIO`: fail under `CI=true`, skip loudly otherwise |
 //!
 //! Tests: `cargo test -p famfs-tests` (the mount tests need root and `/dev/fuse`).
@@ -14,6 +15,7 @@
 //! ratios against baselines measured in the same run).
 
 pub mod fused;
+pub mod inproc;
 pub mod kernel_emu;
 pub mod pattern;
 pub mod prereq;

@@ -1,0 +1,111 @@
+//! A real FUSE mount served by a [`famfs_server::Server`] inside the calling process (what
+//! `famfs_fused` does, without a separate process): for benchmarks and profiling, where the
+//! server should be built with the same profile as the measuring code.
+
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+use famfs_server::mount::{self, MountOptions};
+use famfs_server::{Config, Server, ServerError};
+
+/// A mounted file system served by worker threads of this process; unmounted on drop.
+pub struct InProcessMount {
+    mpt: PathBuf,
+    server: Arc<Server>,
+    session: Option<JoinHandle<Result<(), ServerError>>>,
+    watcher: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+}
+
+impl std::fmt::Debug for InProcessMount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessMount")
+            .field("mpt", &self.mpt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InProcessMount {
+    /// Opens the server with `cfg`, mounts `/dev/fuse` at `mpt` (as `famfs_fused` does: fstype
+    /// `fuse.famfs`, `allow_other,default_permissions`), and serves it with `cfg.threads`
+    /// workers, each on its own cloned channel, plus the log watcher.
+    pub fn start(cfg: Config, mpt: &Path) -> Result<InProcessMount, ServerError> {
+        let device = cfg.device.clone();
+        let threads = cfg.threads.max(1);
+        let server = Server::open(cfg)?;
+        let fuse = mount::open_dev_fuse()?;
+        mount::mount(
+            &fuse,
+            &device,
+            mpt,
+            MountOptions {
+                allow_other: true,
+                default_permissions: true,
+            },
+        )?;
+        let mut fds: Vec<OwnedFd> = Vec::with_capacity(threads);
+        for _ in 1..threads {
+            fds.push(mount::clone_channel(&fuse)?);
+        }
+        fds.insert(0, fuse);
+        let s = Arc::clone(&server);
+        let session = std::thread::Builder::new()
+            .name("inproc-fuse".into())
+            .spawn(move || famfs_server::session::serve(&s, fds))
+            .map_err(ServerError::Channel)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = famfs_server::watch::spawn(Arc::clone(&server), Arc::clone(&stop))
+            .map_err(ServerError::Channel)?;
+        Ok(InProcessMount {
+            mpt: mpt.to_path_buf(),
+            server,
+            session: Some(session),
+            watcher: Some((stop, watcher)),
+        })
+    }
+
+    /// The server.
+    pub fn server(&self) -> &Arc<Server> {
+        &self.server
+    }
+
+    /// The mount point.
+    pub fn mountpoint(&self) -> &Path {
+        &self.mpt
+    }
+
+    /// Unmounts and waits for the workers to stop.
+    pub fn stop(mut self) -> Result<(), ServerError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), ServerError> {
+        let mut result = Ok(());
+        if self.session.is_some() {
+            result = mount::unmount(&self.mpt, true);
+        }
+        if let Some((stop, h)) = self.watcher.take() {
+            stop.store(true, Ordering::Relaxed);
+            let _ = h.join();
+        }
+        if let Some(h) = self.session.take() {
+            match h.join() {
+                Ok(r) => result = result.and(r),
+                Err(_) => {
+                    result = Err(ServerError::Channel(std::io::Error::other(
+                        "session thread panicked",
+                    )))
+                }
+            }
+        }
+        result
+    }
+}
+
+impl Drop for InProcessMount {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
