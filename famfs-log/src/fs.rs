@@ -400,8 +400,22 @@ impl<L: Media> Writer<'_, L> {
     }
 
     /// Create directory `path` and any missing parents (all with `attr`); an existing
-    /// directory is fine, an existing file on the way is an error.
+    /// directory is fine (the root, "", included), an existing file on the way is an error.
     pub fn mkdir_p(&mut self, path: &Path, attr: Attr) -> Result<Ino, LogError> {
+        self.mkdir_p_with(path, attr, |_| Ok(()))
+    }
+
+    /// As [`Writer::mkdir_p`], calling `before_create(prefix)` before logging each missing
+    /// directory (to veto it, or to report it); its error stops the walk.
+    pub fn mkdir_p_with<E: From<LogError>>(
+        &mut self,
+        path: &Path,
+        attr: Attr,
+        mut before_create: impl FnMut(&Path) -> Result<(), E>,
+    ) -> Result<Ino, E> {
+        if path.as_os_str().is_empty() {
+            return Ok(crate::namespace::ROOT_INO);
+        }
         let p = rel(path)?;
         let mut prefix = std::path::PathBuf::new();
         let mut ino = crate::namespace::ROOT_INO;
@@ -411,9 +425,14 @@ impl<L: Media> Writer<'_, L> {
             ino = match ns.lookup(ino, comp) {
                 Some(child) if ns.get(child).is_some_and(|n| n.is_dir()) => child,
                 Some(_) => {
-                    return Err(crate::namespace::NsError::NotADirectory(prefix).into());
+                    return Err(
+                        LogError::from(crate::namespace::NsError::NotADirectory(prefix)).into(),
+                    );
                 }
-                None => self.mkdir(&prefix, attr)?,
+                None => {
+                    before_create(&prefix)?;
+                    self.mkdir(&prefix, attr)?
+                }
             };
         }
         Ok(ino)

@@ -1,6 +1,6 @@
 //! `famfs creat`, `famfs mkdir`, `famfs clone`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use famfs_log::entry::{FileEntry, LogEntry};
@@ -263,27 +263,14 @@ pub fn mkdir(a: MkdirArgs, verbose: u8) -> Result<i32> {
     };
     let mut w = open.fs.writer()?;
     if a.parents {
-        let mut prefix = PathBuf::new();
-        for comp in t.rel.components() {
-            prefix.push(comp);
-            match lookup(w.famfs(), &prefix)? {
-                Some((_, n)) if n.is_dir() => {}
-                Some(_) => {
-                    return Err(fail(
-                        1,
-                        format!("path {} is not a directory", t.show(&prefix)),
-                    ));
-                }
-                None => {
-                    check_creatable(&t, &prefix)?;
-                    w.mkdir(&prefix, attr)
-                        .map_err(|e| fail(1, format!("{}: {e}", t.show(&prefix))))?;
-                    if verbose > 0 {
-                        println!("famfs mkdir: created directory '{}'", t.show(&prefix));
-                    }
-                }
+        w.mkdir_p_with(&t.rel, attr, |prefix| -> Result<()> {
+            check_creatable(&t, prefix)?;
+            if verbose > 0 {
+                println!("famfs mkdir: created directory '{}'", t.show(prefix));
             }
-        }
+            Ok(())
+        })
+        .map_err(|e| fail(1, format!("{}: {e:#}", t.shown)))?;
         return Ok(0);
     }
     if t.rel.as_os_str().is_empty() {
