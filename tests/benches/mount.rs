@@ -5,7 +5,8 @@
 //!     `cat`-like 128 KiB buffers) vs memcpy of the same bytes from the device mapping — target
 //!     ≥ 50%;
 //! (b) `stat` of 10,000 files through the mount (cold: every name looked up by the server) vs
-//!     the same tree on tmpfs — target ≥ 50k stats/s.
+//!     the same tree on tmpfs — target ≥ 50k stats/s; once more with the stat thread and the
+//!     server pinned to one CPU, which shows what the cross-CPU wakeups of each round trip cost.
 //!
 //! The stand-in lives in /dev/shm when there is room (else $TMPDIR) and is first-touched, so
 //! both sides read RAM. The server runs in this process ([`InProcessMount`], same code and
@@ -253,6 +254,18 @@ fn stat_all(paths: &[PathBuf], threads: usize) -> u64 {
     })
 }
 
+/// Restricts this thread (and the threads it creates from now on) to CPU 0; returns the
+/// previous affinity.
+fn pin_to_cpu0() -> Option<nix::sched::CpuSet> {
+    use nix::sched::{CpuSet, sched_getaffinity, sched_setaffinity};
+    let me = nix::unistd::Pid::from_raw(0);
+    let old = sched_getaffinity(me).ok()?;
+    let mut one = CpuSet::new();
+    one.set(0).ok()?;
+    sched_setaffinity(me, &one).ok()?;
+    Some(old)
+}
+
 fn bench_stat(passes: u64) {
     let nfiles = env_u64("FAMFS_BENCH_FILES", 10_000);
     let ndirs = nfiles.div_ceil(100);
@@ -285,13 +298,21 @@ fn bench_stat(passes: u64) {
     }
     let runs = measure(passes, || stat_all(&base_paths, 1));
     let base = nfiles as f64 / runs.best().as_secs_f64();
-    println!("   tmpfs (kernel only), 1 thread:        {base:>10.0} stats/s  (baseline)");
+    println!("   tmpfs (kernel only), 1 thread:        {base:>8.0} stats/s  (baseline)");
 
     let mpt = dev.dir().join("mnt");
     std::fs::create_dir_all(&mpt).unwrap();
     let paths: Vec<PathBuf> = rel.iter().map(|r| mpt.join(r)).collect();
-    for threads in [1usize, 2] {
+    // (stat threads, pin everything to one CPU)
+    for (threads, pinned) in [(1usize, false), (2, false), (1, true)] {
         // Cold: a fresh mount per pass, so every name is a LOOKUP answered by the server.
+        // Pinned: the stat thread and the server's threads share CPU 0, so a request and its
+        // reply wake a thread on the same CPU (no cross-CPU wakeup).
+        let saved = pinned.then(pin_to_cpu0).flatten();
+        if pinned && saved.is_none() {
+            println!("   (cannot pin to CPU 0; skipping the pinned run)");
+            continue;
+        }
         let mut times = Vec::new();
         for _ in 0..passes {
             let m = InProcessMount::start(mount_config(&dev), &mpt).expect("mount");
@@ -301,11 +322,20 @@ fn bench_stat(passes: u64) {
             assert_eq!(n, nfiles, "every file has its size");
             m.stop().expect("unmount");
         }
+        if let Some(set) = saved {
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set);
+        }
         times.sort();
         let r = nfiles as f64 / times[0].as_secs_f64();
         let med = nfiles as f64 / times[times.len() / 2].as_secs_f64();
+        let label = if pinned {
+            "1 thread, one CPU".to_string()
+        } else {
+            format!("{threads} thread(s)")
+        };
         println!(
-            "   famfs mount, cold, {threads} thread(s):  {r:>10.0} stats/s (median {med:.0})  {:5.1}% of tmpfs  (target >= 50k/s: {})",
+            "   {:<38}{r:>8.0} stats/s (median {med:.0})  {:5.1}% of tmpfs  (target >= 50k/s: {})",
+            format!("famfs mount, cold, {label}:"),
             100.0 * r / base,
             verdict(r >= 50_000.0)
         );
@@ -318,7 +348,7 @@ fn bench_stat(passes: u64) {
     let d = t.elapsed();
     let r = nfiles as f64 / d.as_secs_f64();
     println!(
-        "   famfs mount, warm (kernel cache):     {r:>10.0} stats/s  {:5.1}% of tmpfs{}",
+        "   famfs mount, warm (kernel cache):     {r:>8.0} stats/s  {:5.1}% of tmpfs{}",
         100.0 * r / base,
         if d > Duration::from_millis(900) {
             "  (pass longer than the 1 s timeout: partly cold)"
