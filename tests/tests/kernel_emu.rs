@@ -989,3 +989,86 @@ fn init_with_a_wrong_major_is_refused_without_famfs() {
     let r = k.call(0, Operation::Init(bad)).unwrap();
     assert_eq!(r.errno(), Some(Errno::EPROTO));
 }
+
+// ------------------------------------------------------------------------------------------
+// Concurrency and new files
+
+#[test]
+fn pipelined_requests_each_get_their_own_reply() {
+    let fx = fixture();
+    let mut opts = EmuOptions::new(fx.dev.path(), fx.dev.master_uuid(), true);
+    opts.config.threads = 4;
+    let mut k = KernelEmu::start_with(opts).unwrap();
+    let files: Vec<(u64, u64, u64)> = fx
+        .paths
+        .iter()
+        .map(|p| {
+            let e = k.lookup_path(p).unwrap();
+            let fh = k.open(e.nodeid, libc::O_RDONLY).unwrap().fh;
+            (e.nodeid, fh, e.attr.size)
+        })
+        .collect();
+    // Up to 300 requests in flight at once, answered by 4 workers in any order.
+    let mut pending = std::collections::HashMap::new();
+    for i in 0..300usize {
+        let (nodeid, fh, size) = files[i % files.len()];
+        let off = (i as u64 * 7919 * 4096) % size.max(1);
+        let (op, what) = match i % 4 {
+            0 => (
+                Operation::Read(ReadIn {
+                    fh,
+                    offset: off,
+                    size: 64 << 10,
+                    ..Default::default()
+                }),
+                "read",
+            ),
+            1 => (Operation::Getattr(Default::default()), "getattr"),
+            2 => (Operation::GetFmap { size: None }, "fmap"),
+            _ => (Operation::Statfs, "statfs"),
+        };
+        let unique = k.send(nodeid, op).unwrap();
+        pending.insert(unique, (what, nodeid, off, size, i % files.len()));
+    }
+    while !pending.is_empty() {
+        let bytes = k
+            .recv_any(Duration::from_secs(10))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{} replies missing", pending.len()));
+        let r = fuse_famfs_proto::reply::ReplyRef::parse(&bytes).unwrap();
+        let (what, nodeid, off, size, fi) = pending
+            .remove(&r.header.unique)
+            .unwrap_or_else(|| panic!("reply for unknown or answered unique {}", r.header.unique));
+        match what {
+            "read" => {
+                let data = r.data(64 << 10).unwrap();
+                let want = fx.dev.expected(&fx.paths[fi], off, 64 << 10);
+                assert!(data == want.as_slice(), "READ {nodeid}@{off}: wrong bytes");
+            }
+            "getattr" => assert_eq!(r.attr().unwrap().attr.size, size),
+            "fmap" => {
+                let f = fuse_famfs_proto::Fmap::parse(r.payload, AbiGeneration::V1).unwrap();
+                assert_eq!(f.file_size, size);
+            }
+            _ => {
+                r.statfs().unwrap();
+            }
+        }
+    }
+    k.expect_silence(Duration::from_millis(100)).unwrap();
+}
+
+#[test]
+fn a_lookup_miss_rereads_the_log_so_new_files_appear_at_once() {
+    let mut dev = StandIn::create(4 << 30).unwrap();
+    let mut opts = EmuOptions::new(dev.path(), Uuid::new_v4(), false);
+    opts.watch = false; // no watcher: only the lookup-miss refresh can find the file
+    let mut k = KernelEmu::start_with(opts).unwrap();
+    assert_eq!(errno_of(k.lookup_path("later")), Errno::ENOENT);
+    let f = dev.add_file("later", MIB + 3, INTERLEAVE_3X2M).unwrap();
+    let e = k.lookup_path("later").unwrap();
+    assert_eq!(e.attr.size, f.size);
+    assert_eq!(e.attr.mode & 0o777, 0o444, "client files are read-only");
+    let got = k.read_via_fuse("later", 0, f.size as usize).unwrap();
+    assert!(got == dev.expected("later", 0, f.size));
+}
