@@ -582,6 +582,12 @@ fn exactly_one_reply_per_request_and_none_for_forget_and_interrupt() {
         k.expect_silence(Duration::from_millis(200))
             .unwrap_or_else(|e| panic!("{what} was answered: {e}"));
     }
+    // An INTERRUPT as the kernel sends it (unique | 1) for a request already answered.
+    let u = k.send(ROOT, Operation::Statfs).unwrap();
+    k.wait_reply(Opcode::STATFS, u).unwrap();
+    k.interrupt(u).unwrap();
+    k.expect_silence(Duration::from_millis(200))
+        .expect("INTERRUPT was answered");
     // Malformed versions of them are not answered either.
     let u = k.next_unique();
     k.send_raw(&raw(u, file, 2, &[1, 2, 3])).unwrap();

@@ -1265,10 +1265,20 @@ impl KernelEmu {
         Ok(list.len())
     }
 
-    /// INTERRUPT request `unique` (no reply expected).
+    /// INTERRUPT request `unique` (no reply expected). As in the kernel, the INTERRUPT's own
+    /// header carries `unique | FUSE_INT_REQ_BIT`.
     pub fn interrupt(&mut self, unique: u64) -> Result<(), EmuError> {
-        self.send(0, Operation::Interrupt(InterruptIn { unique }))?;
-        Ok(())
+        let mut req = Request::new(
+            unique | abi::FUSE_INT_REQ_BIT,
+            0,
+            Operation::Interrupt(InterruptIn { unique }),
+        );
+        (req.header.uid, req.header.gid, req.header.pid) = self.creds;
+        let bytes = req.to_bytes().map_err(|source| EmuError::Encode {
+            opcode: Opcode::INTERRUPT,
+            source,
+        })?;
+        self.send_raw(&bytes)
     }
 
     /// DESTROY: the server answers and ends the session; waits for it to stop.
