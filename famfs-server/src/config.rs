@@ -5,12 +5,20 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-/// Whether to offer the famfs kernel path (GET_FMAP / GET_DAXDEV).
+/// Whether to take the famfs kernel path (GET_FMAP / GET_DAXDEV) when the kernel offers it.
+///
+/// A famfs kernel can only map files onto a dax character device bound to the `fsdev_dax`
+/// driver (famfs mode); for a stand-in file, or a device in devdax mode, it would fail every
+/// I/O with EIO. So `Auto` accepts only for such a device, and otherwise serves READ/WRITE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DaxPolicy {
-    /// Accept `FUSE_DAX_FMAP` when the kernel offers it (needs `CAP_SYS_RAWIO`).
+    /// Accept `FUSE_DAX_FMAP` when the kernel offers it, the daemon has `CAP_SYS_RAWIO`, and
+    /// the device is one the kernel can map (a dax device in famfs mode).
     #[default]
     Auto,
+    /// Accept whenever the kernel offers it and the daemon has `CAP_SYS_RAWIO`, whatever the
+    /// device (for emulated kernels in tests, which resolve maps on any device).
+    Always,
     /// Never accept it: always serve READ and WRITE from the device mapping.
     Off,
 }

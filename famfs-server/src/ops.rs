@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use famfs_fsdev::{Access, DaxDevice, FileView, Mapping};
+use famfs_fsdev::{Access, DaxDevice, DeviceKind, FileView, Mapping};
 use famfs_log::namespace::{Ino, Node, NodeKind, ROOT_INO};
 use famfs_log::replay::{META_LOG_INO, META_SB_INO};
 use famfs_log::role::Role;
@@ -52,6 +52,7 @@ pub struct Server {
     log: RwLock<Log>,
     role: Role,
     rawio: bool,
+    kernel_can_map: bool,
     famfs: AtomicBool,
     generation_dev: AtomicBool,
     views: RwLock<HashMap<Ino, Arc<View>>>,
@@ -95,6 +96,28 @@ impl Server {
         // Read the superblock through a read-only mapping first: only the master maps the
         // device writable.
         let ro = DaxDevice::open(&cfg.device, Access::ReadOnly)?;
+        // The kernel maps famfs files only onto a dax device bound to fsdev_dax (famfs mode),
+        // and a device in that mode has no mmap: this daemon, which reads the log through a
+        // mapping, needs devdax mode and then serves data itself.
+        let kernel_can_map = match ro.kind() {
+            DeviceKind::DaxChar { sysfs_dir, .. } => {
+                let driver = std::fs::read_link(sysfs_dir.join("driver"))
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+                if driver.as_deref() == Some("fsdev_dax") {
+                    return Err(ServerError::Device(
+                        famfs_fsdev::FsdevError::WrongFileType {
+                            path: cfg.device.clone(),
+                            found: "dax device in famfs mode (fsdev_dax), which cannot be \
+                                memory-mapped; switch it to devdax mode \
+                                (daxctl-famfs reconfigure-device -m devdax)",
+                        },
+                    ));
+                }
+                false
+            }
+            DeviceKind::File | DeviceKind::Memfd => false,
+        };
         let probe = ro.map(0, ro.align().max(famfs_fsdev::ALLOC_UNIT))?;
         let mut sb = [0u8; 200];
         probe.invalidate(0, 200)?;
@@ -143,6 +166,7 @@ impl Server {
             log: RwLock::new(log),
             role,
             rawio: has_cap_sys_rawio(),
+            kernel_can_map,
             famfs: AtomicBool::new(false),
             generation_dev: AtomicBool::new(false),
             views: RwLock::new(HashMap::new()),
@@ -500,7 +524,12 @@ impl Server {
             | abi::FUSE_READDIRPLUS_AUTO
             | abi::FUSE_PARALLEL_DIROPS
             | abi::FUSE_DIRECT_IO_ALLOW_MMAP;
-        if self.cfg.dax == DaxPolicy::Auto && self.rawio {
+        let dax_ok = match self.cfg.dax {
+            DaxPolicy::Always => true,
+            DaxPolicy::Auto => self.kernel_can_map,
+            DaxPolicy::Off => false,
+        };
+        if dax_ok && self.rawio {
             flags |= abi::FUSE_DAX_FMAP;
         }
         let cfg = InitConfig {
@@ -518,7 +547,8 @@ impl Server {
             if neg.famfs() {
                 "famfs kernel path (GET_FMAP/GET_DAXDEV)"
             } else if init.flags64() & abi::FUSE_DAX_FMAP != 0 {
-                "kernel offers famfs but it is off (no CAP_SYS_RAWIO or --dax off); serving READ/WRITE"
+                "kernel offers famfs but it is not used (no CAP_SYS_RAWIO, --dax off, or a device \
+                 the kernel cannot map: a stand-in file or a devdax-mode device); serving READ/WRITE"
             } else {
                 "stock kernel; serving READ/WRITE from the device mapping"
             }

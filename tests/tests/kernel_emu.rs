@@ -132,6 +132,25 @@ fn without_the_offer_famfs_stays_off_and_read_works() {
     );
 }
 
+/// A real famfs kernel can map files only onto a dax device in famfs mode: for a stand-in file
+/// the default policy declines the offer and serves READ itself (otherwise every I/O on a real
+/// famfs kernel would fail with EIO after GET_DAXDEV named a regular file).
+#[test]
+fn default_policy_declines_famfs_for_a_stand_in_file() {
+    let fx = fixture();
+    let mut opts = EmuOptions::new(fx.dev.path(), fx.dev.master_uuid(), true);
+    opts.config.dax = famfs_server::DaxPolicy::Auto;
+    let mut k = KernelEmu::start_with(opts).expect("start emulator");
+    assert_eq!(k.init_reply().flags2 & 0x800, 0, "{:?}", k.init_reply());
+    assert!(!k.famfs_enabled());
+    let p = &fx.paths[0];
+    let size = fx.dev.file(p).unwrap().size;
+    let e = k.lookup_path(p).unwrap();
+    let f = k.open(e.nodeid, libc::O_RDONLY).unwrap();
+    assert!(k.read_file(&f, 0, size as usize).unwrap() == fx.dev.expected(p, 0, size));
+    assert_eq!(k.sent(Opcode::GET_FMAP), 0);
+}
+
 /// Accepting famfs needs CAP_SYS_RAWIO: the test runs itself again under `setpriv` with the
 /// capability dropped from the bounding set, and the child checks that famfs stays off although
 /// the kernel offers it, and that READ still works.

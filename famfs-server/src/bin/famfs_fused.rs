@@ -18,8 +18,10 @@ use nix::sys::signal::{SigSet, Signal};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Dax {
-    /// Use the famfs kernel path (GET_FMAP) when the kernel offers it.
+    /// Use the famfs kernel path (GET_FMAP) when the kernel offers it and can map the device.
     Auto,
+    /// Use it whenever the kernel offers it (testing with emulated kernels).
+    Always,
     /// Always serve READ/WRITE from the device mapping.
     Off,
 }
@@ -118,6 +120,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     cfg.timeout = Duration::from_secs_f64(args.timeout);
     cfg.dax = match args.dax {
         Dax::Auto => DaxPolicy::Auto,
+        Dax::Always => DaxPolicy::Always,
         Dax::Off => DaxPolicy::Off,
     };
     cfg.poll = Duration::from_millis(args.poll_ms.max(1));

@@ -136,6 +136,8 @@ impl EmuOptions {
         let mut config = Config::new(device);
         config.system_uuid = Some(system_uuid);
         config.threads = 2;
+        // The emulator resolves maps on any device, stand-in files included.
+        config.dax = famfs_server::DaxPolicy::Always;
         EmuOptions {
             config,
             offer_famfs,
