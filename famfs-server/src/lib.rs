@@ -28,4 +28,4 @@ pub mod watch;
 
 pub use config::{Config, DaxPolicy};
 pub use error::ServerError;
-pub use ops::{Reply, Server};
+pub use ops::{Reply, Server, has_cap_sys_rawio};

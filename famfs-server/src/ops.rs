@@ -64,8 +64,10 @@ fn errno_of(e: &famfs_fsdev::FsdevError) -> Errno {
     Errno::from_io(&std::io::Error::from_raw_os_error(e.errno()))
 }
 
-fn has_cap_sys_rawio() -> bool {
-    // CapEff in /proc/self/status; CAP_SYS_RAWIO is bit 17.
+/// Whether this process holds `CAP_SYS_RAWIO` in its effective set, which a famfs kernel
+/// requires of the mounter before it offers `FUSE_DAX_FMAP` (CapEff in /proc/self/status;
+/// CAP_SYS_RAWIO is bit 17).
+pub fn has_cap_sys_rawio() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

@@ -31,18 +31,8 @@ pub fn root_and_fuse(test: &str) -> bool {
     }
 }
 
-/// Whether this process holds `CAP_SYS_RAWIO` in its effective set (what the server checks
-/// before accepting famfs).
-pub fn has_cap_sys_rawio() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("CapEff:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        })
-        .is_some_and(|caps| caps >> 17 & 1 == 1)
-}
+/// Whether this process holds `CAP_SYS_RAWIO` (what the server checks before accepting famfs).
+pub use famfs_server::has_cap_sys_rawio;
 
 /// `CAP_SYS_RAWIO` (the famfs kernel path).
 pub fn cap_sys_rawio(test: &str) -> bool {

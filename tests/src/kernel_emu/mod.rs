@@ -987,6 +987,22 @@ impl KernelEmu {
         Ok(out)
     }
 
+    /// Looks up `path`, opens it read-only, runs `f` on it, and closes it (also when `f` fails;
+    /// `f`'s error comes first).
+    fn with_open<T>(
+        &mut self,
+        path: impl AsRef<Path>,
+        f: impl FnOnce(&mut Self, &OpenFile) -> Result<T, EmuError>,
+    ) -> Result<T, EmuError> {
+        let e = self.lookup_path(path)?;
+        let file = self.open(e.nodeid, libc::O_RDONLY)?;
+        let r = f(self, &file);
+        let c = self.close(&file);
+        let v = r?;
+        c?;
+        Ok(v)
+    }
+
     /// Looks up `path`, opens it read-only (fetching its map), reads through the map, and closes
     /// it: what `pread(2)` on a famfs kernel does.
     pub fn read_via_fmap(
@@ -995,13 +1011,7 @@ impl KernelEmu {
         off: u64,
         len: usize,
     ) -> Result<Vec<u8>, EmuError> {
-        let e = self.lookup_path(path)?;
-        let f = self.open(e.nodeid, libc::O_RDONLY)?;
-        let r = self.read_fmap(&f, off, len);
-        let c = self.close(&f);
-        let v = r?;
-        c?;
-        Ok(v)
+        self.with_open(path, |k, f| k.read_fmap(f, off, len))
     }
 
     /// One READ of at most `size` bytes; the reply may not exceed `size`.
@@ -1047,13 +1057,7 @@ impl KernelEmu {
         off: u64,
         len: usize,
     ) -> Result<Vec<u8>, EmuError> {
-        let e = self.lookup_path(path)?;
-        let f = self.open(e.nodeid, libc::O_RDONLY)?;
-        let r = self.read_file(&f, off, len);
-        let c = self.close(&f);
-        let v = r?;
-        c?;
-        Ok(v)
+        self.with_open(path, |k, f| k.read_file(f, off, len))
     }
 
     /// One WRITE; returns the byte count the server reports (which may not exceed the data).

@@ -1,71 +1,33 @@
 //! `Server::handle` on arbitrary and mutated request bytes: never panics, and every reply it
 //! produces is well-formed (length field matches, error 0 or a valid negative errno, an error
-//! reply is exactly 16 bytes).
+//! reply is exactly 16 bytes, READ ranges inside the device mapping).
 
 use std::sync::{Arc, OnceLock};
 
-use famfs_fsdev::{Access, DaxDevice, FileView};
-use famfs_log::alloc::{AllocPolicy, InterleaveParams};
-use famfs_log::namespace::Attr;
-use famfs_log::{Famfs, MkfsOptions, OpenOptions, mkfs};
+use famfs_log::alloc::AllocPolicy;
 use famfs_server::{Config, Reply, Server};
-use fuse_famfs_proto::abi::InitIn;
+use famfs_tests::standin::{INTERLEAVE_3X2M, StandIn};
+use fuse_famfs_proto::abi::{GetattrIn, InitIn, OpenIn, ReadIn};
 use fuse_famfs_proto::request::{Operation, Request};
 use proptest::prelude::*;
-use uuid::Uuid;
 
-fn server() -> &'static (Arc<Server>, tempfile::TempDir) {
-    static S: OnceLock<(Arc<Server>, tempfile::TempDir)> = OnceLock::new();
+fn server() -> &'static (Arc<Server>, StandIn) {
+    static S: OnceLock<(Arc<Server>, StandIn)> = OnceLock::new();
     S.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let img = dir.path().join("dev.img");
-        std::fs::File::create(&img)
-            .unwrap()
-            .set_len(8 << 30)
+        let mut dev = StandIn::create(8 << 30).unwrap();
+        dev.mkdir_p("d").unwrap();
+        dev.add_file("d/f", 3 << 20, AllocPolicy::Contiguous)
             .unwrap();
-        let me = Uuid::new_v4();
-        let dev = DaxDevice::open(&img, Access::ReadWrite).unwrap();
-        let map = dev.map_all().unwrap();
-        mkfs(&map, dev.size(), &MkfsOptions::new(me, "x")).unwrap();
-        let mut fs = Famfs::open_device(
-            &map,
-            OpenOptions {
-                system_uuid: Some(me),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let mut w = fs.writer().unwrap();
-        let a = Attr {
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-        };
-        w.mkdir("d".as_ref(), Attr { mode: 0o755, ..a }).unwrap();
-        let (_, e) = w
-            .create("d/f".as_ref(), 3 << 20, a, &AllocPolicy::Contiguous)
-            .unwrap();
-        FileView::new(&map, &e.fmap.to_wire(e.size).unwrap())
-            .unwrap()
-            .write_at(0, b"hello")
-            .unwrap();
-        let p = InterleaveParams {
-            nbuckets: 4,
-            nstrips: 2,
-            chunk_size: 2 << 20,
-        };
-        w.create("s".as_ref(), 5 << 20, a, &AllocPolicy::Interleaved(p))
-            .unwrap();
-        drop(w);
-        let mut cfg = Config::new(&img);
-        cfg.system_uuid = Some(me);
+        dev.add_file("s", 5 << 20, INTERLEAVE_3X2M).unwrap();
+        let mut cfg = Config::new(dev.path());
+        cfg.system_uuid = Some(dev.master_uuid());
         let s = Server::open(cfg).unwrap();
         let mut out = vec![0u8; s.request_buffer_size()];
         let init = Request::new(1, 0, Operation::Init(InitIn::offer(45, 1 << 20, u64::MAX)))
             .to_bytes()
             .unwrap();
         assert!(matches!(s.handle(&init, &mut out), Reply::Bytes(_)));
-        (s, dir)
+        (s, dev)
     })
 }
 
@@ -84,14 +46,13 @@ fn check_reply(r: &Reply, out: &[u8]) -> Result<(), TestCaseError> {
 }
 
 fn valid_requests() -> Vec<Vec<u8>> {
-    use fuse_famfs_proto::abi::{GetattrIn, OpenIn, ReadIn};
     let mut v = Vec::new();
     let mut add = |nodeid, op| v.push(Request::new(7, nodeid, op).to_bytes().unwrap());
     add(1, Operation::Lookup { name: b"d" });
     add(2, Operation::Getattr(GetattrIn::default()));
-    add(5, Operation::Open(OpenIn::default()));
+    add(6, Operation::Open(OpenIn::default()));
     add(
-        5,
+        6,
         Operation::Read(ReadIn {
             size: 4096,
             ..Default::default()
@@ -104,8 +65,8 @@ fn valid_requests() -> Vec<Vec<u8>> {
             ..Default::default()
         }),
     );
-    add(5, Operation::GetFmap { size: None });
-    add(6, Operation::GetFmap { size: Some(4096) });
+    add(6, Operation::GetFmap { size: None });
+    add(7, Operation::GetFmap { size: Some(4096) });
     add(0, Operation::GetDaxdev { index: 0 });
     add(1, Operation::Statfs);
     v
