@@ -374,6 +374,31 @@ pub enum FileData {
     },
 }
 
+/// Run `io(device file, device offset, buffer range)` for each device piece of file range
+/// `[off, off + len)` (pread/pwrite on the stand-in instead of touching its mapping); returns the
+/// bytes covered.
+fn on_device_file(
+    view: &FileView<Arc<Mapping>>,
+    off: u64,
+    len: usize,
+    what: &str,
+    mut io: impl FnMut(&File, u64, std::ops::Range<usize>) -> std::io::Result<()>,
+) -> Result<usize> {
+    let map = view.mapping();
+    let mut done = 0usize;
+    for seg in view.segments(off, len as u64) {
+        let n = seg.len as usize;
+        io(
+            map.file(),
+            map.device_offset() + seg.map_offset,
+            done..done + n,
+        )
+        .with_context(|| format!("{what} {}", map.path().display()))?;
+        done += n;
+    }
+    Ok(done)
+}
+
 impl FileData {
     /// File size.
     pub fn size(&self) -> u64 {
@@ -405,15 +430,9 @@ impl FileData {
                 view,
                 via_file: true,
             } => {
-                let map = view.mapping();
-                let mut done = 0usize;
-                for seg in view.segments(off, data.len() as u64) {
-                    let n = seg.len as usize;
-                    map.file()
-                        .write_all_at(&data[done..done + n], map.device_offset() + seg.map_offset)
-                        .with_context(|| format!("write {}", map.path().display()))?;
-                    done += n;
-                }
+                on_device_file(view, off, data.len(), "write", |f, at, r| {
+                    f.write_all_at(&data[r], at)
+                })?;
             }
             FileData::Host { file, path, .. } => file
                 .write_all_at(data, off)
@@ -432,21 +451,9 @@ impl FileData {
             FileData::View {
                 view,
                 via_file: true,
-            } => {
-                let map = view.mapping();
-                let mut done = 0usize;
-                for seg in view.segments(off, buf.len() as u64) {
-                    let n = seg.len as usize;
-                    map.file()
-                        .read_exact_at(
-                            &mut buf[done..done + n],
-                            map.device_offset() + seg.map_offset,
-                        )
-                        .with_context(|| format!("read {}", map.path().display()))?;
-                    done += n;
-                }
-                Ok(done)
-            }
+            } => on_device_file(view, off, buf.len(), "read", |f, at, r| {
+                f.read_exact_at(&mut buf[r], at)
+            }),
             FileData::Host { file, path, size } => {
                 let want = (*size).saturating_sub(off).min(buf.len() as u64) as usize;
                 file.read_exact_at(&mut buf[..want], off)
