@@ -273,38 +273,31 @@ fn hostile_entries_are_skipped_with_a_reason() {
         .iter()
         .map(|p| (p.index, &p.kind))
         .collect();
-    assert!(
-        matches!(kinds[0], (1, ProblemKind::Overlap(1))),
-        "{kinds:?}"
-    );
-    assert!(
-        matches!(kinds[1], (2, ProblemKind::Placement(_))),
-        "{kinds:?}"
-    );
-    assert!(
-        matches!(kinds[2], (3, ProblemKind::Placement(_))),
-        "{kinds:?}"
-    );
-    assert!(
-        matches!(kinds[3], (4, ProblemKind::Placement(_))),
-        "{kinds:?}"
-    );
-    assert!(
-        matches!(kinds[4], (5, ProblemKind::Placement(_))),
-        "{kinds:?}"
-    );
-    assert!(
-        matches!(kinds[5], (6, ProblemKind::Namespace(_))),
-        "{kinds:?}"
-    );
-    assert!(
-        matches!(kinds[6], (7, ProblemKind::Namespace(_))),
-        "{kinds:?}"
-    );
-    assert!(
-        matches!(kinds[7], (8, ProblemKind::Namespace(_))),
-        "{kinds:?}"
-    );
+    let kind_of = |k: &ProblemKind| match k {
+        ProblemKind::Overlap(n) => format!("overlap {n}"),
+        ProblemKind::Placement(_) => "placement".into(),
+        ProblemKind::Namespace(_) => "namespace".into(),
+        other => format!("{other:?}"),
+    };
+    let got: Vec<_> = kinds
+        .iter()
+        .take(8)
+        .map(|(i, k)| (*i, kind_of(k)))
+        .collect();
+    let want: Vec<(u64, String)> = [
+        (1, "overlap 1"),
+        (2, "placement"),
+        (3, "placement"),
+        (4, "placement"),
+        (5, "placement"),
+        (6, "namespace"),
+        (7, "namespace"),
+        (8, "namespace"),
+    ]
+    .into_iter()
+    .map(|(i, k)| (i, k.to_string()))
+    .collect();
+    assert_eq!(got, want, "{kinds:?}");
     assert_eq!(kinds.len(), 9, "{kinds:?}");
     // Overlaps with a file and with the metadata region are allocation collisions for fsck.
     let report = famfs_log::FsckReport::of(&fs);

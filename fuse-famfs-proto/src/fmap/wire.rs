@@ -19,6 +19,18 @@ const EXT: usize = SimpleExt::SIZE;
 const IEXT: usize = Iext::SIZE;
 
 impl Fmap {
+    /// The 32-byte reply header for this map (`fmap_size` left 0).
+    fn header(&self) -> Result<FmapHeader, FmapEncodeError> {
+        let nextents =
+            u32::try_from(self.kind.nextents()).map_err(|_| FmapEncodeError::CountOverflow)?;
+        Ok(FmapHeader::new(
+            self.file_type.into(),
+            self.kind.ext_type().raw(),
+            nextents,
+            self.file_size,
+        ))
+    }
+
     /// Bytes the encoded fmap takes.
     pub fn encoded_len(&self) -> usize {
         HDR + match &self.kind {
@@ -51,14 +63,7 @@ impl Fmap {
                 available: out.len(),
             });
         }
-        let nextents =
-            u32::try_from(self.kind.nextents()).map_err(|_| FmapEncodeError::CountOverflow)?;
-        let mut hdr = FmapHeader::new(
-            self.file_type.into(),
-            self.kind.ext_type().raw(),
-            nextents,
-            self.file_size,
-        );
+        let mut hdr = self.header()?;
         if generation.header_word12() == HeaderWord12::FmapSize {
             // len <= max_reply (16 MiB) so it fits.
             hdr.fmap_size = len as u32;
@@ -121,14 +126,7 @@ impl Fmap {
                     available: out.len(),
                 });
             }
-            let nextents =
-                u32::try_from(self.kind.nextents()).map_err(|_| FmapEncodeError::CountOverflow)?;
-            let mut hdr = FmapHeader::new(
-                self.file_type.into(),
-                self.kind.ext_type().raw(),
-                nextents,
-                self.file_size,
-            );
+            let mut hdr = self.header()?;
             hdr.fmap_size = len as u32;
             out[..HDR].copy_from_slice(hdr.as_bytes());
             return Ok(HDR);
