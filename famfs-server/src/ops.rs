@@ -52,9 +52,7 @@ pub struct Server {
     log: RwLock<Log>,
     role: Role,
     rawio: bool,
-    kernel_can_map: bool,
     famfs: AtomicBool,
-    generation_dev: AtomicBool,
     views: RwLock<HashMap<Ino, Arc<View>>>,
     stall: Mutex<Option<(u64, Instant)>>,
     started: (u64, u32),
@@ -100,26 +98,23 @@ impl Server {
         let ro = DaxDevice::open(&cfg.device, Access::ReadOnly)?;
         // The kernel maps famfs files only onto a dax device bound to fsdev_dax (famfs mode),
         // and a device in that mode has no mmap: this daemon, which reads the log through a
-        // mapping, needs devdax mode and then serves data itself.
-        let kernel_can_map = match ro.kind() {
-            DeviceKind::DaxChar { sysfs_dir, .. } => {
-                let driver = std::fs::read_link(sysfs_dir.join("driver"))
-                    .ok()
-                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-                if driver.as_deref() == Some("fsdev_dax") {
-                    return Err(ServerError::Device(
-                        famfs_fsdev::FsdevError::WrongFileType {
-                            path: cfg.device.clone(),
-                            found: "dax device in famfs mode (fsdev_dax), which cannot be \
+        // mapping, needs devdax mode and then serves data itself. So no device it can open is
+        // one a famfs kernel can map (see `DaxPolicy::Auto`).
+        if let DeviceKind::DaxChar { sysfs_dir, .. } = ro.kind() {
+            let driver = std::fs::read_link(sysfs_dir.join("driver"))
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+            if driver.as_deref() == Some("fsdev_dax") {
+                return Err(ServerError::Device(
+                    famfs_fsdev::FsdevError::WrongFileType {
+                        path: cfg.device.clone(),
+                        found: "dax device in famfs mode (fsdev_dax), which cannot be \
                                 memory-mapped; switch it to devdax mode \
                                 (daxctl-famfs reconfigure-device -m devdax)",
-                        },
-                    ));
-                }
-                false
+                    },
+                ));
             }
-            DeviceKind::File | DeviceKind::Memfd => false,
-        };
+        }
         let probe = ro.map(0, ro.align().max(famfs_fsdev::ALLOC_UNIT))?;
         let mut sb = [0u8; 200];
         probe.invalidate(0, 200)?;
@@ -168,9 +163,7 @@ impl Server {
             log: RwLock::new(log),
             role,
             rawio: has_cap_sys_rawio(),
-            kernel_can_map,
             famfs: AtomicBool::new(false),
-            generation_dev: AtomicBool::new(false),
             views: RwLock::new(HashMap::new()),
             stall: Mutex::new(None),
             started: (now.as_secs(), now.subsec_nanos()),
@@ -528,7 +521,9 @@ impl Server {
             | abi::FUSE_DIRECT_IO_ALLOW_MMAP;
         let dax_ok = match self.cfg.dax {
             DaxPolicy::Always => true,
-            DaxPolicy::Auto => self.kernel_can_map,
+            // Only a device in famfs mode could be mapped by the kernel, and `open` refuses
+            // those (no mmap): the kernel path would fail every I/O with EIO.
+            DaxPolicy::Auto => false,
             DaxPolicy::Off => false,
         };
         if dax_ok && self.rawio {
@@ -783,7 +778,6 @@ impl Server {
             .wire_fmap(ino)
             .map_err(|e| if e == Errno::EISDIR { Errno::ENOENT } else { e })?;
         let generation = if size.is_some() {
-            self.generation_dev.store(true, Ordering::Relaxed);
             AbiGeneration::Dev
         } else {
             AbiGeneration::V1
