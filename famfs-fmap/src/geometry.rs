@@ -64,7 +64,12 @@ impl InterleavedExtent {
             .strips
             .iter()
             .enumerate()
-            .map(|(j, s)| ((s.len / chunk).saturating_mul(n).saturating_add(j as u64), j))
+            .map(|(j, s)| {
+                (
+                    (s.len / chunk).saturating_mul(n).saturating_add(j as u64),
+                    j,
+                )
+            })
             .min();
         first_short.map_or(0, |(k, j)| {
             k.saturating_mul(chunk)
@@ -79,7 +84,10 @@ impl Fmap {
     /// (`min(nbytes, file_size)` bytes, at most its [capacity](InterleavedExtent::capacity)),
     /// the extents reach every byte below `file_size`, and no device range wraps past 2^64.
     pub fn check_geometry(&self) -> Result<(), GeometryError> {
-        if let Some(e) = self.ranges().find(|e| e.offset.checked_add(e.len).is_none()) {
+        if let Some(e) = self
+            .ranges()
+            .find(|e| e.offset.checked_add(e.len).is_none())
+        {
             return Err(GeometryError::DeviceOverflow { offset: e.offset });
         }
         let reachable = match &self.kind {
@@ -203,7 +211,10 @@ mod tests {
             }
             f.check_geometry()
         };
-        assert_eq!(f(AU, ie(0, &[AU])), Err(GeometryError::ZeroChunk { iext: 0 }));
+        assert_eq!(
+            f(AU, ie(0, &[AU])),
+            Err(GeometryError::ZeroChunk { iext: 0 })
+        );
         assert_eq!(f(AU, ie(AU, &[])), Err(GeometryError::NoStrips { iext: 0 }));
         assert_eq!(
             f(6 * AU, ie(AU, &[4 * AU, 2 * AU])),

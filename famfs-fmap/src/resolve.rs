@@ -311,8 +311,8 @@ impl Resolver {
 
 #[cfg(test)]
 mod tests {
-    use crate::map::{Extent, InterleavedExtent};
     use super::*;
+    use crate::map::{Extent, InterleavedExtent};
 
     const M: u64 = 1 << 20;
 
@@ -360,9 +360,16 @@ mod tests {
             }
         ));
         for off in [0, 1, 4 * M - 1, 4 * M, 9 * M, 10 * M - 1] {
-            assert_eq!(r.resolve(FileOffset(off)), f.resolve(FileOffset(off)), "{off}");
+            assert_eq!(
+                r.resolve(FileOffset(off)),
+                f.resolve(FileOffset(off)),
+                "{off}"
+            );
         }
-        assert_eq!(f.resolve(FileOffset(5 * M)).unwrap().dev_offset, DevOffset(41 * M));
+        assert_eq!(
+            f.resolve(FileOffset(5 * M)).unwrap().dev_offset,
+            DevOffset(41 * M)
+        );
         assert_eq!(r.resolve(FileOffset(10 * M)), None);
     }
 
@@ -397,8 +404,15 @@ mod tests {
             vec![Extent::new(0, 0, u64::MAX - 10), Extent::new(0, 0, 100)],
         );
         for off in [0, u64::MAX - 11, u64::MAX - 10, u64::MAX - 1] {
-            assert_eq!(huge.resolver().resolve(FileOffset(off)), huge.resolve(FileOffset(off)), "{off}");
+            assert_eq!(
+                huge.resolver().resolve(FileOffset(off)),
+                huge.resolve(FileOffset(off)),
+                "{off}"
+            );
         }
-        assert_eq!(huge.resolve(FileOffset(u64::MAX - 1)).unwrap().dev_offset, DevOffset(9));
+        assert_eq!(
+            huge.resolve(FileOffset(u64::MAX - 1)).unwrap().dev_offset,
+            DevOffset(9)
+        );
     }
 }

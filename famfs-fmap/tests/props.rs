@@ -93,16 +93,31 @@ fn check_every_byte(f: &Fmap) {
     let geometry_ok = f.check_geometry().is_ok();
     for off in 0..f.file_size + 3 {
         let walk = f.resolve(FileOffset(off));
-        assert_eq!(fast.resolve(FileOffset(off)), walk, "resolver vs walk at {off}");
-        let want = places.get(off as usize).copied().flatten().map(|(dev, dev_off, last)| Resolved {
-            dev_index: dev,
-            dev_offset: DevOffset(dev_off),
-            contiguous_len: last + 1 - off,
-        });
+        assert_eq!(
+            fast.resolve(FileOffset(off)),
+            walk,
+            "resolver vs walk at {off}"
+        );
+        let want = places
+            .get(off as usize)
+            .copied()
+            .flatten()
+            .map(|(dev, dev_off, last)| Resolved {
+                dev_index: dev,
+                dev_offset: DevOffset(dev_off),
+                contiguous_len: last + 1 - off,
+            });
         assert_eq!(walk, want, "model at {off}");
         if let (true, Some(r)) = (geometry_ok, walk) {
-            assert!(inside(f, r.dev_index, r.dev_offset.0), "byte {off} resolves outside the map");
-            assert!(inside(f, r.dev_index, r.dev_offset.0 + r.contiguous_len.min(f.file_size - off) - 1));
+            assert!(
+                inside(f, r.dev_index, r.dev_offset.0),
+                "byte {off} resolves outside the map"
+            );
+            assert!(inside(
+                f,
+                r.dev_index,
+                r.dev_offset.0 + r.contiguous_len.min(f.file_size - off) - 1
+            ));
         }
     }
 }
@@ -139,27 +154,24 @@ fn any_fmap() -> impl Strategy<Value = Fmap> {
 
 /// Interleaved extents with strips placed apart on device 0, and a file size the extents hold.
 fn striped_fmap() -> impl Strategy<Value = (Fmap, u64)> {
-    proptest::collection::vec(
-        (1u64..12, proptest::collection::vec(0u64..48, 1..7)),
-        1..4,
-    )
-    .prop_flat_map(|spec| {
-        let ies: Vec<InterleavedExtent> = spec
-            .iter()
-            .enumerate()
-            .map(|(i, (chunk, lens))| {
-                let strips = lens
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &l)| Extent::new(0, (i * 8 + j) as u64 * 64, l))
-                    .collect();
-                InterleavedExtent::new(*chunk, strips)
-            })
-            .collect();
-        let total: u64 = ies.iter().map(InterleavedExtent::capacity).sum();
-        (Just(ies), 0..=total + 3, Just(total))
-    })
-    .prop_map(|(ies, size, total)| (Fmap::striped(size, ies), total))
+    proptest::collection::vec((1u64..12, proptest::collection::vec(0u64..48, 1..7)), 1..4)
+        .prop_flat_map(|spec| {
+            let ies: Vec<InterleavedExtent> = spec
+                .iter()
+                .enumerate()
+                .map(|(i, (chunk, lens))| {
+                    let strips = lens
+                        .iter()
+                        .enumerate()
+                        .map(|(j, &l)| Extent::new(0, (i * 8 + j) as u64 * 64, l))
+                        .collect();
+                    InterleavedExtent::new(*chunk, strips)
+                })
+                .collect();
+            let total: u64 = ies.iter().map(InterleavedExtent::capacity).sum();
+            (Just(ies), 0..=total + 3, Just(total))
+        })
+        .prop_map(|(ies, size, total)| (Fmap::striped(size, ies), total))
 }
 
 proptest! {

@@ -3,8 +3,8 @@
 //! Free space is never stored: it is rebuilt from the log. Bit *k* stands for allocation unit
 //! *k* (2 MiB at device offset 2 MiB·k). The superblock and log region is reserved.
 
-use crate::fmap::{Extent, Fmap, Interleave};
 use crate::layout::{ALLOC_UNIT, MAX_NBUCKETS, MAX_STRIPS};
+use famfs_fmap::{Extent, Fmap, InterleavedExtent};
 
 /// One bit per allocation unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,10 +272,10 @@ impl<'a> Allocator<'a> {
             })?;
         self.bitmap.mark(start, n);
         *cursor = start + n;
-        Ok(Fmap::Simple(vec![Extent::new(
-            start * ALLOC_UNIT,
-            n * ALLOC_UNIT,
-        )]))
+        Ok(Fmap::simple(
+            size,
+            vec![Extent::new(0, start * ALLOC_UNIT, n * ALLOC_UNIT)],
+        ))
     }
 
     /// Interleaved allocation with the reference's algorithm: the device is cut into
@@ -309,7 +309,7 @@ impl<'a> Allocator<'a> {
             let lo = b * bucket_au;
             if let Some(start) = self.bitmap.find_free_run(lo, lo + bucket_au, strip_au) {
                 self.bitmap.mark(start, strip_au);
-                strips.push(Extent::new(start * ALLOC_UNIT, strip_au * ALLOC_UNIT));
+                strips.push(Extent::new(0, start * ALLOC_UNIT, strip_au * ALLOC_UNIT));
             }
         }
         if (strips.len() as u64) < p.nstrips {
@@ -322,16 +322,17 @@ impl<'a> Allocator<'a> {
                 strip: strip_au * ALLOC_UNIT,
             });
         }
-        Ok(Fmap::Interleaved(vec![Interleave {
-            chunk_size: p.chunk_size,
-            strips,
-        }]))
+        Ok(Fmap::striped(
+            size,
+            vec![InterleavedExtent::new(p.chunk_size, strips)],
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use famfs_fmap::FmapKind;
     use proptest::prelude::*;
 
     const GIB: u64 = 1 << 30;
@@ -374,19 +375,25 @@ mod tests {
         let f = a.contiguous(1, &mut cur).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(5 * ALLOC_UNIT, ALLOC_UNIT)])
+            Fmap::simple(1, vec![Extent::new(0, 5 * ALLOC_UNIT, ALLOC_UNIT)])
         );
         let f = a.contiguous(3 * ALLOC_UNIT, &mut cur).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(6 * ALLOC_UNIT, 3 * ALLOC_UNIT)])
+            Fmap::simple(
+                3 * ALLOC_UNIT,
+                vec![Extent::new(0, 6 * ALLOC_UNIT, 3 * ALLOC_UNIT)]
+            )
         );
         assert_eq!(cur, 9);
         let mut cur = 14;
         let f = a.contiguous(2 * ALLOC_UNIT + 1, &mut cur).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(9 * ALLOC_UNIT, 3 * ALLOC_UNIT)])
+            Fmap::simple(
+                2 * ALLOC_UNIT + 1,
+                vec![Extent::new(0, 9 * ALLOC_UNIT, 3 * ALLOC_UNIT)]
+            )
         );
         assert!(matches!(
             a.contiguous(10 * ALLOC_UNIT, &mut cur),
@@ -446,7 +453,7 @@ mod tests {
             nstrips: 8,
             chunk_size: 4 << 20,
         };
-        let Fmap::Interleaved(ie) = a.interleaved(100 << 20, &p, &mut rng).unwrap() else {
+        let FmapKind::Interleaved(ie) = a.interleaved(100 << 20, &p, &mut rng).unwrap().kind else {
             panic!()
         };
         assert_eq!(ie[0].strips.len(), 8);
@@ -460,7 +467,7 @@ mod tests {
             nstrips: 3,
             chunk_size: 2 << 20,
         };
-        let Fmap::Interleaved(ie) = a.interleaved(7 << 20, &p, &mut rng).unwrap() else {
+        let FmapKind::Interleaved(ie) = a.interleaved(7 << 20, &p, &mut rng).unwrap().kind else {
             panic!()
         };
         assert!(ie[0].strips.iter().all(|s| s.len == 4 << 20));
@@ -471,8 +478,8 @@ mod tests {
             chunk_size: 2 << 20,
         };
         assert!(matches!(
-            a.interleaved(1 << 20, &p, &mut rng).unwrap(),
-            Fmap::Simple(_)
+            a.interleaved(1 << 20, &p, &mut rng).unwrap().kind,
+            FmapKind::Simple(_)
         ));
     }
 

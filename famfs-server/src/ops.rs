@@ -15,7 +15,7 @@ use famfs_log::role::Role;
 use famfs_log::{Famfs, OffsetMedia, OpenOptions, ReplayMode};
 use fuse_famfs_proto::abi::Opcode;
 use fuse_famfs_proto::abi::{self, Attr, AttrOut, DaxdevOut, EntryOut, InitIn, Kstatfs, SetattrIn};
-use fuse_famfs_proto::fmap::{Extent, FileType, FmapKind};
+use fuse_famfs_proto::fmap::FileType;
 use fuse_famfs_proto::reply::{self, InitConfig, ReaddirPlusWriter, ReaddirWriter};
 use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, Operation, Request};
 
@@ -334,8 +334,8 @@ impl Server {
         {
             return Ok(Arc::clone(v));
         }
-        let wire = self.wire_fmap(ino)?;
-        let view = FileView::new(Arc::clone(&self.map), &wire).map_err(|e| {
+        let (_, fmap) = self.wire_fmap(ino)?;
+        let view = FileView::new(Arc::clone(&self.map), &fmap).map_err(|e| {
             tracing::error!("file {ino}: {e}");
             Errno::EIO
         })?;
@@ -347,20 +347,17 @@ impl Server {
         Ok(view)
     }
 
-    fn wire_fmap(&self, ino: Ino) -> Result<Fmap, Errno> {
+    /// The map of file `ino` and the file type GET_FMAP reports for it.
+    fn wire_fmap(&self, ino: Ino) -> Result<(FileType, Arc<Fmap>), Errno> {
         let log = self.read_log();
         let n = log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
         let f = n.as_file().ok_or(Errno::EISDIR)?;
-        let mut wire = f.fmap.to_wire(f.size).map_err(|e| {
-            tracing::error!("file {ino}: {e}");
-            Errno::EINVAL
-        })?;
-        wire.file_type = match ino {
+        let file_type = match ino {
             META_SB_INO => FileType::Superblock,
             META_LOG_INO => FileType::Log,
             _ => FileType::Regular,
         };
-        Ok(wire)
+        Ok((file_type, Arc::clone(&f.fmap)))
     }
 
     /// Answer one request (`req`: exactly the bytes read from the channel) into `out`, which
@@ -774,18 +771,12 @@ impl Server {
         unique: u64,
         out: &mut [u8],
     ) -> Result<Reply, Errno> {
-        let mut wire = self
+        let (file_type, fmap) = self
             .wire_fmap(ino)
             .map_err(|e| if e == Errno::EISDIR { Errno::ENOENT } else { e })?;
-        let generation = if size.is_some() {
-            AbiGeneration::Dev
-        } else {
-            AbiGeneration::V1
-        };
-        if generation == AbiGeneration::Dev {
-            wire = unroll(&wire);
-        }
-        reply::get_fmap(out, unique, &wire, generation, size)
+        let generation = AbiGeneration::of_get_fmap(size);
+        let fmap = generation.adapt_fmap(&fmap);
+        reply::get_fmap(out, unique, &fmap, file_type, generation, size)
             .map(Reply::Bytes)
             .map_err(|e| {
                 tracing::error!("GET_FMAP for inode {ino}: {e}");
@@ -806,73 +797,5 @@ impl Server {
     /// The device name GET_DAXDEV reports.
     pub fn device_name(&self) -> PathBuf {
         PathBuf::from(OsStr::from_bytes(&self.device_name))
-    }
-}
-
-/// Rewrite an interleaved map as the equivalent list of simple extents, one per chunk run (the
-/// development kernel variant takes simple extents only; famfs user space does the same).
-fn unroll(fmap: &Fmap) -> Fmap {
-    let FmapKind::Interleaved(ies) = &fmap.kind else {
-        return fmap.clone();
-    };
-    // Whole chunks, so every extent stays 2 MiB aligned (each strip holds whole chunks; the
-    // last chunk may extend past the file size, as the strip does).
-    let mut exts: Vec<Extent> = Vec::new();
-    let mut start = 0u64;
-    for ie in ies {
-        let chunk = u64::from(ie.chunk_size);
-        let size = ie.nbytes.min(fmap.file_size.saturating_sub(start));
-        let mut off = 0;
-        while chunk > 0 && off < size {
-            let Some(r) = fmap.resolve(start + off) else {
-                break;
-            };
-            match exts.last_mut() {
-                Some(last)
-                    if last.dev_index == r.dev_index && last.offset + last.len == r.dev_offset =>
-                {
-                    last.len += chunk;
-                }
-                _ => exts.push(Extent::new(r.dev_index, r.dev_offset, chunk)),
-            }
-            off += chunk;
-        }
-        start += size;
-    }
-    Fmap {
-        file_type: fmap.file_type,
-        file_size: fmap.file_size,
-        kind: FmapKind::Simple(exts),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use fuse_famfs_proto::fmap::InterleavedExtent;
-
-    #[test]
-    fn unrolled_maps_resolve_identically() {
-        const MIB: u64 = 1 << 20;
-        let strips = (0..3)
-            .map(|i| Extent::new(0, (64 + 8 * i) * MIB, 8 * MIB))
-            .collect();
-        let f = Fmap::interleaved(
-            20 * MIB + 5,
-            vec![InterleavedExtent {
-                chunk_size: (2 * MIB) as u32,
-                nbytes: 20 * MIB + 5,
-                strips,
-            }],
-        );
-        let u = unroll(&f);
-        assert!(matches!(u.kind, FmapKind::Simple(_)));
-        for off in (0..f.file_size).step_by(4093) {
-            assert_eq!(
-                f.resolve(off).unwrap().dev_offset,
-                u.resolve(off).unwrap().dev_offset
-            );
-        }
-        u.validate(AbiGeneration::Dev).unwrap();
     }
 }
