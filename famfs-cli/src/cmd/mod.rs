@@ -2,11 +2,14 @@
 //! path, owner defaults, the umask, interleave parameters.
 
 pub mod cp;
+pub mod creat;
 pub mod create;
 pub mod data;
+pub mod daxmode;
 pub mod fsck;
 pub mod mkfs;
 pub mod mount;
+pub mod umount;
 
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -45,18 +48,18 @@ pub fn run(cli: Famfs) -> Result<i32> {
     let verbose = cli.verbose;
     match cli.cmd {
         Cmd::Mount(a) => mount::mount(a, verbose),
-        Cmd::Umount(a) => mount::umount(a),
+        Cmd::Umount(a) => umount::umount(a),
         Cmd::Fsck(a) => fsck::fsck(a, verbose),
         Cmd::Mkdir(a) => create::mkdir(a, verbose),
         Cmd::Cp(a) => cp::cp(a, verbose),
-        Cmd::Creat(a) => create::creat(a, verbose),
+        Cmd::Creat(a) => creat::creat(a, verbose),
         Cmd::Verify(a) => data::verify(a),
         Cmd::Flush(a) => data::flush(a, verbose),
         Cmd::Logplay(a) => fsck::logplay(a),
         Cmd::Getmap(a) => data::getmap(a),
         Cmd::Clone(a) => create::clone(a),
         Cmd::Chkread(a) => data::chkread(a),
-        Cmd::Daxmode(a) => mount::daxmode(a),
+        Cmd::Daxmode(a) => daxmode::daxmode(a),
     }
 }
 
