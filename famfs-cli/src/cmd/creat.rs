@@ -430,3 +430,97 @@ pub fn creat(a: CreatArgs, verbose: u8) -> Result<i32> {
     let outcome = plan.execute(&mut |ev| console.event(ev))?;
     Ok(console.finish(&outcome))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cmd, Famfs};
+    use crate::error::exit_code_of;
+    use clap::Parser;
+    use std::path::Path;
+
+    fn args(v: &[&str]) -> CreatArgs {
+        let argv = ["famfs", "creat"].iter().chain(v);
+        match Famfs::try_parse_from(argv).unwrap().cmd {
+            Cmd::Creat(a) => a,
+            _ => unreachable!("a creat command line"),
+        }
+    }
+
+    fn refused(v: &[&str], msg: &str) {
+        let e = CreatPlan::new(&args(v)).unwrap_err();
+        assert!(format!("{e:#}").contains(msg), "{v:?}: {e:#}");
+        assert_eq!(exit_code_of(&e), 1, "{v:?}");
+    }
+
+    #[test]
+    fn planning_checks_the_arguments_and_touches_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("absent.img");
+        let dev = dev.to_str().unwrap();
+        let p = CreatPlan::new(&args(&["-d", dev, "-s", "4k", "-r", "-S", "3", "/a//b"])).unwrap();
+        assert_eq!(p.multi(), None);
+        assert_eq!(p.jobs.len(), 1);
+        let j = &p.jobs[0];
+        assert_eq!(
+            (j.target.rel.to_str(), j.size, j.seed),
+            (Some("a/b"), 4096, Some(3))
+        );
+        assert_eq!(p.loc, Some(Location::Device(dev.into())));
+        assert!(p.rejected.is_empty());
+
+        // Multi mode: an unresolvable path is rejected, the other files are planned.
+        let p = CreatPlan::new(&args(&[
+            "-d",
+            dev,
+            "-M",
+            "/x,4k,5",
+            "-M",
+            "../bad,4k",
+            "-M",
+            "/y,8k",
+        ]))
+        .unwrap();
+        assert_eq!(p.multi(), Some(3));
+        let planned: Vec<_> = p.jobs.iter().map(|j| (j.size, j.seed)).collect();
+        assert_eq!(planned, [(4096, Some(5)), (8192, None)]);
+        assert_eq!(p.rejected.len(), 1);
+        assert!(!Path::new(dev).exists(), "planning opened nothing");
+
+        refused(
+            &["-d", dev, "-s", "4k", "-S", "1", "/f"],
+            "seed (-S) without randomize (-r)",
+        );
+        refused(&["-d", dev, "-s", "4k", "-r", "/f"], "-r needs a seed");
+        refused(
+            &["-d", dev, "-s", "4k", "-M", "/x,4k"],
+            "--multi are incompatible",
+        );
+        refused(&["-d", dev, "-s", "4k"], "Must specify filename");
+        refused(&["-d", dev, "-t", "300", "/f"], "bad threadct");
+    }
+
+    #[test]
+    fn nothing_left_to_create_opens_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("absent.img");
+        let plan =
+            CreatPlan::new(&args(&["-d", dev.to_str().unwrap(), "-M", "../bad,4k"])).unwrap();
+        let mut seen = Vec::new();
+        let outcome = plan
+            .execute(&mut |ev| seen.push(format!("{ev:?}")))
+            .unwrap();
+        assert_eq!(
+            outcome,
+            CreatOutcome {
+                create_errors: 1,
+                ..CreatOutcome::default()
+            }
+        );
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert!(seen[0].starts_with("Rejected"), "{seen:?}");
+        assert_eq!(seen[1], "CreationDone { created: 0, errors: 1 }");
+        assert_eq!(Console::new(&plan, 0).finish(&outcome), 1);
+        assert!(!dev.exists());
+    }
+}
