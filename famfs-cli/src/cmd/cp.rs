@@ -12,7 +12,7 @@ use famfs_log::alloc::AllocPolicy;
 use famfs_log::namespace::{Attr, FileNode};
 
 use crate::cli::CpArgs;
-use crate::cmd::{Target, check_creatable, real_ids, resolve_target, umask};
+use crate::cmd::{Target, check_creatable, created_file, real_ids, resolve_target, umask};
 use crate::error::{exit_code_of, fail};
 use crate::open::{Data, OpenFs, OpenHow, lookup};
 use crate::progress::Progress;
@@ -140,15 +140,9 @@ impl Copier<'_, '_> {
                 return Ok(None);
             }
         };
-        self.w
-            .famfs()
-            .state()
-            .namespace()
-            .get(ino)
-            .and_then(|n| n.as_file())
-            .cloned()
+        created_file(self.w.famfs(), ino, &shown)
             .map(Some)
-            .ok_or_else(|| Abort(anyhow::anyhow!("{shown}: created but not in the tree")))
+            .map_err(Abort)
     }
 
     /// Move (or with `-c` compare) the bytes of `src` into famfs file `rel`.

@@ -14,7 +14,9 @@ use famfs_log::namespace::{Attr, FileNode, NodeKind};
 use famfs_log::{Famfs, Writer};
 
 use crate::cli::{CreatArgs, InterleaveOpts};
-use crate::cmd::{Target, check_creatable, effective_ids, resolve_target, thread_count, umask};
+use crate::cmd::{
+    Target, check_creatable, created_file, effective_ids, resolve_target, thread_count, umask,
+};
 use crate::error::{count_exit, fail};
 use crate::open::{Data, Location, OpenFs, OpenHow, lookup};
 use crate::progress::Progress;
@@ -353,15 +355,7 @@ fn create_one(
     let (ino, _) = w
         .create(&job.target.rel, job.size, attr, policy)
         .map_err(|e| fail(1, format!("{shown}: {e}")))?;
-    let node = w
-        .famfs()
-        .state()
-        .namespace()
-        .get(ino)
-        .and_then(|n| n.as_file())
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{shown}: created but not in the tree"))?;
-    Ok(Made::Created(node))
+    Ok(Made::Created(created_file(w.famfs(), ino, shown)?))
 }
 
 /// The report step: prints each event as the reference does, and gives the exit status.
