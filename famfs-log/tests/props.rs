@@ -211,6 +211,11 @@ fn hostile_log(entries: &[LogEntry]) -> MemMedia {
     dev
 }
 
+/// One simple extent of `len` bytes at device offset `offset`.
+fn simple(offset: u64, len: u64) -> FmapKind {
+    FmapKind::Simple(vec![Extent::new(0, offset, len)])
+}
+
 fn file(path: &str, size: u64, kind: FmapKind) -> LogEntry {
     LogEntry::File(FileEntry {
         path: PathBuf::from(path),
@@ -228,29 +233,17 @@ fn file(path: &str, size: u64, kind: FmapKind) -> LogEntry {
 #[test]
 fn hostile_entries_are_skipped_with_a_reason() {
     let au = ALLOC_UNIT;
-    let good = file(
-        "good",
-        au,
-        FmapKind::Simple(vec![Extent::new(0, 100 * au, au)]),
-    );
+    let good = file("good", au, simple(100 * au, au));
     let dev = hostile_log(&[
         good.clone(),
         // Overlaps `good`.
-        file(
-            "thief",
-            au,
-            FmapKind::Simple(vec![Extent::new(0, 100 * au, au)]),
-        ),
+        file("thief", au, simple(100 * au, au)),
         // Points at the superblock and the log.
-        file("sb", au, FmapKind::Simple(vec![Extent::new(0, au, au)])),
+        file("sb", au, simple(au, au)),
         // Past the end of the device.
-        file("far", au, FmapKind::Simple(vec![Extent::new(0, DEV, au)])),
+        file("far", au, simple(DEV, au)),
         // Claims more bytes than it maps.
-        file(
-            "short",
-            3 * au,
-            FmapKind::Simple(vec![Extent::new(0, 200 * au, au)]),
-        ),
+        file("short", 3 * au, simple(200 * au, au)),
         // Strips too short for the chunk arithmetic.
         file(
             "strip",
@@ -261,21 +254,9 @@ fn hostile_entries_are_skipped_with_a_reason() {
             )]),
         ),
         // Parent missing, parent a file, duplicate.
-        file(
-            "nodir/x",
-            au,
-            FmapKind::Simple(vec![Extent::new(0, 500 * au, au)]),
-        ),
-        file(
-            "good/x",
-            au,
-            FmapKind::Simple(vec![Extent::new(0, 501 * au, au)]),
-        ),
-        file(
-            "good",
-            au,
-            FmapKind::Simple(vec![Extent::new(0, 502 * au, au)]),
-        ),
+        file("nodir/x", au, simple(500 * au, au)),
+        file("good/x", au, simple(501 * au, au)),
+        file("good", au, simple(502 * au, au)),
         LogEntry::Mkdir(DirEntry {
             path: "good".into(),
             uid: 0,
@@ -284,11 +265,7 @@ fn hostile_entries_are_skipped_with_a_reason() {
         }),
         LogEntry::Delete,
         LogEntry::Unknown(77),
-        file(
-            "last",
-            au,
-            FmapKind::Simple(vec![Extent::new(0, 600 * au, au)]),
-        ),
+        file("last", au, simple(600 * au, au)),
     ]);
     let fs = open(&dev, None, ReplayMode::Strict).unwrap();
     let ns = fs.state().namespace();
@@ -508,16 +485,8 @@ fn meta_files_have_fixed_inodes_and_cannot_be_shadowed() {
     use famfs_log::replay::{META_DIR_INO, META_LOG_INO, META_SB_INO};
     let au = ALLOC_UNIT;
     let dev = hostile_log(&[
-        file(
-            ".meta/.log",
-            au,
-            FmapKind::Simple(vec![Extent::new(0, 100 * au, au)]),
-        ),
-        file(
-            ".meta/.alloc.cfg",
-            au,
-            FmapKind::Simple(vec![Extent::new(0, 101 * au, au)]),
-        ),
+        file(".meta/.log", au, simple(100 * au, au)),
+        file(".meta/.alloc.cfg", au, simple(101 * au, au)),
     ]);
     for (who, mode) in [(None, 0o444), (Some(Uuid::new_v4()), 0o444)] {
         let fs = Famfs::open_device(
