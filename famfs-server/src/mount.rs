@@ -163,4 +163,9 @@ mod tests {
         assert_eq!(unescape("/x\\134y"), "/x\\y");
         assert_eq!(unescape("plain\\04"), "plain\\04");
     }
+
+    #[test]
+    fn out_of_range_octal_escapes_stay_literal() {
+        assert_eq!(unescape("/mnt/\\777x"), "/mnt/\\777x");
+    }
 }
