@@ -399,6 +399,10 @@ fn fake_sysfs_flag_needs_a_fake_tree() {
     let plain = tempfile::tempdir().unwrap();
     let r = run(plain.path(), &["list"]);
     assert_eq!(r.code, 129, "{}", r.stderr);
-    assert!(r.stderr.contains("not an emulated sysfs tree"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not an emulated sysfs tree"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(r.stdout, "");
 }

@@ -304,7 +304,13 @@ mod tests {
         assert_eq!(dev.size(), 8 * GIB);
         assert!(matches!(dev.kind(), DeviceKind::DaxChar { major, .. } if *major == ma));
         assert!(
-            matches!(dev.kind(), DeviceKind::DaxChar { mode: DaxMode::Disabled, .. }),
+            matches!(
+                dev.kind(),
+                DeviceKind::DaxChar {
+                    mode: DaxMode::Disabled,
+                    ..
+                }
+            ),
             "no driver link: unbound"
         );
         // Hex sizes are numbers too; the bound driver gives the mode.
@@ -315,7 +321,13 @@ mod tests {
         let dev = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, &sysfs).unwrap();
         assert_eq!(dev.size(), 8 * GIB);
         assert!(
-            matches!(dev.kind(), DeviceKind::DaxChar { mode: DaxMode::Famfs, .. }),
+            matches!(
+                dev.kind(),
+                DeviceKind::DaxChar {
+                    mode: DaxMode::Famfs,
+                    ..
+                }
+            ),
             "{:?}",
             dev.kind()
         );

@@ -27,13 +27,13 @@ mod mapping;
 mod media;
 pub mod mounts;
 
+/// A dax device's mode (devdax, famfs, system-ram), as [`DeviceKind::DaxChar`] reports it.
+pub use daxctl_famfs::DaxMode;
 pub use device::{Access, DaxDevice, DeviceKind, MIN_DEVICE_SIZE};
 pub use error::FsdevError;
 pub use file::{FileView, Segment};
 pub use mapping::Mapping;
 pub use media::{FileMedia, Media, MediaLock, MemMedia};
-/// A dax device's mode (devdax, famfs, system-ram), as [`DeviceKind::DaxChar`] reports it.
-pub use daxctl_famfs::DaxMode;
 
 /// The famfs allocation unit and the alignment of every dax mapping: 2 MiB.
 pub const ALLOC_UNIT: u64 = 2 * 1024 * 1024;

@@ -87,8 +87,9 @@ fn path(field: &[u8]) -> PathBuf {
 
 /// Parse mount-table bytes; lines with fewer than three fields are skipped. Fields are
 /// separated by spaces (a space inside a field is escaped; other bytes, `\r` included, are not).
-pub fn parse_mounts(table: &[u8]) -> Vec<MountEntry> {
+pub fn parse_mounts(table: impl AsRef<[u8]>) -> Vec<MountEntry> {
     table
+        .as_ref()
         .split(|&b| b == b'\n')
         .filter_map(|line| {
             let mut f = line.split(|&b| b == b' ').filter(|f| !f.is_empty());
@@ -105,7 +106,7 @@ pub fn parse_mounts(table: &[u8]) -> Vec<MountEntry> {
 /// The current mount table (empty, with a warning, if it cannot be read).
 pub fn read_mounts() -> Vec<MountEntry> {
     match std::fs::read(PROC_MOUNTS) {
-        Ok(t) => parse_mounts(&t),
+        Ok(t) => parse_mounts(t),
         Err(e) => {
             tracing::warn!("cannot read {PROC_MOUNTS}: {e}");
             Vec::new()

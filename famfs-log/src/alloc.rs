@@ -407,8 +407,8 @@ mod tests {
         );
         assert_eq!(cur, 9);
         let mut cur = 14;
-        let f = plan_and_claim(&mut bm, dev, |a| a.contiguous(2 * ALLOC_UNIT + 1, &mut cur))
-            .unwrap();
+        let f =
+            plan_and_claim(&mut bm, dev, |a| a.contiguous(2 * ALLOC_UNIT + 1, &mut cur)).unwrap();
         assert_eq!(
             f,
             Fmap::Simple(vec![Extent::new(9 * ALLOC_UNIT, 3 * ALLOC_UNIT)])

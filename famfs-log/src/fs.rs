@@ -226,6 +226,23 @@ impl<L: Media> Famfs<L> {
         &self.log
     }
 
+    /// The same file system over a boxed log media, so that file systems opened from different
+    /// media (a device mapping, a mounted `.meta/.log`) have one type.
+    pub fn into_dyn(self) -> Famfs<Box<dyn Media>>
+    where
+        L: 'static,
+    {
+        Famfs {
+            log: Box::new(self.log),
+            sb: self.sb,
+            header: self.header,
+            state: self.state,
+            local: self.local,
+            mode: self.mode,
+            buf: self.buf,
+        }
+    }
+
     fn read_header(&self) -> Result<LogHeader, LogError> {
         let mut b = [0u8; LOG_HEADER_SIZE];
         self.log.invalidate(0, LOG_HEADER_SIZE as u64)?;

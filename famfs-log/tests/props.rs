@@ -537,15 +537,28 @@ fn has_new_entries_sees_what_another_host_appended() {
     master
         .writer()
         .unwrap()
-        .mkdir("d".as_ref(), Attr { mode: 0o755, uid: 0, gid: 0 })
+        .mkdir(
+            "d".as_ref(),
+            Attr {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        )
         .unwrap();
-    assert!(!master.has_new_entries().unwrap(), "the writer applied its own entry");
+    assert!(
+        !master.has_new_entries().unwrap(),
+        "the writer applied its own entry"
+    );
     assert!(client.has_new_entries().unwrap());
     client.refresh().unwrap();
     assert!(!client.has_new_entries().unwrap());
     // A header that no longer validates is an error, not "nothing new".
     dev.write_at(LOG_OFFSET, b"\0").unwrap();
-    assert!(matches!(client.has_new_entries(), Err(LogError::LogHeader(_))));
+    assert!(matches!(
+        client.has_new_entries(),
+        Err(LogError::LogHeader(_))
+    ));
 }
 
 #[test]
@@ -566,5 +579,8 @@ fn superblock_read_checks_and_reports_short_media() {
     let short = MemMedia::new(SUPERBLOCK_SIZE - 1);
     assert!(matches!(Superblock::read(&short), Err(LogError::Media(_))));
     dev.write_at(0, b"\0").unwrap();
-    assert!(matches!(Superblock::read(&dev), Err(LogError::Superblock(_))));
+    assert!(matches!(
+        Superblock::read(&dev),
+        Err(LogError::Superblock(_))
+    ));
 }

@@ -403,7 +403,11 @@ fn only_the_emulated_constructor_emulates() {
     let k = setup();
     // The plain constructor is the real backend, whatever the tree holds.
     assert!(!crate::Sysfs::new(k.fake.sys_root()).is_emulated());
-    assert!(crate::Sysfs::emulated(k.fake.sys_root()).unwrap().is_emulated());
+    assert!(
+        crate::Sysfs::emulated(k.fake.sys_root())
+            .unwrap()
+            .is_emulated()
+    );
     // A directory that holds no fake tree cannot be emulated.
     let plain = tempfile::tempdir().unwrap();
     assert!(crate::Sysfs::emulated(plain.path()).is_err());

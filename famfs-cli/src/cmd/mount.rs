@@ -205,7 +205,7 @@ pub fn mount(a: MountArgs, verbose: u8) -> Result<i32> {
             format!(
                 "{} is already a famfs mount point (of {})",
                 mpt.display(),
-                m.source
+                m.source.display()
             ),
         ));
     }
