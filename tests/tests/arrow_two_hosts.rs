@@ -53,10 +53,7 @@ fn python(test: &str) -> Option<PathBuf> {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
-        prereq::missing(
-            test,
-            &format!("{how}; {} cannot import them", py.display()),
-        );
+        prereq::missing(test, &format!("{how}; {} cannot import them", py.display()));
         return None;
     }
     Some(py)
@@ -192,12 +189,19 @@ fn verify_dataset(py: &Path, seed: u64, rows: u64, arrow: &Path, npy: &Path) {
             &MAX_COPY.to_string(),
         ],
     )
-    .ok(&format!("verifying {} and {}", arrow.display(), npy.display()));
+    .ok(&format!(
+        "verifying {} and {}",
+        arrow.display(),
+        npy.display()
+    ));
     let sum = out.summary();
     assert_eq!(sum["verified"], true, "{sum}");
     assert_eq!(sum["rows"], rows, "{sum}");
     assert_eq!(sum["columns"], 10, "{sum}");
-    assert!(sum["arrow_bytes_copied"].as_u64().unwrap() <= MAX_COPY, "{sum}");
+    assert!(
+        sum["arrow_bytes_copied"].as_u64().unwrap() <= MAX_COPY,
+        "{sum}"
+    );
     prereq::say(&format!("arrow_two_hosts: client verified {sum}"));
 }
 
@@ -217,7 +221,12 @@ fn assert_same_bytes(a: &Path, b: &Path) {
         let n = fa.read(&mut ba).unwrap();
         fb.read_exact(&mut bb[..n]).unwrap();
         if let Some(i) = ba[..n].iter().zip(&bb[..n]).position(|(x, y)| x != y) {
-            panic!("{} and {} differ at byte {}", a.display(), b.display(), off + i);
+            panic!(
+                "{} and {} differ at byte {}",
+                a.display(),
+                b.display(),
+                off + i
+            );
         }
         if n == 0 {
             return;
@@ -251,7 +260,10 @@ impl Drop for Work {
         if let Some(d) = self.0.take()
             && any_mount_under(d.path())
         {
-            prereq::say(&format!("arrow_two_hosts: kept {} (mounted)", d.keep().display()));
+            prereq::say(&format!(
+                "arrow_two_hosts: kept {} (mounted)",
+                d.keep().display()
+            ));
         }
     }
 }
@@ -296,7 +308,11 @@ fn arrow_and_npy_from_the_master_are_read_in_place_on_a_client() {
     std::os::unix::fs::symlink(famfs, &mkfs).unwrap();
     run(famfs_cmd(&mkfs, MASTER_UUID, &[s(&dev)]), t).ok("mkfs.famfs");
     let master = MasterMount(mm.clone());
-    run(famfs_cmd(famfs, MASTER_UUID, &["mount", s(&dev), s(&mm)]), t).ok("famfs mount");
+    run(
+        famfs_cmd(famfs, MASTER_UUID, &["mount", s(&dev), s(&mm)]),
+        t,
+    )
+    .ok("famfs mount");
     assert!(is_famfs_mounted(&mm));
 
     // An Arrow file and an array, made on the master host, copied into famfs.
@@ -313,7 +329,13 @@ fn arrow_and_npy_from_the_master_are_read_in_place_on_a_client() {
     let client = FusedMount::start(&dev, &cm, &["--system-uuid", CLIENT_UUID])
         .unwrap_or_else(|e| panic!("client mount: {e}"));
     let cds = cm.join("datasets");
-    verify_dataset(&py, 1, ROWS, &cds.join("table.arrow"), &cds.join("matrix.npy"));
+    verify_dataset(
+        &py,
+        1,
+        ROWS,
+        &cds.join("table.arrow"),
+        &cds.join("matrix.npy"),
+    );
     assert_same_bytes(&arrow, &cds.join("table.arrow"));
     assert_same_bytes(&npy, &cds.join("matrix.npy"));
     let e = std::fs::OpenOptions::new()
@@ -347,7 +369,13 @@ fn arrow_and_npy_from_the_master_are_read_in_place_on_a_client() {
         "arrow_two_hosts: client listed the later pair {:?} after the master's cp returned",
         copied.elapsed()
     ));
-    verify_dataset(&py, 2, LATER_ROWS, &cds.join("later.arrow"), &cds.join("later.npy"));
+    verify_dataset(
+        &py,
+        2,
+        LATER_ROWS,
+        &cds.join("later.arrow"),
+        &cds.join("later.npy"),
+    );
     assert_same_bytes(&arrow2, &cds.join("later.arrow"));
     // The first pair still reads the same.
     assert_same_bytes(&arrow, &cds.join("table.arrow"));
@@ -408,7 +436,10 @@ fn the_workload_checker_finds_one_changed_value() {
     let cases = [
         ("id:0", "column id: first difference at row 0"),
         ("qty:200002", "column qty: first difference at row 200002"),
-        ("price:131072", "column price: first difference at row 131072"),
+        (
+            "price:131072",
+            "column price: first difference at row 131072",
+        ),
         ("score:5", "column score: first difference at row 5"),
         ("name:99999", "column name: first difference at row 99999"),
         ("ts:1", "column ts: first difference at row 1"),
@@ -422,14 +453,20 @@ fn the_workload_checker_finds_one_changed_value() {
         assert_eq!(out.code, Some(1), "{tamper}: {}", out.stderr);
         assert_eq!(out.summary()["verified"], false);
         assert!(out.stderr.contains(want), "{tamper}: {}", out.stderr);
-        assert_eq!(out.stderr.lines().count(), 1, "only {tamper}: {}", out.stderr);
+        assert_eq!(
+            out.stderr.lines().count(),
+            1,
+            "only {tamper}: {}",
+            out.stderr
+        );
     }
     // A list column: row 0 holds a non-empty list for seed 7 (the script refuses empty ones).
     write(&["--tamper", "tags:0"]);
     let out = verify("7");
     assert_eq!(out.code, Some(1));
     assert!(
-        out.stderr.contains("column tags: first difference at row 0"),
+        out.stderr
+            .contains("column tags: first difference at row 0"),
         "{}",
         out.stderr
     );
