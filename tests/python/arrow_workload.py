@@ -66,44 +66,34 @@ def rng(seed, stream):
     return np.random.default_rng(np.random.SeedSequence([seed, stream]))
 
 
-def packed_validity(valid):
-    """An Arrow validity bitmap (LSB first) for a boolean numpy array."""
-    return pa.py_buffer(np.packbits(valid, bitorder="little"))
-
-
-def names(seed, rows):
-    """Strings of 0..23 lowercase letters, about 3% null (nulls have no bytes)."""
-    g = rng(seed, 4)
-    valid = g.random(rows) >= 0.03
-    lengths = g.integers(0, 24, rows, dtype=np.int32)
+def variable_layout(g, rows, max_len, null_rate):
+    """Validity bitmap, null count and int32 offsets of a variable-length column: lengths
+    0..max_len, a share `null_rate` of nulls, which hold no values. Returns (bitmap, nulls,
+    offsets, total values)."""
+    valid = g.random(rows) >= null_rate
+    lengths = g.integers(0, max_len + 1, rows, dtype=np.int32)
     lengths[~valid] = 0
     offsets = np.zeros(rows + 1, dtype=np.int32)
     np.cumsum(lengths, out=offsets[1:])
-    data = g.integers(ord("a"), ord("z") + 1, int(offsets[-1]), dtype=np.uint8)
-    return pa.StringArray.from_buffers(
-        rows,
-        pa.py_buffer(offsets),
-        pa.py_buffer(data),
-        packed_validity(valid),
-        int(rows - valid.sum()),
-    )
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return bitmap, int(rows - valid.sum()), pa.py_buffer(offsets), int(offsets[-1])
+
+
+def names(seed, rows):
+    """Strings of 0..23 lowercase letters, about 3% null."""
+    g = rng(seed, 4)
+    bitmap, nulls, offsets, total = variable_layout(g, rows, 23, 0.03)
+    data = g.integers(ord("a"), ord("z") + 1, total, dtype=np.uint8)
+    return pa.StringArray.from_buffers(rows, offsets, pa.py_buffer(data), bitmap, nulls)
 
 
 def tags(seed, rows):
     """Lists of 0..4 int16 values, about 5% null lists."""
     g = rng(seed, 8)
-    valid = g.random(rows) >= 0.05
-    lengths = g.integers(0, 5, rows, dtype=np.int32)
-    lengths[~valid] = 0
-    offsets = np.zeros(rows + 1, dtype=np.int32)
-    np.cumsum(lengths, out=offsets[1:])
-    values = g.integers(-(1 << 15), 1 << 15, int(offsets[-1]), dtype=np.int16)
+    bitmap, nulls, offsets, total = variable_layout(g, rows, 4, 0.05)
+    values = g.integers(-(1 << 15), 1 << 15, total, dtype=np.int16)
     return pa.ListArray.from_buffers(
-        pa.list_(pa.int16()),
-        rows,
-        [packed_validity(valid), pa.py_buffer(offsets)],
-        int(rows - valid.sum()),
-        children=[pa.array(values)],
+        pa.list_(pa.int16()), rows, [bitmap, offsets], nulls, children=[pa.array(values)]
     )
 
 

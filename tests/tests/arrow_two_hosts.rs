@@ -140,60 +140,58 @@ fn famfs_cmd(prog: &Path, uuid: &str, args: &[&str]) -> Command {
     c
 }
 
-/// The workload script with `args`.
-fn workload(py: &Path, args: &[&str]) -> Out {
-    let mut c = Command::new(py);
-    c.arg(workload_script()).args(args);
-    run(c, Duration::from_secs(300))
-}
-
 fn s(p: &Path) -> &str {
     p.to_str().expect("test paths are UTF-8")
 }
 
-/// Writes data set `seed` of `rows` rows to `arrow` and `npy` on the host.
-fn write_dataset(py: &Path, seed: u64, rows: u64, arrow: &Path, npy: &Path) {
-    let out = workload(
-        py,
-        &[
-            "write",
-            "--seed",
-            &seed.to_string(),
-            "--rows",
-            &rows.to_string(),
-            "--arrow",
-            s(arrow),
-            "--npy",
-            s(npy),
-        ],
-    )
-    .ok("writing the data set");
+fn dataset<'a>(seed: u64, rows: u64, arrow: &'a Path, npy: &'a Path) -> Dataset<'a> {
+    Dataset {
+        seed,
+        rows,
+        arrow,
+        npy,
+    }
+}
+
+/// A data set as the workload script names it: seed, rows, and where its two files are.
+#[derive(Clone, Copy)]
+struct Dataset<'a> {
+    seed: u64,
+    rows: u64,
+    arrow: &'a Path,
+    npy: &'a Path,
+}
+
+impl Dataset<'_> {
+    /// `arrow_workload.py CMD --seed --rows --arrow --npy EXTRA...` with interpreter `py`.
+    fn workload(&self, py: &Path, cmd: &str, extra: &[&str]) -> Out {
+        let mut c = Command::new(py);
+        c.arg(workload_script())
+            .arg(cmd)
+            .args(["--seed", &self.seed.to_string()])
+            .args(["--rows", &self.rows.to_string()])
+            .args(["--arrow", s(self.arrow), "--npy", s(self.npy)])
+            .args(extra);
+        run(c, Duration::from_secs(300))
+    }
+}
+
+/// Writes the data set on the host.
+fn write_dataset(py: &Path, ds: Dataset<'_>) {
+    let out = ds.workload(py, "write", &[]).ok("writing the data set");
     prereq::say(&format!("arrow_two_hosts: host wrote {}", out.summary()));
 }
 
-/// Checks every value of data set `seed` read through the client's mappings of `arrow`, `npy`.
-fn verify_dataset(py: &Path, seed: u64, rows: u64, arrow: &Path, npy: &Path) {
-    let out = workload(
-        py,
-        &[
-            "verify",
-            "--seed",
-            &seed.to_string(),
-            "--rows",
-            &rows.to_string(),
-            "--arrow",
-            s(arrow),
-            "--npy",
-            s(npy),
-            "--max-copy",
-            &MAX_COPY.to_string(),
-        ],
-    )
-    .ok(&format!(
-        "verifying {} and {}",
-        arrow.display(),
-        npy.display()
-    ));
+/// Checks every value of the data set, read through the client's mappings of its files.
+fn verify_dataset(py: &Path, ds: Dataset<'_>) {
+    let (arrow, npy, rows) = (ds.arrow, ds.npy, ds.rows);
+    let out = ds
+        .workload(py, "verify", &["--max-copy", &MAX_COPY.to_string()])
+        .ok(&format!(
+            "verifying {} and {}",
+            arrow.display(),
+            npy.display()
+        ));
     let sum = out.summary();
     assert_eq!(sum["verified"], true, "{sum}");
     assert_eq!(sum["rows"], rows, "{sum}");
@@ -317,7 +315,7 @@ fn arrow_and_npy_from_the_master_are_read_in_place_on_a_client() {
 
     // An Arrow file and an array, made on the master host, copied into famfs.
     let (arrow, npy) = (host.join("table.arrow"), host.join("matrix.npy"));
-    write_dataset(&py, 1, ROWS, &arrow, &npy);
+    write_dataset(&py, dataset(1, ROWS, &arrow, &npy));
     let ds = mm.join("datasets");
     run(famfs_cmd(famfs, MASTER_UUID, &["mkdir", s(&ds)]), t).ok("famfs mkdir");
     let cp = famfs_cmd(famfs, MASTER_UUID, &["cp", s(&arrow), s(&npy), s(&ds)]);
@@ -329,13 +327,8 @@ fn arrow_and_npy_from_the_master_are_read_in_place_on_a_client() {
     let client = FusedMount::start(&dev, &cm, &["--system-uuid", CLIENT_UUID])
         .unwrap_or_else(|e| panic!("client mount: {e}"));
     let cds = cm.join("datasets");
-    verify_dataset(
-        &py,
-        1,
-        ROWS,
-        &cds.join("table.arrow"),
-        &cds.join("matrix.npy"),
-    );
+    let (carrow, cnpy) = (cds.join("table.arrow"), cds.join("matrix.npy"));
+    verify_dataset(&py, dataset(1, ROWS, &carrow, &cnpy));
     assert_same_bytes(&arrow, &cds.join("table.arrow"));
     assert_same_bytes(&npy, &cds.join("matrix.npy"));
     let e = std::fs::OpenOptions::new()
@@ -346,7 +339,7 @@ fn arrow_and_npy_from_the_master_are_read_in_place_on_a_client() {
 
     // The master adds another pair later; the client's daemon finds it in the log by itself.
     let (arrow2, npy2) = (host.join("later.arrow"), host.join("later.npy"));
-    write_dataset(&py, 2, LATER_ROWS, &arrow2, &npy2);
+    write_dataset(&py, dataset(2, LATER_ROWS, &arrow2, &npy2));
     let before = listed(&cds);
     assert!(!before.contains(&"later.arrow".to_string()), "{before:?}");
     let cp = famfs_cmd(famfs, MASTER_UUID, &["cp", s(&arrow2), s(&npy2), s(&ds)]);
@@ -369,13 +362,8 @@ fn arrow_and_npy_from_the_master_are_read_in_place_on_a_client() {
         "arrow_two_hosts: client listed the later pair {:?} after the master's cp returned",
         copied.elapsed()
     ));
-    verify_dataset(
-        &py,
-        2,
-        LATER_ROWS,
-        &cds.join("later.arrow"),
-        &cds.join("later.npy"),
-    );
+    let (carrow2, cnpy2) = (cds.join("later.arrow"), cds.join("later.npy"));
+    verify_dataset(&py, dataset(2, LATER_ROWS, &carrow2, &cnpy2));
     assert_same_bytes(&arrow2, &cds.join("later.arrow"));
     // The first pair still reads the same.
     assert_same_bytes(&arrow, &cds.join("table.arrow"));
@@ -396,92 +384,82 @@ fn the_workload_checker_finds_one_changed_value() {
     let dir = tempfile::tempdir().unwrap();
     let (arrow, npy) = (dir.path().join("t.arrow"), dir.path().join("m.npy"));
     let rows: u64 = 200_003;
-    let write = |extra: &[&str]| {
-        let mut args = vec![
-            "write",
-            "--seed",
-            "7",
-            "--rows",
-            "200003",
-            "--arrow",
-            s(&arrow),
-            "--npy",
-            s(&npy),
-        ];
-        args.extend_from_slice(extra);
-        workload(&py, &args).ok("write");
-    };
-    let verify = |seed: &str| {
-        workload(
-            &py,
-            &[
-                "verify",
-                "--seed",
-                seed,
-                "--rows",
-                "200003",
-                "--arrow",
-                s(&arrow),
-                "--npy",
-                s(&npy),
-            ],
-        )
+    let ds = dataset(7, rows, &arrow, &npy);
+    let write = |extra: &[&str]| ds.workload(&py, "write", extra).ok("write");
+    let verify = |seed: u64| {
+        let ds = Dataset { seed, ..ds };
+        ds.workload(&py, "verify", &[])
     };
     write(&[]);
-    let sum = verify("7").ok("verify of an intact data set").summary();
+    let sum = verify(7).ok("verify of an intact data set").summary();
     assert_eq!(sum["verified"], true);
     assert_eq!(sum["rows"], rows);
     assert_eq!(sum["npy_shape"], serde_json::json!([rows / 4, 16]));
 
-    let cases = [
-        ("id:0", "column id: first difference at row 0"),
-        ("qty:200002", "column qty: first difference at row 200002"),
+    // One changed value per column type (row 0 of `tags` holds a non-empty list for seed 7;
+    // the script refuses to change an empty one), and one changed array element.
+    let cases: [(&[&str], &str); 11] = [
         (
-            "price:131072",
+            &["--tamper", "id:0"],
+            "column id: first difference at row 0",
+        ),
+        (
+            &["--tamper", "qty:200002"],
+            "column qty: first difference at row 200002",
+        ),
+        (
+            &["--tamper", "price:131072"],
             "column price: first difference at row 131072",
         ),
-        ("score:5", "column score: first difference at row 5"),
-        ("name:99999", "column name: first difference at row 99999"),
-        ("ts:1", "column ts: first difference at row 1"),
-        ("flag:77", "column flag: first difference at row 77"),
-        ("city:3", "column city: first difference at row 3"),
-        ("maybe:12345", "column maybe: first difference at row 12345"),
+        (
+            &["--tamper", "score:5"],
+            "column score: first difference at row 5",
+        ),
+        (
+            &["--tamper", "name:99999"],
+            "column name: first difference at row 99999",
+        ),
+        (
+            &["--tamper", "ts:1"],
+            "column ts: first difference at row 1",
+        ),
+        (
+            &["--tamper", "flag:77"],
+            "column flag: first difference at row 77",
+        ),
+        (
+            &["--tamper", "city:3"],
+            "column city: first difference at row 3",
+        ),
+        (
+            &["--tamper", "tags:0"],
+            "column tags: first difference at row 0",
+        ),
+        (
+            &["--tamper", "maybe:12345"],
+            "column maybe: first difference at row 12345",
+        ),
+        (
+            &["--tamper-npy", "1000"],
+            "m.npy: first difference at flat index 1000",
+        ),
     ];
-    for (tamper, want) in cases {
-        write(&["--tamper", tamper]);
-        let out = verify("7");
-        assert_eq!(out.code, Some(1), "{tamper}: {}", out.stderr);
+    for (args, want) in cases {
+        write(args);
+        let out = verify(7);
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
         assert_eq!(out.summary()["verified"], false);
-        assert!(out.stderr.contains(want), "{tamper}: {}", out.stderr);
+        assert!(out.stderr.contains(want), "{args:?}: {}", out.stderr);
         assert_eq!(
             out.stderr.lines().count(),
             1,
-            "only {tamper}: {}",
+            "only {args:?}: {}",
             out.stderr
         );
     }
-    // A list column: row 0 holds a non-empty list for seed 7 (the script refuses empty ones).
-    write(&["--tamper", "tags:0"]);
-    let out = verify("7");
-    assert_eq!(out.code, Some(1));
-    assert!(
-        out.stderr
-            .contains("column tags: first difference at row 0"),
-        "{}",
-        out.stderr
-    );
-
-    write(&["--tamper-npy", "1000"]);
-    let out = verify("7");
-    assert_eq!(out.code, Some(1));
-    assert!(
-        out.stderr.contains("first difference at flat index 1000"),
-        "{}",
-        out.stderr
-    );
 
     write(&[]);
-    let out = verify("8");
+    let out = verify(8);
     assert_eq!(out.code, Some(1), "the wrong seed must fail");
     assert!(out.stderr.contains("metadata"), "{}", out.stderr);
     assert!(out.stderr.contains("column price"), "{}", out.stderr);
