@@ -4,7 +4,7 @@
 use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 
-use famfs_fsdev::{Access, DaxDevice, DeviceKind, Mapping};
+use famfs_fsdev::{Access, DaxDevice, DaxMode, DeviceKind, Mapping};
 use famfs_log::role::Role;
 use famfs_log::{Famfs, OffsetMedia, OpenOptions, ReplayMode};
 use uuid::Uuid;
@@ -52,20 +52,19 @@ fn local_uuid(cfg: &Config) -> Option<Uuid> {
 /// devdax mode and then serves data itself. So no device it can open is one a famfs kernel can
 /// map (see `DaxPolicy::Auto`).
 fn refuse_famfs_mode(dev: &DaxDevice, cfg: &Config) -> Result<(), ServerError> {
-    if let DeviceKind::DaxChar { sysfs_dir, .. } = dev.kind() {
-        let driver = std::fs::read_link(sysfs_dir.join("driver"))
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
-        if driver.as_deref() == Some("fsdev_dax") {
-            return Err(ServerError::Device(
-                famfs_fsdev::FsdevError::WrongFileType {
-                    path: cfg.device.clone(),
-                    found: "dax device in famfs mode (fsdev_dax), which cannot be \
-                            memory-mapped; switch it to devdax mode \
-                            (daxctl-famfs reconfigure-device -m devdax)",
-                },
-            ));
-        }
+    if let DeviceKind::DaxChar {
+        mode: DaxMode::Famfs,
+        ..
+    } = dev.kind()
+    {
+        return Err(ServerError::Device(
+            famfs_fsdev::FsdevError::WrongFileType {
+                path: cfg.device.clone(),
+                found: "dax device in famfs mode (fsdev_dax), which cannot be \
+                        memory-mapped; switch it to devdax mode \
+                        (daxctl-famfs reconfigure-device -m devdax)",
+            },
+        ));
     }
     Ok(())
 }
@@ -76,12 +75,7 @@ fn probe_superblock(
     famfs_err: impl Fn(famfs_log::LogError) -> ServerError,
 ) -> Result<famfs_log::superblock::Superblock, ServerError> {
     let probe = ro.map(0, ro.align().max(famfs_fsdev::ALLOC_UNIT))?;
-    let mut sb = [0u8; 200];
-    probe.invalidate(0, 200)?;
-    probe.read(0, &mut sb)?;
-    drop(probe);
-    famfs_log::superblock::Superblock::parse(&sb)
-        .map_err(|e| famfs_err(famfs_log::LogError::Superblock(e)))
+    famfs_log::superblock::Superblock::read(&probe).map_err(famfs_err)
 }
 
 /// Open the device, check its superblock and log, and replay the log.

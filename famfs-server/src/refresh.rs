@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use famfs_fsdev::Media;
 use famfs_log::Famfs;
-use famfs_log::layout::LOG_HEADER_SIZE;
 
 /// The log, its lock, and the entry currently stalling replay.
 #[derive(Debug)]
@@ -45,11 +44,9 @@ impl<L: Media> SharedLog<L> {
     /// was added. An entry that stays unreadable for longer than the stall timeout is skipped
     /// with an error, so one corrupt entry cannot hide the rest of the log forever.
     pub(crate) fn refresh(&self) -> bool {
-        let (applied, next) = {
-            let log = self.read();
-            (log.state().applied(), Self::peek_next_index(&log))
-        };
-        if next.is_none_or(|n| n <= applied) {
+        // A header that does not validate counts as nothing new (the cheap check stays quiet;
+        // a full replay would report it on every poll).
+        if !matches!(self.read().has_new_entries(), Ok(true)) {
             return false;
         }
         let mut log = self.write();
@@ -95,17 +92,5 @@ impl<L: Media> SharedLog<L> {
                 *stall = Some((idx, Instant::now()));
             }
         }
-    }
-
-    /// The log header's `next_index`, read straight from the log media (cheap: one cache
-    /// line), or `None` if the header does not validate.
-    fn peek_next_index(log: &Famfs<L>) -> Option<u64> {
-        let media = log.log_media();
-        let mut b = [0u8; LOG_HEADER_SIZE];
-        media.invalidate(0, LOG_HEADER_SIZE as u64).ok()?;
-        media.read_at(0, &mut b).ok()?;
-        famfs_log::header::LogHeader::parse(&b)
-            .ok()
-            .map(|h| h.next_index)
     }
 }
