@@ -730,10 +730,7 @@ fn assert_clean_failure(run: &GuestRun, step: &str) {
         "step {step} should fail cleanly, got exit {rc:?}; output:\n{out}\n{}",
         run.context()
     );
-    assert!(
-        !out.contains("panicked"),
-        "step {step} panicked:\n{out}"
-    );
+    assert!(!out.contains("panicked"), "step {step} panicked:\n{out}");
 }
 
 /// A famfs tool refused a famfs-mode device cleanly and told how to get back to devdax mode.
@@ -876,7 +873,10 @@ fn check_ours_famfs_mode(run: &GuestRun, size: u64, marker: &str, famfs_tools: b
         run.payload("famfs-mode-mmap")
     );
     if famfs_tools {
-        assert_eq!(run.kv.get("ours_famfs").map(String::as_str), Some("present"));
+        assert_eq!(
+            run.kv.get("ours_famfs").map(String::as_str),
+            Some("present")
+        );
         for step in [
             "famfs-mode-mkfs",
             "famfs-mode-mkfs-force",
@@ -942,11 +942,7 @@ fn check_ours_system_ram(run: &GuestRun, size: u64, blocks: u64, marker: &str) {
     assert_system_ram(run, "real-list-after-ours-refusals", blocks);
     run.expect_ok("ours-reconf-devdax-force");
     assert_devdax(run, "real-list-after-ours-devdax", size);
-    assert_same_listing(
-        run,
-        "ours-list-devdax-after",
-        "real-list-after-ours-devdax",
-    );
+    assert_same_listing(run, "ours-list-devdax-after", "real-list-after-ours-devdax");
     assert_eq!(
         run.kv_u64("memtotal_kb_ours_devdax"),
         run.kv_u64("memtotal_kb_devdax"),
@@ -964,9 +960,17 @@ fn assert_no_kernel_warnings(run: &GuestRun) {
     let dmesg = run.payload("dmesg");
     let bad: Vec<_> = dmesg
         .lines()
-        .filter(|l| ["Call Trace", "refcount_t", "BUG:", "WARNING:"].iter().any(|w| l.contains(w)))
+        .filter(|l| {
+            ["Call Trace", "refcount_t", "BUG:", "WARNING:"]
+                .iter()
+                .any(|w| l.contains(w))
+        })
         .collect();
-    assert!(bad.is_empty(), "kernel warnings:\n{}\n--- dmesg ---\n{dmesg}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "kernel warnings:\n{}\n--- dmesg ---\n{dmesg}",
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -1037,9 +1041,7 @@ fn real_kernel_dax_modes() {
         "{}",
         run.context()
     );
-    let famfs_tools = ["famfs", "famfs_fused"]
-        .iter()
-        .all(|b| bins.has(b));
+    let famfs_tools = ["famfs", "famfs_fused"].iter().all(|b| bins.has(b));
     check_ours_devdax_listing(&run);
     check_ours_famfs_mode(&run, size, &marker, famfs_tools);
     check_ours_system_ram(&run, size, blocks, &marker);
