@@ -93,6 +93,15 @@ fn work_dir(test: &str) -> PathBuf {
     dir
 }
 
+/// A new sparse NVDIMM backing file of `size` bytes in `dir`.
+fn backing_file(dir: &Path, name: &str, size: u64) -> PathBuf {
+    let img = dir.join(name);
+    File::create(&img)
+        .and_then(|f| f.set_len(size))
+        .expect("create backing file");
+    img
+}
+
 fn run_id() -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -538,6 +547,16 @@ impl GuestRun {
         );
     }
 
+    /// The step's output contains `needle`.
+    fn expect_output(&self, step: &str, needle: &str) {
+        let out = self.payload(step);
+        assert!(
+            out.contains(needle),
+            "step {step}: output lacks {needle:?}:\n{out}\n{}",
+            self.context()
+        );
+    }
+
     fn payload_or_none(&self, step: &str) -> &str {
         self.payloads
             .get(step)
@@ -795,17 +814,12 @@ fn check_real_round_trips(run: &GuestRun, size: u64, blocks: u64, marker: &str) 
     assert_memtotal_grew(run, "memtotal_kb_devdax", "memtotal_kb_system_ram", blocks);
     // Online memory: leaving system-ram without -f is refused with EBUSY (exit 240).
     run.expect_rc("real-reconf-devdax-noforce", 240);
-    assert!(
-        run.payload("real-reconf-devdax-noforce")
-            .contains("Device or resource busy")
-    );
+    run.expect_output("real-reconf-devdax-noforce", "Device or resource busy");
     // famfs only from devdax: EINVAL (exit 234).
     run.expect_rc("real-reconf-famfs-from-ram", 234);
-    assert!(
-        run.payload("real-reconf-famfs-from-ram")
-            .contains("must be in devdax mode to convert to famfs"),
-        "{}",
-        run.payload("real-reconf-famfs-from-ram")
+    run.expect_output(
+        "real-reconf-famfs-from-ram",
+        "must be in devdax mode to convert to famfs",
     );
     run.expect_ok("real-reconf-devdax-force");
     assert_devdax(run, "daxctl-list-devdax-after", size);
@@ -867,11 +881,7 @@ fn check_ours_famfs_mode(run: &GuestRun, size: u64, marker: &str, famfs_tools: b
     // fsdev_dax keeps the character device but refuses mmap with ENODEV.
     run.expect_ok("famfs-mode-chardev-present");
     run.expect_rc("famfs-mode-mmap", 2);
-    assert!(
-        run.payload("famfs-mode-mmap").contains("(os error 19)"),
-        "mmap in famfs mode: want ENODEV\n{}",
-        run.payload("famfs-mode-mmap")
-    );
+    run.expect_output("famfs-mode-mmap", "(os error 19)"); // ENODEV
     if famfs_tools {
         assert_eq!(
             run.kv.get("ours_famfs").map(String::as_str),
@@ -933,12 +943,7 @@ fn check_ours_system_ram(run: &GuestRun, size: u64, blocks: u64, marker: &str) {
     // EINVAL for famfs from system-ram.
     run.expect_rc("ours-reconf-devdax-noforce", 240);
     run.expect_rc("ours-reconf-famfs-from-ram", 234);
-    assert!(
-        run.payload("ours-reconf-famfs-from-ram")
-            .contains("must be in devdax mode"),
-        "{}",
-        run.payload("ours-reconf-famfs-from-ram")
-    );
+    run.expect_output("ours-reconf-famfs-from-ram", "must be in devdax mode");
     assert_system_ram(run, "real-list-after-ours-refusals", blocks);
     run.expect_ok("ours-reconf-devdax-force");
     assert_devdax(run, "real-list-after-ours-devdax", size);
@@ -979,11 +984,8 @@ fn real_kernel_dax_modes() {
     let bins = guest_bins();
     let _vm = vm_lock();
     let dir = work_dir("modeswitch");
-    let img = dir.join("pmem.img");
     // Large enough for mkfs.famfs (4 GiB minimum), so famfs-mode refusals concern the mode alone.
-    File::create(&img)
-        .and_then(|f| f.set_len(FAMFS_IMG))
-        .expect("create backing file");
+    let img = backing_file(&dir, "pmem.img", FAMFS_IMG);
     let id = run_id();
     let marker = format!("famfs-qemu-marker-{id}");
     let run = Vm::new("modeswitch", &img, dir.join("vm"))
@@ -1003,11 +1005,7 @@ fn real_kernel_dax_modes() {
     if bins.has("famfs") {
         // `famfs` invoked as mkfs.famfs (the guest's symlink) is mkfs.famfs.
         run.expect_ok("help-mkfs.famfs");
-        assert!(
-            run.payload("help-mkfs.famfs").contains("mkfs.famfs"),
-            "{}",
-            run.payload("help-mkfs.famfs")
-        );
+        run.expect_output("help-mkfs.famfs", "mkfs.famfs");
     }
     run.expect_ok("fuse-available");
     assert_eq!(run.payload("daxctl-version").trim(), h.daxctl_version);
@@ -1088,10 +1086,7 @@ fn two_vms_share_one_backing_file() {
     }
     let _vm = vm_lock();
     let dir = work_dir("share");
-    let img = dir.join("shared.img");
-    File::create(&img)
-        .and_then(|f| f.set_len(SMALL_IMG))
-        .expect("create backing file");
+    let img = backing_file(&dir, "shared.img", SMALL_IMG);
     let id = run_id();
     let seed = 0x5eed_u64 + u64::from(std::process::id());
     let vms = [
@@ -1184,10 +1179,7 @@ fn famfs_two_hosts_on_real_dax() {
     );
     let _vm = vm_lock();
     let dir = work_dir("famfs");
-    let img = dir.join("shared.img");
-    File::create(&img)
-        .and_then(|f| f.set_len(FAMFS_IMG))
-        .expect("create backing file");
+    let img = backing_file(&dir, "shared.img", FAMFS_IMG);
     let id = run_id();
     let vms = [
         Vm::new("famfs-master", &img, dir.join("master"))
