@@ -30,6 +30,25 @@ fi
 # host's apt sources stay untouched); everything is cached under tests/qemu/cache.
 as_root tests/qemu/setup.sh
 
+step "prerequisites (Python virtualenv with pyarrow and numpy, tests/python/cache/venv)"
+# For tests/tests/arrow_two_hosts.rs. A python3 that can make virtualenvs: $PYTHON, python3 on the
+# PATH, or Debian's (python3-venv installed if needed).
+can_venv() { command -v "$1" >/dev/null 2>&1 && "$1" -c 'import venv, ensurepip' 2>/dev/null; }
+py="${PYTHON:-python3}"
+if ! can_venv "$py"; then
+    as_root apt-get install -y --no-install-recommends python3 python3-venv ||
+        { as_root apt-get update && as_root apt-get install -y --no-install-recommends python3 python3-venv; } ||
+        true
+    can_venv "$py" || py=/usr/bin/python3
+fi
+if ! PYTHON="$py" tests/python/setup.sh >/dev/null; then
+    if [ "${CI:-}" = true ]; then
+        echo "CI=true: tests/python/setup.sh failed (see above)" >&2
+        exit 1
+    fi
+    echo "WARNING: tests/python/setup.sh failed: the Arrow end-to-end test will skip" >&2
+fi
+
 if [ -z "${SKIP_LINT:-}" ]; then
     step "cargo fmt --check"
     cargo fmt --all -- --check

@@ -228,8 +228,8 @@ impl LogState {
     }
 
     /// Bitmap and device size for allocating.
-    pub(crate) fn alloc_parts(&mut self) -> (&mut Bitmap, u64) {
-        (&mut self.bitmap, self.dev_size)
+    pub(crate) fn alloc_parts(&self) -> (&Bitmap, u64) {
+        (&self.bitmap, self.dev_size)
     }
 
     /// Number of log slots consumed (the index of the next entry to apply).

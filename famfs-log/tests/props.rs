@@ -108,6 +108,7 @@ proptest! {
             w.set_seed(seed);
             for op in ops {
                 let before = w.famfs().header().next_index;
+                let bitmap_before = w.famfs().state().bitmap().clone();
                 let r = match &op {
                     Op::MkdirP(p, m) => w
                         .mkdir_p(std::ffi::OsStr::from_bytes(p).as_ref(), Attr { mode: *m, uid: 0, gid: 0 })
@@ -123,10 +124,15 @@ proptest! {
                             .map(|(_, e)| appended.push(LogEntry::File(e)))
                     }
                 };
-                // A refused operation must not have written anything.
+                // A refused operation must not have written or claimed anything.
                 if r.is_err() && matches!(op, Op::Create(..)) {
                     prop_assert_eq!(w.famfs().header().next_index, before);
+                    prop_assert_eq!(w.famfs().state().bitmap(), &bitmap_before);
                 }
+                // The writer claims each new file's space once, as its replay does: never a
+                // collision, never a skipped entry, in the writer's own state either.
+                prop_assert_eq!(w.famfs().state().stats().collisions, 0);
+                prop_assert!(w.famfs().state().problems().is_empty());
             }
         }
         let again = open(&dev, None, ReplayMode::Strict).unwrap();
@@ -519,4 +525,62 @@ fn meta_files_have_fixed_inodes_and_cannot_be_shadowed() {
             ProblemKind::Namespace(_)
         ));
     }
+}
+
+#[test]
+fn has_new_entries_sees_what_another_host_appended() {
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    let mut master = open(&dev, Some(me), ReplayMode::Strict).unwrap();
+    let mut client = open(&dev, None, ReplayMode::Strict).unwrap();
+    assert!(!client.has_new_entries().unwrap());
+    master
+        .writer()
+        .unwrap()
+        .mkdir(
+            "d".as_ref(),
+            Attr {
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+            },
+        )
+        .unwrap();
+    assert!(
+        !master.has_new_entries().unwrap(),
+        "the writer applied its own entry"
+    );
+    assert!(client.has_new_entries().unwrap());
+    client.refresh().unwrap();
+    assert!(!client.has_new_entries().unwrap());
+    // A header that no longer validates is an error, not "nothing new".
+    dev.write_at(LOG_OFFSET, b"\0").unwrap();
+    assert!(matches!(
+        client.has_new_entries(),
+        Err(LogError::LogHeader(_))
+    ));
+}
+
+#[test]
+fn superblock_read_checks_and_reports_short_media() {
+    use famfs_log::layout::SUPERBLOCK_SIZE;
+    use famfs_log::superblock::Superblock;
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    let sb = Superblock::read(&dev).unwrap();
+    assert_eq!(sb.system_uuid, me);
+    assert_eq!(sb.dev_size, DEV);
+    // The same bytes as a file of their own (a mounted .meta/.superblock).
+    let mut bytes = vec![0u8; SUPERBLOCK_SIZE];
+    dev.read_at(0, &mut bytes).unwrap();
+    let alone = MemMedia::new(SUPERBLOCK_SIZE);
+    alone.write_at(0, &bytes).unwrap();
+    assert_eq!(Superblock::read(&alone).unwrap(), sb);
+    let short = MemMedia::new(SUPERBLOCK_SIZE - 1);
+    assert!(matches!(Superblock::read(&short), Err(LogError::Media(_))));
+    dev.write_at(0, b"\0").unwrap();
+    assert!(matches!(
+        Superblock::read(&dev),
+        Err(LogError::Superblock(_))
+    ));
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use cli_support::*;
+use famfs_fsdev::mounts;
 
 /// Whether this machine can mount FUSE file systems with our daemon.
 fn can_mount() -> bool {
@@ -34,16 +35,12 @@ fn nix_is_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
-fn mounts_text() -> String {
-    std::fs::read_to_string("/proc/self/mounts").unwrap()
-}
-
 fn is_mounted(mpt: &Path) -> bool {
     let canon = std::fs::canonicalize(mpt).unwrap_or_else(|_| mpt.to_path_buf());
-    mounts_text().lines().any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() > 2 && Path::new(f[1]) == canon && f[2] == "fuse.famfs"
-    })
+    let table = mounts::parse_mounts(std::fs::read(mounts::PROC_MOUNTS).unwrap());
+    table
+        .iter()
+        .any(|m| m.target == canon && m.fstype == mounts::FUSE_FSTYPE)
 }
 
 /// A formatted stand-in device and a mount point; unmounts on drop.

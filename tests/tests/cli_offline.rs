@@ -409,6 +409,525 @@ fn driver_and_mkfs_exit_codes() {
         .ok("mkfs after kill (no superblock: no -f needed)");
 }
 
+/// What a row of the error table checks besides the exit status.
+#[derive(Debug, Clone, Copy)]
+enum Check {
+    /// Standard error contains this.
+    Stderr(&'static str),
+    /// Standard output contains this.
+    Stdout(&'static str),
+    /// Standard output is exactly this.
+    StdoutIs(&'static str),
+    /// After the command, `logplay --ls` lists all these paths.
+    Listed(&'static [&'static str]),
+    /// After the command, `logplay --ls` lists this path with this mode.
+    ListedMode(&'static str, u32),
+    /// After the command, `logplay --ls` lists this path with this size.
+    ListedSize(&'static str, u64),
+}
+
+impl Check {
+    fn needs_listing(&self) -> bool {
+        matches!(
+            self,
+            Check::Listed(_) | Check::ListedMode(..) | Check::ListedSize(..)
+        )
+    }
+}
+
+/// One row of the error table: `famfs ARGS` (run as another host if `client`) exits with `code`,
+/// then every check holds. In the arguments `{dev}` is the device image, `{tmp}` the test's
+/// directory, `{src}` the directory of host source files, `{sb}` a copy of the superblock, and
+/// `{long}` a path too long for a log entry.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    args: &'static [&'static str],
+    code: i32,
+    what: &'static str,
+    client: bool,
+    checks: &'static [Check],
+}
+
+/// A row without checks beyond the exit status.
+const fn row(args: &'static [&'static str], code: i32, what: &'static str) -> Row {
+    Row {
+        args,
+        code,
+        what,
+        client: false,
+        checks: &[],
+    }
+}
+
+impl Row {
+    /// The same row with these checks.
+    const fn with(self, checks: &'static [Check]) -> Row {
+        Row { checks, ..self }
+    }
+
+    /// The same row run as another host (a client of the file system).
+    const fn as_client(self) -> Row {
+        Row {
+            client: true,
+            ..self
+        }
+    }
+}
+
+/// The reference's error cases and exit codes, in order: each row runs on the state the rows
+/// before it left.
+const ERROR_TABLE: &[Row] = &[
+    // fsck / logplay
+    row(&["fsck"], 1, "fsck without a path"),
+    row(&["fsck", "/boguspath"], 2, "fsck missing path"),
+    row(&["fsck", "{tmp}"], 1, "fsck of a directory outside famfs"),
+    row(
+        &["fsck", "/dev/null"],
+        22,
+        "fsck of a char device that is not dax",
+    )
+    .with(&[Check::Stderr("not a dax device")]),
+    row(&["logplay"], 1, "logplay without a path"),
+    // creat
+    row(&["creat", "-d", "{dev}"], 1, "creat without a file"),
+    row(
+        &["creat", "-d", "{dev}", "-r", "-S", "1", "/f"],
+        1,
+        "creat: new file without a size",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-r", "-s", "0", "-S", "1", "/f"],
+        1,
+        "creat -s 0",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "-S", "1", "/f"],
+        1,
+        "-S without -r",
+    )
+    .with(&[Check::Stderr("seed (-S) without randomize (-r)")]),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "-r", "/f"],
+        1,
+        "-r without a seed",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-S", "-s", "10", "/f"],
+        2,
+        "-S swallowing -s",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "10MB", "/f"],
+        2,
+        "bad size suffix",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "-m", "0999", "/f"],
+        2,
+        "bad mode",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "-N", "17", "/f"],
+        1,
+        "nstrips > 16",
+    ),
+    row(
+        &[
+            "creat", "-d", "{dev}", "-s", "64m", "-N", "3", "-B", "4", "-C", "2000000", "/f",
+        ],
+        22,
+        "chunk not a power of two",
+    ),
+    row(
+        &[
+            "creat", "-d", "{dev}", "-s", "64m", "-N", "3", "-B", "100", "/f",
+        ],
+        22,
+        "too many buckets",
+    ),
+    row(&["creat", "-d", "{dev}", "-s", "4k", "/f"], 0, "creat 4k"),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "/f"],
+        0,
+        "re-creat same size is a no-op",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "/f"],
+        0,
+        "re-creat without size is a no-op",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "8k", "/f"],
+        1,
+        "re-creat other size",
+    )
+    .with(&[Check::Stderr("not the same size")]),
+    row(&["mkdir", "-d", "{dev}", "/dir"], 0, "mkdir"),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "/dir"],
+        1,
+        "creat over a directory",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "/"],
+        1,
+        "creat the root",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "/.meta"],
+        1,
+        "creat of the reserved .meta",
+    ),
+    row(
+        &["mkdir", "-d", "{dev}", "-p", "/.meta/x"],
+        1,
+        "mkdir in the reserved .meta",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "/nodir/f"],
+        1,
+        "creat without parent",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "/f/g"],
+        20,
+        "creat under a file (ENOTDIR)",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "{long}"],
+        1,
+        "path too long for the log",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-s", "9g", "/huge"],
+        1,
+        "out of space",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-M", "/ok1,4k", "-M", "/dir,4k"],
+        1,
+        "multi with one bad",
+    )
+    .with(&[Check::Stdout(
+        "Create complete for 1 of 2 files with 1 errs",
+    )]),
+    row(
+        &["creat", "-d", "{dev}", "-S", "1", "-r", "-M", "/x,4k"],
+        1,
+        "-S and --multi",
+    ),
+    row(
+        &["creat", "-d", "{dev}", "-M", "/good,4k", "-M", "../bad,4k"],
+        1,
+        "multi with an unresolvable path",
+    )
+    .with(&[Check::Stdout(
+        "Create complete for 1 of 2 files with 1 errs",
+    )]),
+    row(
+        &["creat", "-s", "4k", "/tmp/not-in-famfs"],
+        1,
+        "host path outside famfs",
+    ),
+    // verify
+    row(&["verify"], 1, "verify without args"),
+    row(
+        &["verify", "-f", "/f", "-d", "{dev}"],
+        1,
+        "verify without seed",
+    ),
+    row(
+        &["verify", "-S", "1", "-f", "/missing", "-d", "{dev}"],
+        1,
+        "verify missing file",
+    ),
+    row(
+        &["verify", "-S", "1", "-f", "/tmp/surely-missing-famfs-file"],
+        1,
+        "verify missing host file",
+    ),
+    row(&["verify", "-m", "a,1", "-S", "1"], 1, "--multi and -S"),
+    row(&["verify", "-m", "a"], 2, "bad multi arg"),
+    row(&["verify", "-t", "257", "-m", "a,1"], 1, "bad thread count"),
+    // mkdir
+    row(&["mkdir"], 1, "mkdir without args"),
+    row(&["mkdir", "-d", "{dev}", "/dir"], 1, "existing dir"),
+    row(&["mkdir", "-d", "{dev}", "/f"], 1, "existing file"),
+    row(
+        &["mkdir", "-d", "{dev}", "/./dir//"],
+        1,
+        "existing dir via ./ and //",
+    ),
+    row(&["mkdir", "-d", "{dev}", "/"], 1, "the root"),
+    row(
+        &["mkdir", "-d", "{dev}", "-p", "/"],
+        0,
+        "mkdir -p of the root",
+    ),
+    row(
+        &["mkdir", "-d", "{dev}", "-p", "/dir"],
+        0,
+        "mkdir -p existing",
+    ),
+    row(
+        &["mkdir", "-d", "{dev}", "-p", "/f/foo/bar"],
+        1,
+        "mkdir -p through a file",
+    ),
+    row(
+        &["mkdir", "-d", "{dev}", "-p", "/a/y/../../../.."],
+        1,
+        "mkdir -p ascending out of famfs",
+    ),
+    row(&["mkdir", "-d", "{dev}", "/x/y"], 1, "mkdir without parent"),
+    row(
+        &["mkdir", "-v", "-d", "{dev}", "-p", "/p/q"],
+        0,
+        "mkdir -pv",
+    )
+    .with(&[
+        Check::Stdout("created directory '/p'"),
+        Check::Stdout("'/p/q'"),
+    ]),
+    // cp
+    row(&["cp"], 1, "cp without args"),
+    row(&["cp", "--gid=-1"], 2, "negative gid"),
+    row(&["cp", "--uid=-1"], 2, "negative uid"),
+    row(&["cp", "-d", "{dev}", "{src}/one"], 1, "cp one arg"),
+    row(
+        &["cp", "-d", "{dev}", "/tmp/nonexistent_file", "/"],
+        1,
+        "cp nonexistent",
+    ),
+    row(
+        &["cp", "-d", "{dev}", "/dev/zero", "/"],
+        22,
+        "cp a char device",
+    ),
+    row(
+        &["cp", "-d", "{dev}", "{src}/empty", "/emptyfile2"],
+        1,
+        "cp an empty file",
+    ),
+    row(
+        &[
+            "cp",
+            "-d",
+            "{dev}",
+            "{src}/subdir",
+            "{src}/one",
+            "{src}/two",
+            "/dir",
+        ],
+        1,
+        "cp dir without -r",
+    )
+    .with(&[
+        Check::Stderr("omitting directory"),
+        // The other files were copied.
+        Check::Listed(&["dir/one", "dir/two"]),
+    ]),
+    row(
+        &["cp", "-d", "{dev}", "{src}/one", "/dir/one"],
+        0,
+        "restartable copy onto a same-size file",
+    ),
+    row(
+        &["cp", "-d", "{dev}", "{src}/two", "/dir/one"],
+        1,
+        "copy onto a file of another size",
+    ),
+    row(
+        &["cp", "-d", "{dev}", "-r", "{src}/subdir", "/f"],
+        1,
+        "cp -r onto a file",
+    ),
+    row(
+        &["cp", "-d", "{dev}", "{src}/one", "{src}/two", "/f"],
+        1,
+        "several files onto a file",
+    ),
+    row(
+        &["cp", "-d", "{dev}", "{src}/one", "{src}/two", "/newdir"],
+        1,
+        "several files to a missing dir without -r",
+    ),
+    row(
+        &["cp", "-d", "{dev}", "-r", "{src}/subdir", "/bar/foo"],
+        1,
+        "cp -r with a missing parent",
+    ),
+    row(
+        &[
+            "cp",
+            "-d",
+            "{dev}",
+            "-r",
+            "{src}/one",
+            "{src}/two",
+            "/newdir",
+        ],
+        0,
+        "cp -r creates the destination directory",
+    )
+    .with(&[
+        // A new destination directory is searchable.
+        Check::ListedMode("newdir/", 0o755),
+        Check::ListedSize("newdir/one", 3000),
+    ]),
+    row(
+        &["cp", "-c", "-d", "{dev}", "{src}/two", "/newdir/one"],
+        1,
+        "compare with a different file",
+    )
+    .with(&[Check::Stderr("exists with")]),
+    // getmap
+    row(&["getmap"], 22, "getmap without args"),
+    row(&["getmap", "-d", "{dev}", "/missing"], 9, "getmap missing"),
+    row(
+        &["getmap", "-d", "{dev}", "/dir"],
+        21,
+        "getmap of a directory",
+    ),
+    row(
+        &["getmap", "/etc/passwd"],
+        1,
+        "getmap of a file outside famfs",
+    ),
+    row(
+        &["getmap", "/tmp/surely-missing-famfs-file"],
+        9,
+        "getmap missing host file",
+    ),
+    row(
+        &["getmap", "-d", "{dev}", "/missing", "/f"],
+        9,
+        "getmap stops at the first error",
+    ),
+    row(
+        &["getmap", "-c", "-d", "{dev}", "/missing", "/f"],
+        9,
+        "getmap -c continues",
+    )
+    .with(&[Check::Stdout("good file /f")]),
+    row(&["getmap", "-q", "-d", "{dev}", "/f"], 0, "getmap -q")
+        .with(&[Check::StdoutIs("famfs_getmap: good file /f\n")]),
+    // flush, chkread, clone
+    row(&["flush"], 1, "flush without files"),
+    row(&["flush", "-d", "{dev}", "/f", "/dir/one"], 0, "flush"),
+    row(
+        &["flush", "-d", "{dev}", "/f", "/missing", "/dir"],
+        2,
+        "flush: exit = errors",
+    ),
+    row(
+        &["flush", "/tmp/surely-missing-famfs-file"],
+        1,
+        "flush missing host file",
+    ),
+    row(&["chkread"], 1, "chkread without args"),
+    row(
+        &["chkread", "/tmp/surely-missing-famfs-file"],
+        1,
+        "chkread missing",
+    ),
+    row(
+        &["chkread", "-s", "{sb}"],
+        0,
+        "chkread of a superblock copy",
+    )
+    .with(&[
+        Check::Stdout("Read and mmap match"),
+        // The superblock is decoded.
+        Check::Stdout(MASTER_UUID),
+    ]),
+    row(&["chkread", "{src}/one"], 0, "chkread of a host file"),
+    row(&["clone"], 1, "clone without args"),
+    row(
+        &["clone", "-d", "{dev}", "/missing", "/c"],
+        1,
+        "clone of a missing file",
+    ),
+    row(
+        &["clone", "-d", "{dev}", "/dir", "/c"],
+        1,
+        "clone of a directory",
+    ),
+    row(&["fsck", "{dev}"], 0, "fsck before clone")
+        .with(&[Check::Stdout("No allocation errors found")]),
+    row(&["clone", "-d", "{dev}", "/f", "/fclone"], 0, "clone"),
+    row(
+        &["fsck", "{dev}"],
+        1,
+        "fsck counts the collision (f is 1 AU)",
+    )
+    .with(&[Check::Stdout("ERROR: 1 ALLOCATION COLLISIONS FOUND")]),
+    row(&["logplay", "{dev}"], 1, "logplay counts the skipped entry")
+        .with(&[Check::Stdout("fclone")]),
+    row(
+        &["clone", "-d", "{dev}", "/dir/one", "/dir/oneclone"],
+        0,
+        "second clone",
+    ),
+    row(&["fsck", "{dev}"], 2, "two collisions"),
+    // Only the master writes.
+    row(
+        &["creat", "-d", "{dev}", "-s", "4k", "/client"],
+        1,
+        "client creat",
+    )
+    .as_client()
+    .with(&[Check::Stderr("not running on the master node")]),
+    row(&["mkdir", "-d", "{dev}", "/clientdir"], 1, "client mkdir").as_client(),
+    row(&["cp", "-d", "{dev}", "{src}/one", "/c1"], 1, "client cp").as_client(),
+    row(&["fsck", "{dev}"], 2, "a client can fsck")
+        .as_client()
+        .with(&[Check::Stdout("role of this node: Client")]),
+    row(
+        &["verify", "-d", "{dev}", "-S", "1", "/missing"],
+        1,
+        "client verify of a missing file",
+    )
+    .as_client(),
+];
+
+/// Run one row of [`ERROR_TABLE`] with the placeholders of its arguments replaced.
+fn run_row(r: &Runner, vars: &[(&str, String)], row: &Row) {
+    let args: Vec<String> = row
+        .args
+        .iter()
+        .map(|a| {
+            vars.iter()
+                .fold((*a).to_string(), |a, (k, v)| a.replace(k, v))
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let runner = if row.client { r.as_client() } else { r.clone() };
+    let out = runner.famfs(&args).expect(row.code, row.what);
+    let ls = row.checks.iter().any(Check::needs_listing).then(|| {
+        let dev = &vars.iter().find(|(k, _)| *k == "{dev}").unwrap().1;
+        parse_ls(&r.famfs(&["logplay", "--ls", dev]).ok("ls").stdout)
+    });
+    for check in row.checks {
+        let what = row.what;
+        match *check {
+            Check::Stderr(s) => assert!(out.stderr.contains(s), "{what}: {}", out.stderr),
+            Check::Stdout(s) => assert!(out.stdout.contains(s), "{what}: {}", out.stdout),
+            Check::StdoutIs(s) => assert_eq!(out.stdout, s, "{what}"),
+            Check::Listed(paths) => {
+                let ls = ls.as_ref().unwrap();
+                assert!(paths.iter().all(|p| ls.contains_key(*p)), "{what}: {ls:?}");
+            }
+            Check::ListedMode(p, mode) => {
+                assert_eq!(ls.as_ref().unwrap()[p].mode, mode, "{what}: {p}")
+            }
+            Check::ListedSize(p, size) => {
+                assert_eq!(ls.as_ref().unwrap()[p].size, size, "{what}: {p}")
+            }
+        }
+    }
+}
+
 #[test]
 fn command_errors_and_exit_codes() {
     let dir = TempDir::new("errors");
@@ -417,409 +936,29 @@ fn command_errors_and_exit_codes() {
     let img = standin(d, "dev.img", 8 * GIB);
     let dev = img.to_str().unwrap();
     r.mkfs(&[dev]).ok("mkfs");
-    let e = |args: &[&str], code: i32, what: &str| r.famfs(args).expect(code, what);
-
-    // fsck / logplay
-    e(&["fsck"], 1, "fsck without a path");
-    e(&["fsck", "/boguspath"], 2, "fsck missing path");
-    e(
-        &["fsck", d.to_str().unwrap()],
-        1,
-        "fsck of a directory outside famfs",
-    );
-    let out = e(
-        &["fsck", "/dev/null"],
-        22,
-        "fsck of a char device that is not dax",
-    );
-    assert!(out.stderr.contains("not a dax device"), "{}", out.stderr);
-    e(&["logplay"], 1, "logplay without a path");
-
-    // creat
-    e(&["creat", "-d", dev], 1, "creat without a file");
-    e(
-        &["creat", "-d", dev, "-r", "-S", "1", "/f"],
-        1,
-        "creat: new file without a size",
-    );
-    e(
-        &["creat", "-d", dev, "-r", "-s", "0", "-S", "1", "/f"],
-        1,
-        "creat -s 0",
-    );
-    let out = e(
-        &["creat", "-d", dev, "-s", "4k", "-S", "1", "/f"],
-        1,
-        "-S without -r",
-    );
-    assert!(
-        out.stderr.contains("seed (-S) without randomize (-r)"),
-        "{}",
-        out.stderr
-    );
-    e(
-        &["creat", "-d", dev, "-s", "4k", "-r", "/f"],
-        1,
-        "-r without a seed",
-    );
-    e(
-        &["creat", "-d", dev, "-S", "-s", "10", "/f"],
-        2,
-        "-S swallowing -s",
-    );
-    e(
-        &["creat", "-d", dev, "-s", "10MB", "/f"],
-        2,
-        "bad size suffix",
-    );
-    e(
-        &["creat", "-d", dev, "-s", "4k", "-m", "0999", "/f"],
-        2,
-        "bad mode",
-    );
-    e(
-        &["creat", "-d", dev, "-s", "4k", "-N", "17", "/f"],
-        1,
-        "nstrips > 16",
-    );
-    e(
-        &[
-            "creat", "-d", dev, "-s", "64m", "-N", "3", "-B", "4", "-C", "2000000", "/f",
-        ],
-        22,
-        "chunk not a power of two",
-    );
-    e(
-        &[
-            "creat", "-d", dev, "-s", "64m", "-N", "3", "-B", "100", "/f",
-        ],
-        22,
-        "too many buckets",
-    );
-    r.famfs(&["creat", "-d", dev, "-s", "4k", "/f"])
-        .ok("creat 4k");
-    r.famfs(&["creat", "-d", dev, "-s", "4k", "/f"])
-        .ok("re-creat same size is a no-op");
-    r.famfs(&["creat", "-d", dev, "/f"])
-        .ok("re-creat without size is a no-op");
-    let out = e(
-        &["creat", "-d", dev, "-s", "8k", "/f"],
-        1,
-        "re-creat other size",
-    );
-    assert!(out.stderr.contains("not the same size"), "{}", out.stderr);
-    r.famfs(&["mkdir", "-d", dev, "/dir"]).ok("mkdir");
-    e(
-        &["creat", "-d", dev, "-s", "4k", "/dir"],
-        1,
-        "creat over a directory",
-    );
-    e(&["creat", "-d", dev, "-s", "4k", "/"], 1, "creat the root");
-    e(
-        &["creat", "-d", dev, "-s", "4k", "/.meta"],
-        1,
-        "creat of the reserved .meta",
-    );
-    e(
-        &["mkdir", "-d", dev, "-p", "/.meta/x"],
-        1,
-        "mkdir in the reserved .meta",
-    );
-    e(
-        &["creat", "-d", dev, "-s", "4k", "/nodir/f"],
-        1,
-        "creat without parent",
-    );
-    e(
-        &["creat", "-d", dev, "-s", "4k", "/f/g"],
-        20,
-        "creat under a file (ENOTDIR)",
-    );
-    let long = format!("/{}", "x".repeat(80));
-    e(
-        &["creat", "-d", dev, "-s", "4k", &long],
-        1,
-        "path too long for the log",
-    );
-    e(
-        &["creat", "-d", dev, "-s", "9g", "/huge"],
-        1,
-        "out of space",
-    );
-    let out = e(
-        &["creat", "-d", dev, "-M", "/ok1,4k", "-M", "/dir,4k"],
-        1,
-        "multi with one bad",
-    );
-    assert!(
-        out.stdout
-            .contains("Create complete for 1 of 2 files with 1 errs"),
-        "{}",
-        out.stdout
-    );
-    e(
-        &["creat", "-d", dev, "-S", "1", "-r", "-M", "/x,4k"],
-        1,
-        "-S and --multi",
-    );
-    let out = e(
-        &["creat", "-d", dev, "-M", "/good,4k", "-M", "../bad,4k"],
-        1,
-        "multi with an unresolvable path",
-    );
-    assert!(
-        out.stdout
-            .contains("Create complete for 1 of 2 files with 1 errs"),
-        "{}",
-        out.stdout
-    );
-    e(
-        &["creat", "-s", "4k", "/tmp/not-in-famfs"],
-        1,
-        "host path outside famfs",
-    );
-
-    // verify
-    e(&["verify"], 1, "verify without args");
-    e(&["verify", "-f", "/f", "-d", dev], 1, "verify without seed");
-    e(
-        &["verify", "-S", "1", "-f", "/missing", "-d", dev],
-        1,
-        "verify missing file",
-    );
-    e(
-        &["verify", "-S", "1", "-f", "/tmp/surely-missing-famfs-file"],
-        1,
-        "verify missing host file",
-    );
-    e(&["verify", "-m", "a,1", "-S", "1"], 1, "--multi and -S");
-    e(&["verify", "-m", "a"], 2, "bad multi arg");
-    e(&["verify", "-t", "257", "-m", "a,1"], 1, "bad thread count");
-
-    // mkdir
-    e(&["mkdir"], 1, "mkdir without args");
-    e(&["mkdir", "-d", dev, "/dir"], 1, "existing dir");
-    e(&["mkdir", "-d", dev, "/f"], 1, "existing file");
-    e(
-        &["mkdir", "-d", dev, "/./dir//"],
-        1,
-        "existing dir via ./ and //",
-    );
-    e(&["mkdir", "-d", dev, "/"], 1, "the root");
-    r.famfs(&["mkdir", "-d", dev, "-p", "/"])
-        .ok("mkdir -p of the root");
-    r.famfs(&["mkdir", "-d", dev, "-p", "/dir"])
-        .ok("mkdir -p existing");
-    e(
-        &["mkdir", "-d", dev, "-p", "/f/foo/bar"],
-        1,
-        "mkdir -p through a file",
-    );
-    e(
-        &["mkdir", "-d", dev, "-p", "/a/y/../../../.."],
-        1,
-        "mkdir -p ascending out of famfs",
-    );
-    e(&["mkdir", "-d", dev, "/x/y"], 1, "mkdir without parent");
-    let out = r
-        .famfs(&["mkdir", "-v", "-d", dev, "-p", "/p/q"])
-        .ok("mkdir -pv");
-    assert!(
-        out.stdout.contains("created directory '/p'") && out.stdout.contains("'/p/q'"),
-        "{}",
-        out.stdout
-    );
-
-    // cp
+    // Host sources for cp and chkread.
     let src = d.join("src");
     std::fs::create_dir_all(src.join("subdir")).unwrap();
     std::fs::write(src.join("one"), bytes(5, 3000)).unwrap();
     std::fs::write(src.join("two"), bytes(6, 3001)).unwrap();
     std::fs::write(src.join("empty"), b"").unwrap();
-    let s = |n: &str| src.join(n).to_str().unwrap().to_string();
-    e(&["cp"], 1, "cp without args");
-    e(&["cp", "--gid=-1"], 2, "negative gid");
-    e(&["cp", "--uid=-1"], 2, "negative uid");
-    e(&["cp", "-d", dev, &s("one")], 1, "cp one arg");
-    e(
-        &["cp", "-d", dev, "/tmp/nonexistent_file", "/"],
-        1,
-        "cp nonexistent",
-    );
-    e(&["cp", "-d", dev, "/dev/zero", "/"], 22, "cp a char device");
-    e(
-        &["cp", "-d", dev, &s("empty"), "/emptyfile2"],
-        1,
-        "cp an empty file",
-    );
-    let out = e(
-        &["cp", "-d", dev, &s("subdir"), &s("one"), &s("two"), "/dir"],
-        1,
-        "cp dir without -r",
-    );
-    assert!(out.stderr.contains("omitting directory"), "{}", out.stderr);
-    let ls = parse_ls(&r.famfs(&["logplay", "--ls", dev]).ok("ls").stdout);
-    assert!(
-        ls.contains_key("dir/one") && ls.contains_key("dir/two"),
-        "other files were copied"
-    );
-    r.famfs(&["cp", "-d", dev, &s("one"), "/dir/one"])
-        .ok("restartable copy onto a same-size file");
-    e(
-        &["cp", "-d", dev, &s("two"), "/dir/one"],
-        1,
-        "copy onto a file of another size",
-    );
-    e(
-        &["cp", "-d", dev, "-r", &s("subdir"), "/f"],
-        1,
-        "cp -r onto a file",
-    );
-    e(
-        &["cp", "-d", dev, &s("one"), &s("two"), "/f"],
-        1,
-        "several files onto a file",
-    );
-    e(
-        &["cp", "-d", dev, &s("one"), &s("two"), "/newdir"],
-        1,
-        "several files to a missing dir without -r",
-    );
-    e(
-        &["cp", "-d", dev, "-r", &s("subdir"), "/bar/foo"],
-        1,
-        "cp -r with a missing parent",
-    );
-    r.famfs(&["cp", "-d", dev, "-r", &s("one"), &s("two"), "/newdir"])
-        .ok("cp -r creates the destination directory");
-    let ls = parse_ls(&r.famfs(&["logplay", "--ls", dev]).ok("ls").stdout);
-    assert_eq!(
-        ls["newdir/"].mode, 0o755,
-        "a new destination directory is searchable"
-    );
-    assert_eq!(ls["newdir/one"].size, 3000);
-    let out = e(
-        &["cp", "-c", "-d", dev, &s("two"), "/newdir/one"],
-        1,
-        "compare with a different file",
-    );
-    assert!(out.stderr.contains("exists with"), "{}", out.stderr);
-
-    // getmap
-    e(&["getmap"], 22, "getmap without args");
-    e(&["getmap", "-d", dev, "/missing"], 9, "getmap missing");
-    e(&["getmap", "-d", dev, "/dir"], 21, "getmap of a directory");
-    e(
-        &["getmap", "/etc/passwd"],
-        1,
-        "getmap of a file outside famfs",
-    );
-    e(
-        &["getmap", "/tmp/surely-missing-famfs-file"],
-        9,
-        "getmap missing host file",
-    );
-    e(
-        &["getmap", "-d", dev, "/missing", "/f"],
-        9,
-        "getmap stops at the first error",
-    );
-    let out = e(
-        &["getmap", "-c", "-d", dev, "/missing", "/f"],
-        9,
-        "getmap -c continues",
-    );
-    assert!(out.stdout.contains("good file /f"), "{}", out.stdout);
-    let out = r.famfs(&["getmap", "-q", "-d", dev, "/f"]).ok("getmap -q");
-    assert_eq!(out.stdout, "famfs_getmap: good file /f\n");
-
-    // flush, chkread, clone
-    e(&["flush"], 1, "flush without files");
-    r.famfs(&["flush", "-d", dev, "/f", "/dir/one"]).ok("flush");
-    e(
-        &["flush", "-d", dev, "/f", "/missing", "/dir"],
-        2,
-        "flush: exit = errors",
-    );
-    e(
-        &["flush", "/tmp/surely-missing-famfs-file"],
-        1,
-        "flush missing host file",
-    );
-    e(&["chkread"], 1, "chkread without args");
-    e(
-        &["chkread", "/tmp/surely-missing-famfs-file"],
-        1,
-        "chkread missing",
-    );
+    // A copy of the superblock (mkfs wrote it; nothing after rewrites it).
     let sb = d.join("sb.bin");
     let mut head = vec![0u8; 2 << 20];
     std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(&img).unwrap(), &mut head, 0)
         .unwrap();
     std::fs::write(&sb, &head).unwrap();
-    let out = r
-        .famfs(&["chkread", "-s", sb.to_str().unwrap()])
-        .ok("chkread of a superblock copy");
-    assert!(out.stdout.contains("Read and mmap match"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains(MASTER_UUID),
-        "superblock decoded: {}",
-        out.stdout
-    );
-    r.famfs(&["chkread", &s("one")])
-        .ok("chkread of a host file");
-    e(&["clone"], 1, "clone without args");
-    e(
-        &["clone", "-d", dev, "/missing", "/c"],
-        1,
-        "clone of a missing file",
-    );
-    e(
-        &["clone", "-d", dev, "/dir", "/c"],
-        1,
-        "clone of a directory",
-    );
-    let before = r.famfs(&["fsck", dev]).ok("fsck before clone");
-    assert!(before.stdout.contains("No allocation errors found"));
-    r.famfs(&["clone", "-d", dev, "/f", "/fclone"]).ok("clone");
-    let out = r
-        .famfs(&["fsck", dev])
-        .expect(1, "fsck counts the collision (f is 1 AU)");
-    assert!(
-        out.stdout.contains("ERROR: 1 ALLOCATION COLLISIONS FOUND"),
-        "{}",
-        out.stdout
-    );
-    let out = r
-        .famfs(&["logplay", dev])
-        .expect(1, "logplay counts the skipped entry");
-    assert!(out.stdout.contains("fclone"), "{}", out.stdout);
-    r.famfs(&["clone", "-d", dev, "/dir/one", "/dir/oneclone"])
-        .ok("second clone");
-    r.famfs(&["fsck", dev]).expect(2, "two collisions");
-
-    // Only the master writes.
-    let c = r.as_client();
-    let out = c
-        .famfs(&["creat", "-d", dev, "-s", "4k", "/client"])
-        .expect(1, "client creat");
-    assert!(
-        out.stderr.contains("not running on the master node"),
-        "{}",
-        out.stderr
-    );
-    c.famfs(&["mkdir", "-d", dev, "/clientdir"])
-        .expect(1, "client mkdir");
-    c.famfs(&["cp", "-d", dev, &s("one"), "/c1"])
-        .expect(1, "client cp");
-    let out = c.famfs(&["fsck", dev]).expect(2, "a client can fsck");
-    assert!(
-        out.stdout.contains("role of this node: Client"),
-        "{}",
-        out.stdout
-    );
-    c.famfs(&["verify", "-d", dev, "-S", "1", "/missing"])
-        .expect(1, "client verify of a missing file");
+    let path = |p: &Path| p.to_str().unwrap().to_string();
+    let vars = [
+        ("{dev}", dev.to_string()),
+        ("{tmp}", path(d)),
+        ("{src}", path(&src)),
+        ("{sb}", path(&sb)),
+        ("{long}", format!("/{}", "x".repeat(80))),
+    ];
+    for row in ERROR_TABLE {
+        run_row(&r, &vars, row);
+    }
 }
 
 /// Two processes writing the same device at once (offline): both succeed, nothing is lost,

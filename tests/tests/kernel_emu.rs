@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use famfs_log::alloc::{AllocPolicy, InterleaveParams};
 use famfs_log::layout::{DEFAULT_LOG_LEN, LOG_OFFSET};
-use famfs_tests::kernel_emu::{EmuError, EmuOptions, KernelEmu, OpenFile, ROOT};
+use famfs_tests::kernel_emu::{EmuError, EmuOptions, KERNEL_OFFER, KernelEmu, OpenFile, ROOT};
 use famfs_tests::prereq;
 use famfs_tests::standin::{INTERLEAVE_3X2M, StandIn};
 use fuse_famfs_proto::abi::{
@@ -1013,6 +1013,33 @@ fn init_with_a_wrong_major_is_refused_without_famfs() {
     bad.major = 8;
     let r = k.call(0, Operation::Init(bad)).unwrap();
     assert_eq!(r.errno(), Some(Errno::EPROTO));
+}
+
+/// INIT is negotiated once, before the workers start: a later INIT (which a kernel never sends)
+/// is refused and cannot turn the famfs path off under files the kernel already maps.
+#[test]
+fn a_second_init_is_refused_and_changes_nothing() {
+    if !prereq::cap_sys_rawio("a_second_init_is_refused_and_changes_nothing") {
+        return;
+    }
+    let fx = fixture();
+    let mut k = emu(&fx.dev, fx.dev.master_uuid(), true);
+    assert!(k.server().unwrap().famfs_enabled());
+    let before = k.server().unwrap().connection().clone();
+    // Offer no famfs this time.
+    let stock = InitIn::offer(45, 128 * 1024, KERNEL_OFFER);
+    let r = k.call(0, Operation::Init(stock)).unwrap();
+    assert_eq!(r.errno(), Some(Errno::EIO));
+    assert_eq!(r.bytes().len(), 16, "error replies carry no payload");
+    assert_eq!(k.server().unwrap().connection(), &before);
+    // Files still open for the famfs path (no direct_io) and resolve through their maps.
+    let f = k.open_path("simple/odd", libc::O_RDONLY).unwrap();
+    assert_eq!(f.open_flags & abi::FOPEN_DIRECT_IO, 0, "{f:?}");
+    k.close(&f).unwrap();
+    assert_eq!(
+        k.read_via_fmap("simple/odd", MIB, 4096).unwrap(),
+        fx.dev.expected("simple/odd", MIB, 4096)
+    );
 }
 
 // ------------------------------------------------------------------------------------------

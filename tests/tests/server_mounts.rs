@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use famfs_fsdev::{FileMedia, Media};
+use famfs_fsdev::FileMedia;
 use famfs_log::alloc::AllocPolicy;
 use famfs_log::layout::LOG_OFFSET;
+use famfs_log::superblock::Superblock;
 use famfs_log::{Famfs, OpenOptions};
 use famfs_tests::fused::{FusedMount, famfs_cli, is_famfs_mounted, is_mounted, run_expecting_exit};
 use famfs_tests::standin::{FILE_ATTR, INTERLEAVE_3X2M, StandIn, raw_file_entry};
@@ -395,11 +396,9 @@ fn sigterm_unmounts_and_exits_zero_even_with_a_file_open() {
 /// Opens the file system through the mounted meta files, as the CLI does in mounted mode.
 fn open_meta(mpt: &Path, me: Uuid) -> Famfs<FileMedia> {
     let sb = FileMedia::open(mpt.join(".meta/.superblock"), false).unwrap();
-    let mut sbb = vec![0u8; 200];
-    sb.read_at(0, &mut sbb).unwrap();
     let log = FileMedia::open(mpt.join(".meta/.log"), true).unwrap();
     Famfs::open(
-        &sbb,
+        Superblock::read(&sb).unwrap(),
         log,
         OpenOptions {
             system_uuid: Some(me),

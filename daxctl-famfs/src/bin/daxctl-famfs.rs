@@ -43,6 +43,10 @@ struct Cli {
     /// Directory holding the daxX.Y device nodes (default /dev, or the fake tree's own).
     #[arg(long, global = true, value_name = "DIR", env = "DAXCTL_FAMFS_DEV_ROOT")]
     dev_root: Option<PathBuf>,
+    /// The sysfs root is an emulated tree made by daxctl_famfs::fake (tests; needs a build
+    /// with the `fake-sysfs` feature).
+    #[arg(long, global = true, hide = true)]
+    fake_sysfs: bool,
     /// More messages on stderr (-v info, -vv debug: every sysfs write).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -133,7 +137,13 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
-    let mut sysfs = Sysfs::new(&cli.sysfs_root);
+    let mut sysfs = match open_sysfs(&cli) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("daxctl-famfs: {msg}");
+            return ExitCode::from(USAGE_EXIT);
+        }
+    };
     if let Some(d) = &cli.dev_root {
         sysfs = sysfs.with_dev_root(d);
     }
@@ -142,6 +152,22 @@ fn main() -> ExitCode {
         Cmd::Reconfigure(a) => reconfigure(sysfs, a),
     };
     ExitCode::from(code)
+}
+
+/// The sysfs view `--sysfs-root` (and `--fake-sysfs`) ask for.
+fn open_sysfs(cli: &Cli) -> Result<Sysfs, String> {
+    if !cli.fake_sysfs {
+        return Ok(Sysfs::new(&cli.sysfs_root));
+    }
+    #[cfg(feature = "fake-sysfs")]
+    return Sysfs::emulated(&cli.sysfs_root).map_err(|e| {
+        format!(
+            "{}: not an emulated sysfs tree: {e}",
+            cli.sysfs_root.display()
+        )
+    });
+    #[cfg(not(feature = "fake-sysfs"))]
+    Err("--fake-sysfs needs a build with the `fake-sysfs` feature".to_string())
 }
 
 fn init_logging(verbose: u8) {

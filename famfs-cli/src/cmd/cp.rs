@@ -9,11 +9,11 @@ use anyhow::Result;
 use famfs_fsdev::Media;
 use famfs_log::Writer;
 use famfs_log::alloc::AllocPolicy;
-use famfs_log::namespace::{Attr, FileNode, NodeKind};
+use famfs_log::namespace::{Attr, FileNode};
 
 use crate::cli::CpArgs;
-use crate::cmd::{Target, check_creatable, real_ids, resolve_target, umask};
-use crate::error::{Failure, fail};
+use crate::cmd::{Target, check_creatable, created_file, real_ids, resolve_target, umask};
+use crate::error::{exit_code_of, fail};
 use crate::open::{Data, OpenFs, OpenHow, lookup};
 use crate::progress::Progress;
 use crate::xfer;
@@ -61,86 +61,102 @@ impl Copier<'_, '_> {
 
     /// Copy regular file `src` to famfs path `rel`.
     fn copy_file(&mut self, src: &Path, meta: &std::fs::Metadata, rel: &Path) -> Result<(), Abort> {
-        let shown = self.dest.show(rel);
-        let size = meta.len();
-        if size == 0 {
+        if meta.len() == 0 {
             self.warn(format!(
                 "skipping empty file {} (famfs files cannot be empty)",
                 src.display()
             ));
             return Ok(());
         }
+        match self.dest_file(src, meta, rel)? {
+            Some(node) => self.transfer(src, rel, &node),
+            None => Ok(()),
+        }
+    }
+
+    /// The famfs file `src` goes to: an existing one of the same size, or a new one. `None`
+    /// (after a warning) when it cannot be had.
+    fn dest_file(
+        &mut self,
+        src: &Path,
+        meta: &std::fs::Metadata,
+        rel: &Path,
+    ) -> Result<Option<FileNode>, Abort> {
+        let shown = self.dest.show(rel);
+        let size = meta.len();
+        // Some(None): a directory is there.
         let existing = match lookup(self.w.famfs(), rel) {
-            Ok(x) => x.map(|(_, n)| n.clone()),
+            Ok(x) => x.map(|(_, n)| n.as_file().cloned()),
             Err(e) => {
                 self.warn(format!("{e:#}"));
-                return Ok(());
+                return Ok(None);
             }
         };
-        let node: FileNode = match existing.as_ref().map(|n| &n.kind) {
-            Some(NodeKind::Dir(_)) => {
+        match existing {
+            Some(None) => {
                 self.warn(format!(
                     "{shown} is a directory; cannot copy {} over it",
                     src.display()
                 ));
-                return Ok(());
+                Ok(None)
             }
-            Some(NodeKind::File(f)) if f.size != size => {
-                return Err(Abort(fail(
-                    1,
-                    format!(
-                        "{shown}: file exists with {} bytes; {} has {size} (only a same-size file is \
-                         overwritten)",
-                        f.size,
-                        src.display()
-                    ),
-                )));
-            }
-            Some(NodeKind::File(f)) => f.clone(),
+            Some(Some(f)) if f.size != size => Err(Abort(fail(
+                1,
+                format!(
+                    "{shown}: file exists with {} bytes; {} has {size} (only a same-size file is \
+                     overwritten)",
+                    f.size,
+                    src.display()
+                ),
+            ))),
+            Some(Some(f)) => Ok(Some(f)),
             None if self.compare => {
                 self.warn(format!("compare: {shown} does not exist"));
-                return Ok(());
+                Ok(None)
             }
-            None => {
-                if let Err(e) = check_creatable(self.dest, rel) {
-                    self.warn(format!("{e:#}"));
-                    return Ok(());
-                }
-                let attr = Attr {
-                    mode: self.file_mode(meta),
-                    uid: self.uid,
-                    gid: self.gid,
-                };
-                let ino = match self.w.create(rel, size, attr, &self.policy) {
-                    Ok((ino, _)) => ino,
-                    Err(e) if e.errno() == libc::ENOSPC => {
-                        return Err(Abort(fail(1, format!("{shown}: {e}"))));
-                    }
-                    Err(e) => {
-                        self.warn(format!("{shown}: {e}"));
-                        return Ok(());
-                    }
-                };
-                self.w
-                    .famfs()
-                    .state()
-                    .namespace()
-                    .get(ino)
-                    .and_then(|n| n.as_file())
-                    .cloned()
-                    .ok_or_else(|| Abort(anyhow::anyhow!("{shown}: created but not in the tree")))?
+            None => self.create_file(rel, self.file_mode(meta), size),
+        }
+    }
+
+    /// Log a new file of `size` bytes at `rel`. `None` (after a warning) when it cannot be.
+    fn create_file(&mut self, rel: &Path, mode: u32, size: u64) -> Result<Option<FileNode>, Abort> {
+        let shown = self.dest.show(rel);
+        if let Err(e) = check_creatable(self.dest, rel) {
+            self.warn(format!("{e:#}"));
+            return Ok(None);
+        }
+        let attr = Attr {
+            mode,
+            uid: self.uid,
+            gid: self.gid,
+        };
+        let ino = match self.w.create(rel, size, attr, &self.policy) {
+            Ok((ino, _)) => ino,
+            Err(e) if e.errno() == libc::ENOSPC => {
+                return Err(Abort(fail(1, format!("{shown}: {e}"))));
+            }
+            Err(e) => {
+                self.warn(format!("{shown}: {e}"));
+                return Ok(None);
             }
         };
+        created_file(self.w.famfs(), ino, &shown)
+            .map(Some)
+            .map_err(Abort)
+    }
+
+    /// Move (or with `-c` compare) the bytes of `src` into famfs file `rel`.
+    fn transfer(&mut self, src: &Path, rel: &Path, node: &FileNode) -> Result<(), Abort> {
+        let shown = self.dest.show(rel);
         let r = (|| -> Result<Option<u64>> {
             let f = File::open(src).map_err(|e| fail(1, format!("open {}: {e}", src.display())))?;
-            let dst = self.data.file(rel, &node, !self.compare)?;
-            let label = format!("famfs cp: {shown}");
-            let progress = Progress::new(size, &label);
+            let dst = self.data.file(rel, node, !self.compare)?;
+            let progress = Progress::new(node.size, &format!("famfs cp: {shown}"));
             let src_name = src.display().to_string();
             let out = if self.compare {
                 xfer::compare(&f, &src_name, &dst, &progress)?
             } else {
-                xfer::copy_in(&f, &src_name, &dst, size, &progress)?;
+                xfer::copy_in(&f, &src_name, &dst, node.size, &progress)?;
                 None
             };
             progress.finish();
@@ -242,68 +258,170 @@ impl Copier<'_, '_> {
     }
 }
 
-/// `famfs cp`: exit 0, 1 if anything was skipped or failed, or the status of an abort.
-pub fn cp(a: CpArgs, verbose: u8) -> Result<i32> {
-    if a.paths.len() < 2 {
-        return Err(fail(1, "famfs cp error: source and dest args required"));
+/// What `famfs cp` will do, from the arguments alone (nothing opened yet).
+struct CpPlan<'a> {
+    sources: &'a [PathBuf],
+    dest: Target,
+    recursive: bool,
+    how: OpenHow,
+}
+
+/// Where the sources go, decided from the log state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dest {
+    /// An existing directory: each source keeps its name in it.
+    Dir,
+    /// A directory to make first (several sources with `-r`); then as [`Dest::Dir`].
+    NewDir,
+    /// The destination path itself (one source).
+    Path,
+}
+
+/// How a copy ended.
+enum CpOutcome {
+    /// Every source was handled; this many were skipped or failed (each already reported).
+    Done { errors: u64 },
+    /// The destination directory could not be made (already reported).
+    NoDestDir,
+    /// This source could not be stat-ed: it and the sources after it were abandoned, as in the
+    /// reference.
+    Unstatable(PathBuf, std::io::Error),
+    /// A failure stopped the copy.
+    Aborted(anyhow::Error),
+}
+
+impl<'a> CpPlan<'a> {
+    /// Check the arguments and resolve the destination.
+    fn new(a: &'a CpArgs) -> Result<CpPlan<'a>> {
+        if a.paths.len() < 2 {
+            return Err(fail(1, "famfs cp error: source and dest args required"));
+        }
+        a.interleave.precheck()?;
+        let (sources, dest) = a.paths.split_at(a.paths.len() - 1);
+        Ok(CpPlan {
+            sources,
+            dest: resolve_target(&dest[0], &a.dev)?,
+            recursive: a.recursive,
+            how: OpenHow {
+                write: true,
+                set_daxmode: a.dev.set_daxmode,
+                allow_mounted: false,
+            },
+        })
     }
-    a.interleave.precheck()?;
-    let (sources, dest_arg) = a.paths.split_at(a.paths.len() - 1);
-    let dest = resolve_target(&dest_arg[0], &a.dev)?;
-    let mut open = OpenFs::open(
-        &dest.loc,
-        OpenHow {
-            write: true,
-            set_daxmode: a.dev.set_daxmode,
-            allow_mounted: false,
-        },
-    )?;
+
+    /// Decide from the log state what the destination is (or refuse it).
+    fn destination(&self, fs: &famfs_log::Famfs<Box<dyn Media>>) -> Result<Dest> {
+        let shown = &self.dest.shown;
+        let multi = self.sources.len() > 1;
+        match lookup(fs, &self.dest.rel)?.map(|(_, n)| n.is_dir()) {
+            Some(true) => Ok(Dest::Dir),
+            Some(false) if self.recursive || multi => Err(fail(
+                1,
+                format!("destination ({shown}) exists and is not a directory"),
+            )),
+            Some(false) => Ok(Dest::Path),
+            None => {
+                let parent = self.dest.rel.parent().unwrap_or(Path::new(""));
+                if !lookup(fs, parent)?.is_some_and(|(_, n)| n.is_dir()) {
+                    return Err(fail(1, format!("{shown}: parent directory does not exist")));
+                }
+                match (multi, self.recursive) {
+                    (true, true) => Ok(Dest::NewDir),
+                    (true, false) => Err(fail(
+                        1,
+                        format!(
+                            "destination ({shown}) must be an existing directory when copying \
+                             several sources (or use -r to create it)"
+                        ),
+                    )),
+                    (false, _) => Ok(Dest::Path),
+                }
+            }
+        }
+    }
+
+    /// Copy every source in order. Non-fatal problems are reported as they happen and counted.
+    fn execute(&self, c: &mut Copier<'_, '_>, dest: Dest) -> Result<CpOutcome> {
+        if dest == Dest::NewDir {
+            let mode = c.dir_mode(None);
+            match c.ensure_dir(&self.dest.rel, mode) {
+                Ok(true) => {}
+                Ok(false) => return Ok(CpOutcome::NoDestDir),
+                Err(Abort(e)) => return Err(e),
+            }
+        }
+        let into_dir = dest != Dest::Path;
+        for src in self.sources {
+            let meta = match std::fs::metadata(src) {
+                Ok(m) => m,
+                Err(e) => return Ok(CpOutcome::Unstatable(src.clone(), e)),
+            };
+            let r = if meta.is_file() {
+                c.copy_file(src, &meta, &self.target_of(src, into_dir)?)
+            } else if meta.is_dir() && !self.recursive {
+                c.warn(format!(
+                    "-r not specified; omitting directory '{}'",
+                    src.display()
+                ));
+                continue;
+            } else if meta.is_dir() {
+                c.copy_dir(src, &meta, &self.target_of(src, into_dir)?)
+            } else {
+                return Err(fail(
+                    libc::EINVAL,
+                    format!("skipping non-file or directory {}", src.display()),
+                ));
+            };
+            if let Err(Abort(e)) = r {
+                return Ok(CpOutcome::Aborted(e));
+            }
+        }
+        Ok(CpOutcome::Done { errors: c.errors })
+    }
+
+    /// The famfs path source `src` is copied to.
+    fn target_of(&self, src: &Path, into_dir: bool) -> Result<PathBuf> {
+        if !into_dir {
+            return Ok(self.dest.rel.clone());
+        }
+        let name = crate::paths::basename(src)
+            .ok_or_else(|| fail(1, format!("{}: has no file name", src.display())))?;
+        Ok(self.dest.rel.join(name))
+    }
+}
+
+/// What the user sees at the end, and the exit status: 0, 1 if anything was skipped or failed,
+/// or the status of an abort.
+fn report(outcome: CpOutcome) -> i32 {
+    match outcome {
+        CpOutcome::Done { errors } => i32::from(errors > 0),
+        CpOutcome::NoDestDir => 1,
+        CpOutcome::Unstatable(src, e) => {
+            eprintln!("famfs cp: cannot stat '{}': {e}", src.display());
+            1
+        }
+        CpOutcome::Aborted(e) => {
+            eprintln!("famfs cp: {e:#}");
+            eprintln!("famfs cp: aborting copy due to error");
+            exit_code_of(&e)
+        }
+    }
+}
+
+/// `famfs cp`: plan, open and lock, decide the destination, copy, report.
+pub fn cp(a: CpArgs, verbose: u8) -> Result<i32> {
+    let plan = CpPlan::new(&a)?;
+    let mut open = OpenFs::open(&plan.dest.loc, plan.how)?;
     let policy = a.interleave.policy(open.fs.superblock().dev_size)?;
     let (ruid, rgid) = real_ids();
     let OpenFs { fs, data, .. } = &mut open;
     let mut w = fs.writer()?;
-
-    // What the destination is.
-    let dest_node = lookup(w.famfs(), &dest.rel)?.map(|(_, n)| n.is_dir());
-    let multi = sources.len() > 1;
-    let dest_is_dir = match dest_node {
-        Some(true) => true,
-        Some(false) if a.recursive || multi => {
-            return Err(fail(
-                1,
-                format!("destination ({}) exists and is not a directory", dest.shown),
-            ));
-        }
-        Some(false) => false,
-        None => {
-            let parent = dest.rel.parent().unwrap_or(Path::new(""));
-            match lookup(w.famfs(), parent)? {
-                Some((_, n)) if n.is_dir() => {}
-                _ => {
-                    return Err(fail(
-                        1,
-                        format!("{}: parent directory does not exist", dest.shown),
-                    ));
-                }
-            }
-            if multi && !a.recursive {
-                return Err(fail(
-                    1,
-                    format!(
-                        "destination ({}) must be an existing directory when copying several \
-                         sources (or use -r to create it)",
-                        dest.shown
-                    ),
-                ));
-            }
-            false
-        }
-    };
-
+    let dest = plan.destination(w.famfs())?;
     let mut c = Copier {
         w: &mut w,
         data,
-        dest: &dest,
+        dest: &plan.dest,
         policy,
         mode: a.owner.mode,
         uid: a.owner.uid.unwrap_or(ruid),
@@ -314,65 +432,6 @@ pub fn cp(a: CpArgs, verbose: u8) -> Result<i32> {
         errors: 0,
         seen: HashSet::new(),
     };
-    // With several sources and -r, a missing destination becomes a directory first.
-    let mut dest_is_dir = dest_is_dir;
-    if !dest_is_dir && multi && a.recursive {
-        let mode = c.dir_mode(None);
-        match c.ensure_dir(&dest.rel, mode) {
-            Ok(true) => dest_is_dir = true,
-            Ok(false) => return Ok(1),
-            Err(Abort(e)) => return Err(e),
-        }
-    }
-    for src in sources {
-        let meta = match std::fs::metadata(src) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("famfs cp: cannot stat '{}': {e}", src.display());
-                return Ok(1);
-            }
-        };
-        let base = || -> Result<PathBuf> {
-            let name = crate::paths::basename(src)
-                .ok_or_else(|| fail(1, format!("{}: has no file name", src.display())))?;
-            Ok(dest.rel.join(name))
-        };
-        let r = if meta.is_file() {
-            let rel = if dest_is_dir {
-                base()?
-            } else {
-                dest.rel.clone()
-            };
-            c.copy_file(src, &meta, &rel)
-        } else if meta.is_dir() {
-            if !a.recursive {
-                c.warn(format!(
-                    "-r not specified; omitting directory '{}'",
-                    src.display()
-                ));
-                continue;
-            }
-            let rel = if dest_is_dir {
-                base()?
-            } else {
-                dest.rel.clone()
-            };
-            c.copy_dir(src, &meta, &rel)
-        } else {
-            return Err(fail(
-                libc::EINVAL,
-                format!("skipping non-file or directory {}", src.display()),
-            ));
-        };
-        if let Err(Abort(e)) = r {
-            eprintln!("famfs cp: {e:#}");
-            eprintln!("famfs cp: aborting copy due to error");
-            let code = e
-                .chain()
-                .find_map(|x| x.downcast_ref::<Failure>().map(|f| f.code))
-                .unwrap_or(1);
-            return Ok(code);
-        }
-    }
-    Ok(if c.errors > 0 { 1 } else { 0 })
+    let outcome = plan.execute(&mut c, dest)?;
+    Ok(report(outcome))
 }

@@ -6,6 +6,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use famfs_fsdev::Mapping;
 use famfs_log::header::LogHeader;
 use famfs_log::namespace::NodeKind;
 use famfs_log::superblock::Superblock;
@@ -13,7 +14,6 @@ use famfs_log::superblock::Superblock;
 use crate::cli::{ChkreadArgs, DeviceOpt, FlushArgs, GetmapArgs, VerifyArgs};
 use crate::cmd::{resolve_host_target, resolve_target, thread_count};
 use crate::error::{count_exit, fail};
-use crate::hostmap::HostMap;
 use crate::open::{FileData, Location, OpenFs, OpenHow, lookup};
 use crate::output::getmap_text;
 use crate::progress::Progress;
@@ -163,8 +163,8 @@ pub fn flush(a: FlushArgs, verbose: u8) -> Result<i32> {
                 let p = Path::new(f);
                 let (file, size) = host_file(p)?;
                 if size > 0 {
-                    let m = HostMap::new(&file, p)?;
-                    m.invalidate();
+                    let m = Mapping::of_file(&file, p)?;
+                    m.invalidate(0, m.len())?;
                 }
                 Ok(size)
             })();
@@ -194,8 +194,8 @@ pub fn chkread(a: ChkreadArgs) -> Result<i32> {
         println!("{}: empty file, nothing to compare", p.display());
         return Ok(0);
     }
-    let map = HostMap::new(&f, p)?;
-    map.invalidate();
+    let map = Mapping::of_file(&f, p)?;
+    map.invalidate(0, map.len())?;
     const STEP: usize = 8 << 20;
     let mut a_buf = vec![0u8; STEP.min(size as usize)];
     let mut b_buf = vec![0u8; a_buf.len()];
@@ -209,7 +209,7 @@ pub fn chkread(a: ChkreadArgs) -> Result<i32> {
             .read_at(&mut a_buf[..n], off as u64)
             .with_context(|| format!("read {}", p.display()))?;
         got_total += got as u64;
-        map.read(off, &mut b_buf[..n])?;
+        map.read(off as u64, &mut b_buf[..n])?;
         if head.len() < 544 {
             head.extend_from_slice(&b_buf[..n.min(544 - head.len())]);
         }

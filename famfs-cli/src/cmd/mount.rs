@@ -1,24 +1,26 @@
-//! `famfs mount`, `famfs umount`, `famfs daxmode`.
+//! `famfs mount`.
 //!
 //! The mount follows the contract in `notes/INTERFACES.md`: validate the device, start
 //! `famfs_fused DEV MPT` in its own session with its output in a log file, wait until
 //! `MPT/.meta/.log` is visible on a famfs FUSE mount, and leave nothing mounted on failure.
+//! It runs in steps: a plan (arguments, paths, the mount table and the dax mode checked; nothing
+//! touched), preparing the device (mode switch if asked, superblock and log validated), the
+//! launch (the daemon started and waited for), and the report (messages, exit status).
 
-use std::ffi::CString;
+use std::ffi::OsString;
 use std::fs::OpenOptions;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use daxctl_famfs::DaxMode;
 use nix::mount::MntFlags;
 
-use crate::cli::{DaxmodeArgs, MountArgs, UmountArgs};
+use crate::cli::MountArgs;
 use crate::error::fail;
 use crate::mounts::{famfs_mount_at, mounts_of_device, read_mounts};
 use crate::open::{OpenFs, OpenHow, check_daxmode};
@@ -162,34 +164,215 @@ pub fn daemon_args(a: &MountArgs, verbose: u8, dev: &Path, mpt: &Path) -> Vec<st
     v
 }
 
-/// `famfs mount DEV MPT`.
-pub fn mount(a: MountArgs, verbose: u8) -> Result<i32> {
-    if a.args.len() != 2 {
-        return Err(fail(1, "<daxdev> and <mountpoint> args required"));
+/// What `famfs mount` will do, decided (and checked) before anything is touched.
+#[derive(Debug)]
+struct MountPlan {
+    /// The device, canonical.
+    dev: PathBuf,
+    /// The mount point, canonical.
+    mpt: PathBuf,
+    /// `--set-daxmode`: switch the device to devdax mode if needed (else its mode is checked).
+    set_daxmode: bool,
+    /// The daemon's command line.
+    daemon_args: Vec<OsString>,
+    /// Seconds to wait for the mount.
+    wait: f64,
+}
+
+/// How starting the daemon ended.
+#[derive(Debug)]
+enum Started {
+    /// Mounted, served by the daemon of this pid.
+    Ready(u32),
+    /// The daemon exited before the mount was ready (anything it mounted is detached).
+    Exited(ExitStatus),
+    /// The mount was not ready in time: the daemon was stopped, anything mounted detached.
+    TimedOut,
+}
+
+/// A started daemon: its binary, its log and how the start ended.
+#[derive(Debug)]
+struct Launch {
+    exe: PathBuf,
+    log_path: PathBuf,
+    started: Started,
+}
+
+impl MountPlan {
+    /// Check the arguments, the paths, the mount table and (unless it is to be switched) the
+    /// device's dax mode.
+    fn new(a: &MountArgs, verbose: u8) -> Result<MountPlan> {
+        if a.args.len() != 2 {
+            return Err(fail(1, "<daxdev> and <mountpoint> args required"));
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(fail(1, "must run as root (mount(2) needs it)"));
+        }
+        let dev = std::fs::canonicalize(&a.args[0]).map_err(|e| {
+            fail(
+                1,
+                format!("daxdev ({}) not found: {e}", a.args[0].display()),
+            )
+        })?;
+        let mpt = std::fs::canonicalize(&a.args[1]).map_err(|e| {
+            fail(
+                1,
+                format!("mount pt ({}) not found: {e}", a.args[1].display()),
+            )
+        })?;
+        if !mpt.is_dir() {
+            return Err(fail(
+                1,
+                format!("mount pt ({}) is not a directory", mpt.display()),
+            ));
+        }
+        refuse_mounted(&dev, &mpt)?;
+        if !a.set_daxmode {
+            check_daxmode(&dev, false)?;
+        }
+        Ok(MountPlan {
+            daemon_args: daemon_args(a, verbose, &dev, &mpt),
+            dev,
+            mpt,
+            set_daxmode: a.set_daxmode,
+            wait: a.wait,
+        })
     }
-    if !nix::unistd::geteuid().is_root() {
-        return Err(fail(1, "must run as root (mount(2) needs it)"));
-    }
-    let dev = std::fs::canonicalize(&a.args[0]).map_err(|e| {
-        fail(
-            1,
-            format!("daxdev ({}) not found: {e}", a.args[0].display()),
+
+    /// Switch the device's mode if asked, then validate its superblock and log.
+    fn prepare_device(&self) -> Result<()> {
+        if self.set_daxmode {
+            check_daxmode(&self.dev, true)?;
+        }
+        let open = OpenFs::device(
+            &self.dev,
+            OpenHow {
+                write: false,
+                set_daxmode: false,
+                allow_mounted: false,
+            },
         )
-    })?;
-    let mpt = std::fs::canonicalize(&a.args[1]).map_err(|e| {
-        fail(
-            1,
-            format!("mount pt ({}) not found: {e}", a.args[1].display()),
-        )
-    })?;
-    if !mpt.is_dir() {
-        return Err(fail(
-            1,
-            format!("mount pt ({}) is not a directory", mpt.display()),
-        ));
+        .map_err(|e| fail(1, format!("cannot mount {}: {e:#}", self.dev.display())))?;
+        let st = open.fs.state().stats();
+        tracing::info!(
+            "{}: valid famfs, role {:?}, {} files, {} directories",
+            self.dev.display(),
+            open.fs.role(),
+            st.files,
+            st.dirs
+        );
+        Ok(())
     }
+
+    /// Start the daemon in its own session, its output going to its log file, and wait until
+    /// the mount is ready, the daemon exits, or the wait times out.
+    fn launch(&self) -> Result<Launch> {
+        let exe = find_daemon()?;
+        let log_path = daemon_log_path(&self.mpt);
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| {
+                fail(
+                    1,
+                    format!("cannot open daemon log {}: {e}", log_path.display()),
+                )
+            })?;
+        let log2 = log.try_clone()?;
+        let mut cmd = Command::new(&exe);
+        cmd.args(&self.daemon_args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it is the only
+        // thing run between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid()
+                    .map(|_| ())
+                    .map_err(std::io::Error::from)
+            });
+        }
+        let child = cmd
+            .spawn()
+            .map_err(|e| fail(1, format!("cannot start {}: {e}", exe.display())))?;
+        let started = self.wait_ready(child)?;
+        Ok(Launch {
+            exe,
+            log_path,
+            started,
+        })
+    }
+
+    /// Wait for the mount; on failure leave nothing mounted (and no daemon running).
+    fn wait_ready(&self, mut child: Child) -> Result<Started> {
+        let deadline = Instant::now() + Duration::from_secs_f64(self.wait.max(0.1));
+        loop {
+            if let Some(status) = child.try_wait()? {
+                detach_if_mounted(&self.mpt);
+                return Ok(Started::Exited(status));
+            }
+            if ready(&self.mpt) {
+                return Ok(Started::Ready(child.id()));
+            }
+            if Instant::now() > deadline {
+                stop(&mut child);
+                detach_if_mounted(&self.mpt);
+                return Ok(Started::TimedOut);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the user sees of a launch, and the exit status.
+    fn report(&self, launch: &Launch, verbose: u8) -> Result<i32> {
+        let Launch {
+            exe,
+            log_path,
+            started,
+        } = launch;
+        match started {
+            Started::Ready(pid) => {
+                if verbose > 0 {
+                    println!(
+                        "famfs mount: {} on {} (daemon pid {pid}, log {})",
+                        self.dev.display(),
+                        self.mpt.display(),
+                        log_path.display()
+                    );
+                }
+                Ok(0)
+            }
+            Started::Exited(status) => Err(fail(
+                1,
+                format!(
+                    "{} exited ({status}) before the mount was ready; nothing is mounted. \
+                     The end of its log {}:\n{}",
+                    exe.display(),
+                    log_path.display(),
+                    tail(log_path, 20)
+                ),
+            )),
+            Started::TimedOut => Err(fail(
+                1,
+                format!(
+                    "timed out after {:.1} s waiting for {}/.meta/.log; the daemon was stopped \
+                     and nothing is mounted. The end of its log {}:\n{}",
+                    self.wait,
+                    self.mpt.display(),
+                    log_path.display(),
+                    tail(log_path, 20)
+                ),
+            )),
+        }
+    }
+}
+
+/// Refuse a device that is mounted somewhere, or a mount point that is already a famfs mount.
+fn refuse_mounted(dev: &Path, mpt: &Path) -> Result<()> {
     let table = read_mounts();
-    if let Some(m) = mounts_of_device(&table, &dev).first() {
+    if let Some(m) = mounts_of_device(&table, dev).first() {
         return Err(fail(
             1,
             format!(
@@ -199,275 +382,40 @@ pub fn mount(a: MountArgs, verbose: u8) -> Result<i32> {
             ),
         ));
     }
-    if let Some(m) = famfs_mount_at(&table, &mpt) {
+    if let Some(m) = famfs_mount_at(&table, mpt) {
         return Err(fail(
             1,
             format!(
                 "{} is already a famfs mount point (of {})",
                 mpt.display(),
-                m.source
+                m.source.display()
             ),
         ));
     }
-    check_daxmode(&dev, a.set_daxmode)?;
-    // Validate the superblock and the log before starting anything.
-    {
-        let open = OpenFs::device(
-            &dev,
-            OpenHow {
-                write: false,
-                set_daxmode: false,
-                allow_mounted: false,
-            },
-        )
-        .map_err(|e| fail(1, format!("cannot mount {}: {e:#}", dev.display())))?;
-        let st = open.fs.state().stats();
-        tracing::info!(
-            "{}: valid famfs, role {:?}, {} files, {} directories",
-            dev.display(),
-            open.fs.role(),
-            st.files,
-            st.dirs
-        );
-    }
-    println!("daxdev={}, mpt={}", dev.display(), mpt.display());
-    let exe = find_daemon()?;
-    let log_path = daemon_log_path(&mpt);
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(|e| {
-            fail(
-                1,
-                format!("cannot open daemon log {}: {e}", log_path.display()),
-            )
-        })?;
-    let log2 = log.try_clone()?;
-    let mut cmd = Command::new(&exe);
-    cmd.args(daemon_args(&a, verbose, &dev, &mpt))
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2);
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it is the only
-    // thing run between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid()
-                .map(|_| ())
-                .map_err(std::io::Error::from)
-        });
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| fail(1, format!("cannot start {}: {e}", exe.display())))?;
-    let deadline = Instant::now() + Duration::from_secs_f64(a.wait.max(0.1));
-    loop {
-        if let Some(status) = child.try_wait()? {
-            detach_if_mounted(&mpt);
-            return Err(fail(
-                1,
-                format!(
-                    "{} exited ({status}) before the mount was ready; nothing is mounted. \
-                     The end of its log {}:\n{}",
-                    exe.display(),
-                    log_path.display(),
-                    tail(&log_path, 20)
-                ),
-            ));
-        }
-        if ready(&mpt) {
-            break;
-        }
-        if Instant::now() > deadline {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-            let stop = Instant::now() + Duration::from_secs(3);
-            while Instant::now() < stop && child.try_wait().ok().flatten().is_none() {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if child.try_wait().ok().flatten().is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-            detach_if_mounted(&mpt);
-            return Err(fail(
-                1,
-                format!(
-                    "timed out after {:.1} s waiting for {}/.meta/.log; the daemon was stopped \
-                     and nothing is mounted. The end of its log {}:\n{}",
-                    a.wait,
-                    mpt.display(),
-                    log_path.display(),
-                    tail(&log_path, 20)
-                ),
-            ));
-        }
+    Ok(())
+}
+
+/// Stop a daemon: SIGTERM, up to 3 s to exit, then SIGKILL.
+fn stop(child: &mut Child) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && child.try_wait().ok().flatten().is_none() {
         std::thread::sleep(Duration::from_millis(20));
     }
-    if verbose > 0 {
-        println!(
-            "famfs mount: {} on {} (daemon pid {}, log {})",
-            dev.display(),
-            mpt.display(),
-            child.id(),
-            log_path.display()
-        );
-    }
-    Ok(0)
-}
-
-/// Read an extended attribute (`None` on any error).
-pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let n = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 256];
-    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
-    // `buf.len()` bytes and the kernel writes at most that many.
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        return None;
-    }
-    buf.truncate(r as usize);
-    Some(buf)
-}
-
-/// The mount point as given, made absolute without touching the (possibly dead) mount itself.
-fn absolute_mpt(p: &Path) -> PathBuf {
-    if let Ok(c) = std::fs::canonicalize(p) {
-        return c;
-    }
-    match (
-        p.parent().and_then(|d| {
-            std::fs::canonicalize(if d.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                d
-            })
-            .ok()
-        }),
-        p.file_name(),
-    ) {
-        (Some(d), Some(n)) => d.join(n),
-        _ => p.to_path_buf(),
+    if child.try_wait().ok().flatten().is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }
 
-fn process_alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
-}
-
-/// `famfs umount MPT`.
-pub fn umount(a: UmountArgs) -> Result<i32> {
-    let mpt = absolute_mpt(&a.mpt);
-    if famfs_mount_at(&read_mounts(), &mpt).is_none() {
-        return Err(fail(
-            1,
-            format!("{} is not a famfs mount point", mpt.display()),
-        ));
-    }
-    let pid = get_xattr(&mpt, "user.famfs.pid")
-        .and_then(|b| {
-            String::from_utf8_lossy(&b)
-                .trim()
-                .trim_end_matches('\0')
-                .parse::<i32>()
-                .ok()
-        })
-        .filter(|&p| p > 0);
-    let daemon_pid = pid.filter(|p| {
-        std::fs::read_to_string(format!("/proc/{p}/comm"))
-            .map(|c| c.trim().starts_with("famfs_fused"))
-            .unwrap_or(false)
-    });
-    match nix::mount::umount2(&mpt, MntFlags::empty()) {
-        Ok(()) => {}
-        Err(nix::errno::Errno::EBUSY) if a.lazy => {
-            nix::mount::umount2(&mpt, MntFlags::MNT_DETACH)
-                .map_err(|e| fail(e as i32, format!("lazy unmount of {}: {e}", mpt.display())))?;
-        }
-        Err(nix::errno::Errno::EBUSY) => {
-            return Err(fail(
-                libc::EBUSY,
-                format!(
-                    "{} is busy (open files or a working directory in it); use -l to detach it lazily",
-                    mpt.display()
-                ),
-            ));
-        }
-        Err(nix::errno::Errno::ENOTCONN) => {
-            nix::mount::umount2(&mpt, MntFlags::MNT_DETACH).map_err(|e| {
-                fail(
-                    e as i32,
-                    format!("unmount of dead mount {}: {e}", mpt.display()),
-                )
-            })?;
-        }
-        Err(e) => return Err(fail(e as i32, format!("unmount {}: {e}", mpt.display()))),
-    }
-    if let Some(p) = daemon_pid {
-        let stop = Instant::now() + Duration::from_secs(5);
-        while process_alive(p) && Instant::now() < stop {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if process_alive(p) {
-            eprintln!("famfs umount: the daemon (pid {p}) is still running 5 s after the unmount");
-        }
-    }
-    if famfs_mount_at(&read_mounts(), &mpt).is_some() {
-        return Err(fail(1, format!("{} is still a famfs mount", mpt.display())));
-    }
-    Ok(0)
-}
-
-/// `famfs daxmode DEV [-m MODE]`.
-pub fn daxmode(a: DaxmodeArgs) -> Result<i32> {
-    match &a.mode {
-        None => {
-            let sysfs = daxctl_famfs::Sysfs::from_env();
-            match sysfs.device_for_chardev(&a.dev) {
-                Ok(Some(d)) => println!(
-                    "{}: {} mode (driver {})",
-                    d.name,
-                    d.mode(),
-                    d.driver.as_deref().unwrap_or("none")
-                ),
-                Ok(None) => println!(
-                    "{}: not a dax device (a stand-in file needs no mode)",
-                    a.dev.display()
-                ),
-                Err(e) => {
-                    return Err(fail(
-                        e.errno().unwrap_or(1),
-                        format!("{}: {e}", a.dev.display()),
-                    ));
-                }
-            }
-            Ok(0)
-        }
-        Some(m) => {
-            let mode: DaxMode = m.parse().map_err(|e| fail(libc::EINVAL, format!("{e}")))?;
-            match daxctl_famfs::check_or_set_famfs_mode(&a.dev, mode.clone(), true) {
-                Ok(daxctl_famfs::ModeCheck::NotDax) => println!(
-                    "{}: not a dax device (a stand-in file needs no mode)",
-                    a.dev.display()
-                ),
-                Ok(daxctl_famfs::ModeCheck::AlreadyInMode(d)) => {
-                    println!("{}: already in {mode} mode", d.name)
-                }
-                Ok(daxctl_famfs::ModeCheck::Switched { dev, from }) => {
-                    println!("{}: switched from {from} to {mode} mode", dev.name)
-                }
-                Err(e) => {
-                    return Err(fail(
-                        e.errno().unwrap_or(1),
-                        format!("{}: {e}", a.dev.display()),
-                    ));
-                }
-            }
-            Ok(0)
-        }
-    }
+/// `famfs mount DEV MPT`: plan (check everything), prepare the device, start the daemon, report.
+pub fn mount(a: MountArgs, verbose: u8) -> Result<i32> {
+    let plan = MountPlan::new(&a, verbose)?;
+    plan.prepare_device()?;
+    println!("daxdev={}, mpt={}", plan.dev.display(), plan.mpt.display());
+    let launch = plan.launch()?;
+    plan.report(&launch, verbose)
 }
 
 #[cfg(test)]
@@ -550,17 +498,5 @@ mod tests {
         std::fs::write(&fake, b"#!/bin/sh\n").unwrap();
         assert_eq!(find_daemon_with(Some(fake.clone().into())).unwrap(), fake);
         assert!(find_daemon_with(Some(dir.path().join("nope").into())).is_err());
-    }
-
-    #[test]
-    fn umount_refuses_non_famfs_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = umount(UmountArgs {
-            lazy: false,
-            mpt: dir.path().to_path_buf(),
-        })
-        .unwrap_err();
-        assert!(e.to_string().contains("not a famfs mount point"), "{e}");
-        assert!(get_xattr(dir.path(), "user.famfs.pid").is_none());
     }
 }

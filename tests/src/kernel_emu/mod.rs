@@ -1,7 +1,8 @@
-//! A famfs kernel in user space: speaks the FUSE protocol to a [`famfs_server::Server`] over a
-//! `SOCK_SEQPACKET` socket pair standing in for `/dev/fuse`, applies the kernel's rules to every
-//! reply, and resolves file reads through GET_FMAP maps straight from the device mapping, as the
-//! famfs kernel (V3–V10, see `reference/fuse-famfs-protocol.md` §3–§5 and §8) does.
+//! A famfs kernel in user space: speaks the FUSE protocol to a famfs server (a
+//! [`famfs_server::FileSystem`] behind its [`Adapter`]) over a `SOCK_SEQPACKET` socket pair
+//! standing in for `/dev/fuse`, applies the kernel's rules to every reply, and resolves file
+//! reads through GET_FMAP maps straight from the device mapping, as the famfs kernel (V3–V10,
+//! see `reference/fuse-famfs-protocol.md` §3–§5 and §8) does.
 //!
 //! What it plays:
 //! * INIT offering the flags a 6.x kernel offers, plus `FUSE_DAX_FMAP` (with `FUSE_INIT_EXT`)
@@ -52,7 +53,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use famfs_fsdev::{Access, DaxDevice, Mapping};
-use famfs_server::{Config, Server, ServerError};
+use famfs_server::{Adapter, Config, FileSystem, ServerError};
 use fuse_famfs_proto::abi::{
     self, AccessIn, Attr, DaxdevOut, EntryOut, FlushIn, ForgetIn, ForgetOne, GetattrIn, GetxattrIn,
     InHeader, InitIn, InitOut, InterruptIn, Kstatfs, Opcode, OpenIn, OutHeader, ReadIn, ReleaseIn,
@@ -266,7 +267,7 @@ enum DaxSlot {
 pub struct KernelEmu {
     chan: Channel,
     max_message: usize,
-    server: Option<Arc<Server>>,
+    server: Option<Arc<Adapter>>,
     session: Option<JoinHandle<Result<(), ServerError>>>,
     watcher: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     device_id: (u64, u64),
@@ -312,35 +313,42 @@ impl KernelEmu {
         Self::start_with(EmuOptions::new(device.as_ref(), system_uuid, offer_famfs))
     }
 
-    /// As [`KernelEmu::start`], with every option.
+    /// As [`KernelEmu::start`], with every option. The server runs as the daemon does: INIT
+    /// is answered on its end of the pair before its workers start (on clones of that end).
     pub fn start_with(opts: EmuOptions) -> Result<KernelEmu, EmuError> {
-        let threads = opts.config.threads.max(1);
         let device = opts.config.device.clone();
-        let server = Server::open(opts.config.clone())?;
+        let fs = FileSystem::open(opts.config.clone())?;
         let (kernel_end, server_end) = famfs_server::mount::socket_channel()?;
         let server_max = channel::raise_buffers(&server_end);
-        let mut fds: Vec<OwnedFd> = Vec::with_capacity(threads);
-        for _ in 1..threads {
-            fds.push(server_end.try_clone()?);
-        }
-        fds.push(server_end);
-        let s = Arc::clone(&server);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let f = Arc::clone(&fs);
         let session = std::thread::Builder::new()
             .name("emu-server".into())
-            .spawn(move || famfs_server::session::serve(&s, fds))?;
+            .spawn(move || {
+                let clone = |fd: &OwnedFd| fd.try_clone().map_err(ServerError::Channel);
+                famfs_server::session::run(&f, server_end, clone, |a| {
+                    let _ = ready_tx.send(Arc::clone(a));
+                })
+            })?;
         let watcher = if opts.watch {
             let stop = Arc::new(AtomicBool::new(false));
-            let h = famfs_server::watch::spawn(Arc::clone(&server), Arc::clone(&stop))?;
+            let h = famfs_server::watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
             Some((stop, h))
         } else {
             None
         };
         let mut k = Self::new(kernel_end, &device, &opts)?;
         k.max_message = k.max_message.min(server_max);
-        k.server = Some(server);
         k.session = Some(session);
         k.watcher = watcher;
         k.init()?;
+        let adapter = ready_rx
+            .recv_timeout(opts.timeout)
+            .map_err(|_| EmuError::Protocol {
+                opcode: Opcode::INIT,
+                why: "INIT was answered but the server did not start serving".into(),
+            })?;
+        k.server = Some(adapter);
         Ok(k)
     }
 
@@ -426,8 +434,8 @@ impl KernelEmu {
         Ok(())
     }
 
-    /// The server being driven (`None` for [`KernelEmu::connect`]).
-    pub fn server(&self) -> Option<&Arc<Server>> {
+    /// The server being driven, as INIT left it (`None` for [`KernelEmu::connect`]).
+    pub fn server(&self) -> Option<&Arc<Adapter>> {
         self.server.as_ref()
     }
 

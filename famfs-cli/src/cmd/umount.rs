@@ -1,0 +1,133 @@
+//! `famfs umount MPT`: unmount a famfs and wait for its daemon to exit.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use nix::mount::MntFlags;
+
+use crate::cli::UmountArgs;
+use crate::error::fail;
+use crate::mounts::{famfs_mount_at, read_mounts};
+
+/// Read an extended attribute (`None` on any error).
+pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = CString::new(name).ok()?;
+    let mut buf = vec![0u8; 256];
+    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
+    // `buf.len()` bytes and the kernel writes at most that many.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return None;
+    }
+    buf.truncate(r as usize);
+    Some(buf)
+}
+
+/// The mount point as given, made absolute without touching the (possibly dead) mount itself.
+fn absolute_mpt(p: &Path) -> PathBuf {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return c;
+    }
+    match (
+        p.parent().and_then(|d| {
+            std::fs::canonicalize(if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            })
+            .ok()
+        }),
+        p.file_name(),
+    ) {
+        (Some(d), Some(n)) => d.join(n),
+        _ => p.to_path_buf(),
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// `famfs umount MPT`.
+pub fn umount(a: UmountArgs) -> Result<i32> {
+    let mpt = absolute_mpt(&a.mpt);
+    if famfs_mount_at(&read_mounts(), &mpt).is_none() {
+        return Err(fail(
+            1,
+            format!("{} is not a famfs mount point", mpt.display()),
+        ));
+    }
+    let pid = get_xattr(&mpt, "user.famfs.pid")
+        .and_then(|b| {
+            String::from_utf8_lossy(&b)
+                .trim()
+                .trim_end_matches('\0')
+                .parse::<i32>()
+                .ok()
+        })
+        .filter(|&p| p > 0);
+    let daemon_pid = pid.filter(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm"))
+            .map(|c| c.trim().starts_with("famfs_fused"))
+            .unwrap_or(false)
+    });
+    match nix::mount::umount2(&mpt, MntFlags::empty()) {
+        Ok(()) => {}
+        Err(nix::errno::Errno::EBUSY) if a.lazy => {
+            nix::mount::umount2(&mpt, MntFlags::MNT_DETACH)
+                .map_err(|e| fail(e as i32, format!("lazy unmount of {}: {e}", mpt.display())))?;
+        }
+        Err(nix::errno::Errno::EBUSY) => {
+            return Err(fail(
+                libc::EBUSY,
+                format!(
+                    "{} is busy (open files or a working directory in it); use -l to detach it lazily",
+                    mpt.display()
+                ),
+            ));
+        }
+        Err(nix::errno::Errno::ENOTCONN) => {
+            nix::mount::umount2(&mpt, MntFlags::MNT_DETACH).map_err(|e| {
+                fail(
+                    e as i32,
+                    format!("unmount of dead mount {}: {e}", mpt.display()),
+                )
+            })?;
+        }
+        Err(e) => return Err(fail(e as i32, format!("unmount {}: {e}", mpt.display()))),
+    }
+    if let Some(p) = daemon_pid {
+        let stop = Instant::now() + Duration::from_secs(5);
+        while process_alive(p) && Instant::now() < stop {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if process_alive(p) {
+            eprintln!("famfs umount: the daemon (pid {p}) is still running 5 s after the unmount");
+        }
+    }
+    if famfs_mount_at(&read_mounts(), &mpt).is_some() {
+        return Err(fail(1, format!("{} is still a famfs mount", mpt.display())));
+    }
+    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umount_refuses_non_famfs_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = umount(UmountArgs {
+            lazy: false,
+            mpt: dir.path().to_path_buf(),
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("not a famfs mount point"), "{e}");
+        assert!(get_xattr(dir.path(), "user.famfs.pid").is_none());
+    }
+}
