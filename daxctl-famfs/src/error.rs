@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::DaxMode;
+use crate::{DaxMode, DeviceUsage};
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -221,6 +221,20 @@ pub enum Error {
         /// How long we waited.
         timeout: Duration,
     },
+    /// The device is mounted, open or mapped: unbinding its driver under its users would break
+    /// them (a mapping gets SIGBUS; an fd held across the switch has corrupted the kernel's
+    /// reference count). daxctl has no override for this, and neither do we.
+    #[error(
+        "{device}: refusing to change modes: {} is in use: {usage}.{}",
+        usage.device.display(),
+        busy_hint(usage)
+    )]
+    DeviceBusy {
+        /// The device.
+        device: String,
+        /// Who uses it.
+        usage: Box<DeviceUsage>,
+    },
     /// A famfs command needs another mode; the message tells how to fix it.
     #[error(
         "{device} is in {current} mode, but this command needs {wanted} mode.\n\
@@ -248,6 +262,30 @@ pub enum Error {
     /// An argument to a library call is invalid.
     #[error("{0}")]
     InvalidArgument(String),
+}
+
+fn busy_hint(usage: &DeviceUsage) -> String {
+    let mut hint = String::new();
+    for m in &usage.mounts {
+        hint.push_str(&format!(
+            " Unmount it first (famfs umount {}).",
+            m.display()
+        ));
+    }
+    // Unmounting stops a mount's daemon; anything else must be stopped by hand.
+    let others = usage.mounts.is_empty()
+        || usage
+            .holders
+            .iter()
+            .any(|h| !h.comm.starts_with("famfs_fused"));
+    if !usage.holders.is_empty() && others {
+        hint.push_str(" Stop those processes (or have them close the device) first.");
+    }
+    hint.push_str(
+        " Switching under them would crash them (SIGBUS on a mapping) and can corrupt the \
+         kernel's reference count (an fd held across the switch).",
+    );
+    hint
 }
 
 fn cause_suffix(cause: &Option<Box<Error>>) -> String {
@@ -292,6 +330,7 @@ impl Error {
             Error::NotSystemRam { .. } => ENXIO,
             Error::ZeroBlockSize { .. } => ENXIO,
             Error::ChardevTimeout { .. } => ETIMEDOUT,
+            Error::DeviceBusy { .. } => EBUSY,
             Error::WrongMode { .. } => EPERM,
             Error::ModuleLoad { .. } => ENOENT,
             Error::InvalidArgument(_) => EINVAL,

@@ -6,7 +6,8 @@
 //! between devdax (`device_dax`), famfs (`fsdev_dax`) and system-ram (`kmem`) with the same
 //! ordered sysfs writes daxctl makes ([`Sysfs::reconfigure`]), onlining or offlining memory
 //! blocks for system-ram. Failures carry the failing file and the kernel's errno
-//! ([`Error::errno`]).
+//! ([`Error::errno`]). A switch is refused (EBUSY) while the device is mounted, open or mapped:
+//! [`Procfs`] finds who uses it. [`mounts`] is the mount-table parser of every famfs crate.
 //!
 //! Writes go through a [`SysfsBackend`]; with the `fake-sysfs` feature, `fake::FakeSysfs` builds
 //! a directory tree whose backend emulates the kernel's side effects, so every transition can be
@@ -17,10 +18,12 @@ mod backend;
 mod chardev;
 mod error;
 mod famfs;
+mod holders;
 pub mod json;
 mod memory;
 mod model;
 mod module;
+pub mod mounts;
 pub mod parse;
 mod reconfig;
 mod sysfs;
@@ -32,7 +35,8 @@ pub use backend::{RealBackend, SysfsBackend, daxctl_encoding};
 pub use chardev::CharDevInfo;
 pub use error::{Error, Result, exit_code_for_errno, strerror};
 pub use famfs::{ModeCheck, TOOL, check_or_set_famfs_mode, fix_command};
+pub use holders::{DeviceUsage, Hold, Holder, Procfs};
 pub use memory::{MemBlock, MemoryOpOutcome, MemoryStatus, ZONE_MOVABLE, ZONE_NORMAL};
 pub use model::{DaxDev, DaxMode, Mapping, ParseModeError, Region, driver};
 pub use reconfig::ReconfigureOptions;
-pub use sysfs::{DEFAULT_CHARDEV_TIMEOUT, ENV_DEV_ROOT, ENV_SYSFS_ROOT, Sysfs};
+pub use sysfs::{DEFAULT_CHARDEV_TIMEOUT, ENV_DEV_ROOT, ENV_PROC_ROOT, ENV_SYSFS_ROOT, Sysfs};

@@ -16,6 +16,7 @@ use crate::{DaxDev, DaxMode, Error, Result, Sysfs};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReconfigureOptions {
     /// `-f`: offline memory before leaving system-ram; override the auto-online policy check.
+    /// It does not override the refusal to switch a device in use ([`Error::DeviceBusy`]).
     pub force: bool,
     /// `-N`: for system-ram, leave the blocks as the kernel policy left them.
     pub no_online: bool,
@@ -40,8 +41,34 @@ impl Sysfs {
     /// Unbinds the device from its driver (no-op if unbound), as `daxctl_dev_disable`.
     ///
     /// Unlike daxctl, which always reports EBUSY when the driver stays bound, the error carries
-    /// the failing write and its errno (e.g. EACCES for non-root) when a write failed.
+    /// the failing write and its errno (e.g. EACCES for non-root) when a write failed. Unlike
+    /// daxctl, a device in devdax or famfs mode that is mounted, open or mapped is refused with
+    /// [`Error::DeviceBusy`] (EBUSY) before anything is written.
     pub fn disable(&self, dev: &DaxDev) -> Result<()> {
+        self.ensure_unused(dev)?;
+        self.unbind(dev)
+    }
+
+    /// [`Error::DeviceBusy`] if the device has a character device (devdax or famfs mode) that
+    /// is mounted, open or mapped, by any process including this one. There is no override:
+    /// the kernel does not protect the users (see [`crate::Procfs`]).
+    pub fn ensure_unused(&self, dev: &DaxDev) -> Result<()> {
+        let current = DaxMode::from_driver(self.bound_driver(&dev.path).as_deref());
+        if !matches!(current, DaxMode::Devdax | DaxMode::Famfs) {
+            return Ok(());
+        }
+        let usage = self.usage(dev);
+        if usage.is_busy() {
+            return Err(Error::DeviceBusy {
+                device: dev.name.clone(),
+                usage: Box::new(usage),
+            });
+        }
+        Ok(())
+    }
+
+    /// `remove_id` and `unbind` through the `driver` link; success iff the link is gone.
+    fn unbind(&self, dev: &DaxDev) -> Result<()> {
         self.check_dax_bus(dev)?;
         let Some(driver) = self.bound_driver(&dev.path) else {
             return Ok(());
@@ -117,6 +144,9 @@ impl Sysfs {
 
     /// Switches a device to `mode` with daxctl v85's rules, returning its new state.
     ///
+    /// * First, unlike daxctl: a device in devdax or famfs mode that is mounted, open or mapped
+    ///   (by any process, this one included) is refused with [`Error::DeviceBusy`] (EBUSY)
+    ///   before any module load or write. `force` does not override this.
     /// * → devdax: from system-ram, `-f` offlines the memory first; any block still online is
     ///   refused with EBUSY before anything is written. Then disable, enable `device_dax`.
     /// * → famfs: from system-ram refused with EINVAL before any write (go through devdax).
@@ -141,6 +171,10 @@ impl Sysfs {
             device: dev.name.clone(),
             driver: driver.to_string(),
         };
+        if mode.driver().is_some() {
+            // Before any write or module load: nothing may use the device's char device.
+            self.ensure_unused(&dev)?;
+        }
         match &mode {
             DaxMode::SystemRam => {
                 if (opts.no_online || opts.movable) && !opts.force {
@@ -156,7 +190,7 @@ impl Sysfs {
                 }
                 match &current {
                     DaxMode::SystemRam | DaxMode::Disabled => {}
-                    DaxMode::Devdax | DaxMode::Famfs => self.disable(&dev)?,
+                    DaxMode::Devdax | DaxMode::Famfs => self.unbind(&dev)?,
                     DaxMode::Unknown(d) => return Err(unknown(d)),
                 }
                 if current != DaxMode::SystemRam {
@@ -181,7 +215,7 @@ impl Sysfs {
                 self.ensure_driver(&dev, &mode)?;
                 match &current {
                     DaxMode::SystemRam => self.leave_system_ram(&dev, opts.force)?,
-                    DaxMode::Devdax | DaxMode::Famfs => self.disable(&dev)?,
+                    DaxMode::Devdax | DaxMode::Famfs => self.unbind(&dev)?,
                     DaxMode::Disabled => {}
                     DaxMode::Unknown(d) => return Err(unknown(d)),
                 }
@@ -199,7 +233,7 @@ impl Sysfs {
                 }
                 self.ensure_driver(&dev, &mode)?;
                 if matches!(current, DaxMode::Devdax | DaxMode::Famfs) {
-                    self.disable(&dev)?;
+                    self.unbind(&dev)?;
                 }
                 self.enable(&dev, DaxMode::Famfs)?;
             }
@@ -228,7 +262,7 @@ impl Sysfs {
                 online: status.online,
             });
         }
-        self.disable(dev)
+        self.unbind(dev)
     }
 
     /// EBUSY when the kernel's auto-online policy would online hot-added memory by itself.

@@ -652,3 +652,121 @@ fn unbound_device_to_system_ram_and_devdax() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A device in use (mounted, open, mapped) is never switched.
+
+/// dax0.0 bound to `driver`, seen through a fake /proc (returned with the tree).
+fn nvdimm_with_proc(driver: &str) -> (T, crate::fake::FakeProc) {
+    let mut t = nvdimm(Some(driver));
+    let proc = crate::fake::FakeProc::new(t._dir.path().join("proc")).unwrap();
+    t.sysfs = t.sysfs.clone().with_procfs(proc.procfs());
+    t.fake.clear_writes().unwrap();
+    (t, proc)
+}
+
+fn expect_busy(t: &T, mode: DaxMode, opts: &ReconfigureOptions, driver: &str) -> String {
+    let e = t.reconf("dax0.0", mode, opts).unwrap_err();
+    assert!(matches!(e, Error::DeviceBusy { .. }), "{e:?}");
+    assert_eq!((e.errno(), e.exit_code()), (Some(EBUSY), 240));
+    assert!(
+        t.writes().is_empty(),
+        "refused before any write: {:?}",
+        t.writes()
+    );
+    assert_eq!(t.fake.driver_of("dax0.0").unwrap().as_deref(), Some(driver));
+    e.to_string()
+}
+
+#[test]
+fn a_device_open_by_a_process_is_not_switched() {
+    let (t, proc) = nvdimm_with_proc("device_dax");
+    let node = t.fake.stand_in("dax0.0");
+    proc.open_fd(4242, "famfs_fused", 9, &node).unwrap();
+    let msg = expect_busy(&t, DaxMode::Famfs, &def(), "device_dax");
+    assert!(msg.contains("famfs_fused (pid 4242: fd 9)"), "{msg}");
+    assert!(msg.contains(&node.display().to_string()), "{msg}");
+    // -f is no override; nor is a re-bind in the same mode, or going to system-ram.
+    expect_busy(&t, DaxMode::Famfs, &force(), "device_dax");
+    expect_busy(&t, DaxMode::Devdax, &force(), "device_dax");
+    expect_busy(&t, DaxMode::SystemRam, &force(), "device_dax");
+    // Nor is the `disable` primitive.
+    assert_eq!(
+        t.sysfs.disable(&t.dev("dax0.0")).unwrap_err().errno(),
+        Some(EBUSY)
+    );
+    // Once the process is gone, the switch works.
+    proc.exit(4242).unwrap();
+    let d = t.reconf("dax0.0", DaxMode::Famfs, &def()).unwrap();
+    assert_eq!(d.mode(), DaxMode::Famfs);
+    assert_eq!(t.writes(), switch_seq(NV_PARENT, "dax0.0", "fsdev_dax"));
+}
+
+#[test]
+fn a_mapped_device_is_not_switched_from_famfs_mode_either() {
+    let (t, proc) = nvdimm_with_proc("fsdev_dax");
+    let node = t.fake.stand_in("dax0.0");
+    proc.map(77, "daxmm", 0x7f00_0000_0000, &node, "/dev/dax0.0")
+        .unwrap();
+    let msg = expect_busy(&t, DaxMode::Devdax, &def(), "fsdev_dax");
+    assert!(msg.contains("daxmm (pid 77: mapped)"), "{msg}");
+    assert!(msg.contains("Stop those processes"), "{msg}");
+}
+
+#[test]
+fn a_mounted_device_is_not_switched_and_the_mount_point_is_named() {
+    let (t, proc) = nvdimm_with_proc("device_dax");
+    let node = t.fake.stand_in("dax0.0");
+    let mpt = t._dir.path().join("mnt");
+    std::fs::create_dir(&mpt).unwrap();
+    proc.mount(&node, &mpt, "fuse.famfs").unwrap();
+    proc.map(500, "famfs_fused", 0x7f00_0000_0000, &node, "/dev/dax0.0")
+        .unwrap();
+    let msg = expect_busy(&t, DaxMode::Famfs, &def(), "device_dax");
+    assert!(
+        msg.contains(&format!("mounted on {} (famfs)", mpt.display())),
+        "{msg}"
+    );
+    assert!(msg.contains("famfs_fused (pid 500: mapped)"), "{msg}");
+    assert!(
+        msg.contains(&format!("famfs umount {}", mpt.display())),
+        "{msg}"
+    );
+    // A mount whose daemon is gone still counts: unmount it first.
+    proc.exit(500).unwrap();
+    expect_busy(&t, DaxMode::Famfs, &def(), "device_dax");
+    proc.clear_mounts().unwrap();
+    t.reconf("dax0.0", DaxMode::Famfs, &def()).unwrap();
+}
+
+#[test]
+fn users_do_not_matter_without_a_char_device() {
+    // Unbound or system-ram: no /dev/daxX.Y of a dax driver to pull away from anyone.
+    let (t, proc) = nvdimm_with_proc("device_dax");
+    t.sysfs.disable(&t.dev("dax0.0")).unwrap();
+    proc.open_fd(1, "stale", 3, &t.fake.stand_in("dax0.0"))
+        .unwrap();
+    assert_eq!(
+        t.reconf("dax0.0", DaxMode::Devdax, &def()).unwrap().mode(),
+        DaxMode::Devdax
+    );
+}
+
+#[test]
+fn this_process_holding_the_device_is_refused_with_its_own_pid() {
+    // The real /proc (the default): what catches one of our own tools leaving the device open
+    // or mapped before a switch.
+    let t = nvdimm(Some("device_dax"));
+    t.fake.clear_writes().unwrap();
+    let f = std::fs::File::open(t.fake.stand_in("dax0.0")).unwrap();
+    let msg = expect_busy(&t, DaxMode::Famfs, &def(), "device_dax");
+    assert!(
+        msg.contains(&format!("(pid {}: fd ", std::process::id())),
+        "{msg}"
+    );
+    drop(f);
+    assert_eq!(
+        t.reconf("dax0.0", DaxMode::Famfs, &def()).unwrap().mode(),
+        DaxMode::Famfs
+    );
+}

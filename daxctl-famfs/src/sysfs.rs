@@ -9,17 +9,22 @@ use crate::backend::{RealBackend, SysfsBackend, daxctl_encoding};
 use crate::parse::{
     parse_dax_name, parse_dec_i64, parse_dec_u64, parse_devnum, parse_hex_u64, split_dev_t,
 };
-use crate::{DaxDev, Error, Mapping, Region, Result};
+use crate::{DaxDev, DeviceUsage, Error, Mapping, Procfs, Region, Result};
 
 /// Environment variable overriding the sysfs root (default `/sys`) for every famfs tool and
 /// library that reads sysfs: this crate, famfs-fsdev's device open, the famfs CLI and daemon.
 pub const ENV_SYSFS_ROOT: &str = "DAXCTL_FAMFS_SYSFS_ROOT";
 /// Environment variable overriding the device-node root (default `/dev`).
 pub const ENV_DEV_ROOT: &str = "DAXCTL_FAMFS_DEV_ROOT";
+/// Environment variable overriding the proc root scanned for users of a device (default
+/// `/proc`).
+pub const ENV_PROC_ROOT: &str = "DAXCTL_FAMFS_PROC_ROOT";
 /// Default time to wait for `/dev/daxX.Y` after a bind.
 pub const DEFAULT_CHARDEV_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A view of the dax bus under one sysfs root, with a device-node root for `/dev/daxX.Y`.
+/// A view of the dax bus under one sysfs root, with a device-node root for `/dev/daxX.Y` and a
+/// proc tree in which to look for users of a device before switching its mode (`/proc` by
+/// default, whatever the sysfs root).
 ///
 /// All state is read from sysfs on every call; nothing is cached, so values are always current.
 #[derive(Debug, Clone)]
@@ -29,6 +34,7 @@ pub struct Sysfs {
     pub(crate) backend: Arc<dyn SysfsBackend>,
     pub(crate) chardev_timeout: Duration,
     pub(crate) load_modules: bool,
+    pub(crate) procfs: Procfs,
 }
 
 impl Sysfs {
@@ -49,18 +55,19 @@ impl Sysfs {
         Self::new("/sys")
     }
 
-    /// Roots from the environment: [`ENV_SYSFS_ROOT`] (default `/sys`) and [`ENV_DEV_ROOT`]
-    /// (default `/dev`).
+    /// Roots from the environment: [`ENV_SYSFS_ROOT`] (default `/sys`), [`ENV_DEV_ROOT`]
+    /// (default `/dev`) and [`ENV_PROC_ROOT`] (default `/proc`).
     pub fn from_env() -> Self {
-        let root = std::env::var_os(ENV_SYSFS_ROOT)
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/sys"));
-        let s = Self::new(root);
-        match std::env::var_os(ENV_DEV_ROOT).filter(|v| !v.is_empty()) {
-            Some(d) => s.with_dev_root(d),
-            None => s,
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        let mut s =
+            Self::new(var(ENV_SYSFS_ROOT).map_or_else(|| PathBuf::from("/sys"), PathBuf::from));
+        if let Some(d) = var(ENV_DEV_ROOT) {
+            s = s.with_dev_root(d);
         }
+        if let Some(p) = var(ENV_PROC_ROOT) {
+            s = s.with_procfs(Procfs::new(p));
+        }
+        s
     }
 
     /// A view with an explicit backend (no module loading).
@@ -75,6 +82,7 @@ impl Sysfs {
             backend,
             chardev_timeout: DEFAULT_CHARDEV_TIMEOUT,
             load_modules: false,
+            procfs: Procfs::system(),
         }
     }
 
@@ -82,6 +90,23 @@ impl Sysfs {
     pub fn with_dev_root(mut self, dev_root: impl Into<PathBuf>) -> Self {
         self.dev_root = dev_root.into();
         self
+    }
+
+    /// Sets the proc tree scanned for users of a device before a switch (a fake one in tests).
+    pub fn with_procfs(mut self, procfs: Procfs) -> Self {
+        self.procfs = procfs;
+        self
+    }
+
+    /// The proc tree scanned for users of a device.
+    pub fn procfs(&self) -> &Procfs {
+        &self.procfs
+    }
+
+    /// Everything that uses the device: famfs mounts of its node, and processes (this one
+    /// included) that have the node open or mapped.
+    pub fn usage(&self, dev: &DaxDev) -> DeviceUsage {
+        self.procfs.usage(&dev.chardev)
     }
 
     /// Sets how long to wait for `/dev/daxX.Y` after a bind.

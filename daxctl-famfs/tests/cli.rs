@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use daxctl_famfs::fake::{DeviceSpec, FakeSysfs, RegionSpec};
+use daxctl_famfs::fake::{DeviceSpec, FakeProc, FakeSysfs, RegionSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_daxctl-famfs");
 const GIB: u64 = 1 << 30;
@@ -22,6 +22,7 @@ fn run(sys: &Path, args: &[&str]) -> Run {
         .args(args)
         .env_remove("DAXCTL_FAMFS_SYSFS_ROOT")
         .env_remove("DAXCTL_FAMFS_DEV_ROOT")
+        .env_remove("DAXCTL_FAMFS_PROC_ROOT")
         .env_remove("RUST_LOG")
         .output()
         .expect("run daxctl-famfs");
@@ -389,9 +390,107 @@ fn help_explains() {
         "--no-online",
         "--no-movable",
         "--human",
+        // Why a device in use is refused and why -f does not override it.
+        "in use is refused with EBUSY (exit 240)",
+        "SIGBUS",
+        "no\noverride",
     ] {
         assert!(h.contains(w), "{w}: {h}");
     }
+}
+
+/// A switch refused because the device is in use: 240, the users named, nothing written.
+fn assert_busy(fake: &FakeSysfs, r: &Run, needles: &[&str]) {
+    assert_eq!(r.code, 240, "{}", r.stderr);
+    for n in needles {
+        assert!(r.stderr.contains(n), "{n}: {}", r.stderr);
+    }
+    assert!(
+        r.stderr.ends_with(
+            "error reconfiguring devices: Device or resource busy\nreconfigured 0 devices\n"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "", "nothing reconfigured, nothing listed");
+    assert!(fake.writes().unwrap().is_empty());
+    assert_eq!(
+        fake.driver_of("dax0.0").unwrap().as_deref(),
+        Some("device_dax")
+    );
+}
+
+#[test]
+fn a_device_in_use_is_refused_with_ebusy_240() {
+    let (d, fake) = tree();
+    let proc = FakeProc::new(d.path().join("proc")).unwrap();
+    let node = fake.stand_in("dax0.0");
+    let mpt = d.path().join("mnt");
+    std::fs::create_dir(&mpt).unwrap();
+    proc.mount(&node, &mpt, "fuse.famfs")
+        .unwrap()
+        .map(4242, "famfs_fused", 0x7f00_0000_0000, &node, "/dev/dax0.0")
+        .unwrap();
+    let proc_root = proc.root().to_str().unwrap();
+    let args = [
+        "--proc-root",
+        proc_root,
+        "reconfigure-device",
+        "-m",
+        "famfs",
+        "dax0.0",
+    ];
+    let mounted = format!("mounted on {} (famfs)", mpt.display());
+    let umount = format!("famfs umount {}", mpt.display());
+    let needles = [
+        "daxctl-famfs: dax0.0: refusing to change modes",
+        mounted.as_str(),
+        "famfs_fused (pid 4242: mapped)",
+        umount.as_str(),
+    ];
+    assert_busy(&fake, &run(fake.sys_root(), &args), &needles);
+    // -f is no override.
+    let forced = [
+        "--proc-root",
+        proc_root,
+        "reconfigure-device",
+        "-f",
+        "-m",
+        "devdax",
+        "dax0.0",
+    ];
+    assert_busy(&fake, &run(fake.sys_root(), &forced), &needles);
+    // Unmounted and the daemon gone: the switch works.
+    proc.clear_mounts().unwrap().exit(4242).unwrap();
+    let r = run(fake.sys_root(), &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        fake.driver_of("dax0.0").unwrap().as_deref(),
+        Some("fsdev_dax")
+    );
+}
+
+#[test]
+fn a_device_this_test_holds_open_is_refused_naming_its_pid() {
+    // The real /proc (the default): the binary finds the fd its parent holds.
+    let (_d, fake) = tree();
+    let f = std::fs::File::open(fake.stand_in("dax0.0")).unwrap();
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "famfs", "dax0.0"],
+    );
+    let pid = format!("(pid {}: fd ", std::process::id());
+    assert_busy(
+        &fake,
+        &r,
+        &["open or mapped by", &pid, "Stop those processes"],
+    );
+    drop(f);
+    let r = run(
+        fake.sys_root(),
+        &["reconfigure-device", "-m", "famfs", "dax0.0"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
 #[test]

@@ -16,7 +16,8 @@
 //! * [`Media`] is the small byte-addressed interface the on-media format code (famfs-log) works
 //!   against, implemented by [`Mapping`], by [`FileMedia`] (pread/pwrite on a file, used for the
 //!   mounted `.meta` files) and by [`MemMedia`] (an in-memory device for tests).
-//! * [`mounts`] parses the mount table: which famfs is mounted where, from which device.
+//! * [`mounts`] parses the mount table: which famfs is mounted where, from which device
+//!   (daxctl-famfs's parser, re-exported: it needs it to name the mount of a busy device).
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cache;
@@ -25,10 +26,10 @@ mod error;
 mod file;
 mod mapping;
 mod media;
-pub mod mounts;
 
 /// A dax device's mode (devdax, famfs, system-ram), as [`DeviceKind::DaxChar`] reports it.
 pub use daxctl_famfs::DaxMode;
+pub use daxctl_famfs::mounts;
 pub use device::{Access, DaxDevice, DeviceKind, MIN_DEVICE_SIZE};
 pub use error::FsdevError;
 pub use file::{FileView, Segment};

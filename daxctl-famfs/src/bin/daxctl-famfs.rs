@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use daxctl_famfs::json::{self, ListOptions};
 use daxctl_famfs::parse::{DeviceFilter, RegionFilter};
-use daxctl_famfs::{DaxMode, ReconfigureOptions, Sysfs, exit_code_for_errno, strerror};
+use daxctl_famfs::{DaxMode, Procfs, ReconfigureOptions, Sysfs, exit_code_for_errno, strerror};
 
 /// daxctl's status for usage errors.
 const USAGE_EXIT: u8 = 129;
@@ -25,8 +25,24 @@ List dax devices and switch them between modes, like ndctl's daxctl (v85):
               into ZONE_MOVABLE by default)
 
 The sysfs writes are the ones daxctl makes, in the same order. Output is daxctl's JSON.
+Unlike daxctl, a device that is mounted, open or mapped is never switched (EBUSY).
 Exit status: 0 on success, 129 for usage errors, otherwise 256 - errno (e.g. 240 EBUSY,
 234 EINVAL, 250 ENXIO, 161 EOPNOTSUPP), as daxctl.";
+
+const RECONFIG_LONG_ABOUT: &str = "Switch a device's mode (like `daxctl reconfigure-device`).
+
+system-ram -> famfs is refused (go through devdax). Leaving system-ram with memory online fails
+with EBUSY unless -f offlines it first. The reconfigured device is printed as JSON on stdout;
+\"reconfigured N device(s)\" goes to stderr.
+
+A device in devdax or famfs mode that is in use is refused with EBUSY (exit 240) before
+anything is written: a famfs mount of it (the message names the mount point; `famfs umount` it
+first), or any process with /dev/daxX.Y open or mapped (found in /proc/*/fd and /proc/*/maps;
+the message names each pid). daxctl itself does not check this, and the kernel does not
+protect the users: a process that keeps a devdax mapping across a switch gets SIGBUS on its
+next access (a famfs daemon dies, and its mount with it), and an fd held across a switch has
+made the kernel corrupt the device's reference count (use-after-free). There is therefore no
+override: -f does not apply to it. Stop the users first.";
 
 #[derive(Debug, Parser)]
 #[command(name = "daxctl-famfs", version, about = "List and reconfigure dax devices (devdax, famfs, system-ram)", long_about = LONG_ABOUT)]
@@ -43,6 +59,16 @@ struct Cli {
     /// Directory holding the daxX.Y device nodes (default /dev, or the fake tree's own).
     #[arg(long, global = true, value_name = "DIR", env = "DAXCTL_FAMFS_DEV_ROOT")]
     dev_root: Option<PathBuf>,
+    /// proc root scanned for processes and mounts using a device before a switch (a fake
+    /// tree in tests).
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        env = "DAXCTL_FAMFS_PROC_ROOT",
+        default_value = "/proc"
+    )]
+    proc_root: PathBuf,
     /// The sysfs root is an emulated tree made by daxctl_famfs::fake (tests; needs a build
     /// with the `fake-sysfs` feature).
     #[arg(long, global = true, hide = true)]
@@ -61,12 +87,8 @@ enum Cmd {
     /// Without -D/-R: -r alone lists regions, -d alone lists devices, neither lists devices.
     /// Zero-size devices are listed only with -i. Nothing is printed when nothing matches.
     List(ListArgs),
-    /// Switch a device's mode (like `daxctl reconfigure-device`).
-    ///
-    /// system-ram → famfs is refused (go through devdax). Leaving system-ram with memory online
-    /// fails with EBUSY unless -f offlines it first. The reconfigured device is printed as JSON
-    /// on stdout; "reconfigured N device(s)" goes to stderr.
-    #[command(name = "reconfigure-device")]
+    /// Switch a device's mode (like `daxctl reconfigure-device`); refused while it is in use.
+    #[command(name = "reconfigure-device", long_about = RECONFIG_LONG_ABOUT)]
     Reconfigure(ReconfigArgs),
 }
 
@@ -104,6 +126,7 @@ struct ReconfigArgs {
     #[arg(short = 'm', long, value_name = "MODE")]
     mode: Option<String>,
     /// Offline memory before leaving system-ram; ignore the kernel's auto-online policy.
+    /// (Not an override for a device in use: there is none, see above.)
     #[arg(short = 'f', long)]
     force: bool,
     /// system-ram only: do not online the memory blocks.
@@ -147,6 +170,7 @@ fn main() -> ExitCode {
     if let Some(d) = &cli.dev_root {
         sysfs = sysfs.with_dev_root(d);
     }
+    let sysfs = sysfs.with_procfs(Procfs::new(&cli.proc_root));
     let code = match &cli.cmd {
         Cmd::List(a) => list(&sysfs, a),
         Cmd::Reconfigure(a) => reconfigure(sysfs, a),

@@ -6,7 +6,8 @@
 //!
 //! The tree lives on disk, state included, so a test and a `daxctl-famfs --fake-sysfs
 //! --sysfs-root` process it runs share one emulated machine ([`Sysfs::emulated`] opens it). Layout under the directory given to [`FakeSysfs::new`]:
-//! `sys/` (the sysfs root) and `dev/` (stand-in device nodes: regular files).
+//! `sys/` (the sysfs root) and `dev/` (stand-in device nodes: regular files). [`FakeProc`] is
+//! the matching fake `/proc`, for the check that nothing uses a device before a switch.
 //!
 //! ```
 //! # fn main() -> std::io::Result<()> {
@@ -24,6 +25,7 @@
 //! ```
 
 mod kernel;
+mod proc;
 mod state;
 
 use std::fs;
@@ -34,6 +36,7 @@ use std::sync::Arc;
 
 use kernel::Kernel;
 pub use kernel::{FakeBackend, RecordedWrite};
+pub use proc::FakeProc;
 use state::{DevState, RegionState, STATE_DIR, State};
 
 use crate::Sysfs;

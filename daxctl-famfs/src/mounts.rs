@@ -105,10 +105,16 @@ pub fn parse_mounts(table: impl AsRef<[u8]>) -> Vec<MountEntry> {
 
 /// The current mount table (empty, with a warning, if it cannot be read).
 pub fn read_mounts() -> Vec<MountEntry> {
-    match std::fs::read(PROC_MOUNTS) {
+    read_mounts_from(Path::new(PROC_MOUNTS))
+}
+
+/// The mount table in `file` (a `mounts` file of a proc tree; empty, with a warning, if it
+/// cannot be read).
+pub fn read_mounts_from(file: &Path) -> Vec<MountEntry> {
+    match std::fs::read(file) {
         Ok(t) => parse_mounts(t),
         Err(e) => {
-            tracing::warn!("cannot read {PROC_MOUNTS}: {e}");
+            tracing::warn!("cannot read {}: {e}", file.display());
             Vec::new()
         }
     }
