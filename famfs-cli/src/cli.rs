@@ -88,7 +88,8 @@ pub struct DeviceOpt {
     /// (relative to the file system root).
     #[arg(short = 'd', long = "device", value_name = "DEV")]
     pub device: Option<PathBuf>,
-    /// With --device on a dax device: switch it to devdax mode if it is in another mode.
+    /// With --device on a dax device: switch it to devdax mode if it is in another mode
+    /// (refused, EBUSY, while it is mounted, open or mapped).
     #[arg(long = "set-daxmode")]
     pub set_daxmode: bool,
 }
@@ -143,7 +144,8 @@ pub struct MountArgs {
     /// Debug: single-threaded daemon with debug logging.
     #[arg(short = 'd', long = "debug")]
     pub debug: bool,
-    /// Switch a dax device to devdax mode if needed.
+    /// Switch a dax device to devdax mode if needed (refused, EBUSY, while it is mounted, open
+    /// or mapped).
     #[arg(short = 'M', long = "set-daxmode")]
     pub set_daxmode: bool,
     /// Offer the kernel file maps (GET_FMAP) when it supports them (`auto`), or always serve
@@ -191,7 +193,8 @@ pub struct FsckArgs {
     /// Check a device even if it is mounted (read-only, may see a log in flux).
     #[arg(short = 'f', long = "force")]
     pub force: bool,
-    /// Switch a dax device to devdax mode if needed.
+    /// Switch a dax device to devdax mode if needed (refused, EBUSY, while it is mounted, open
+    /// or mapped).
     #[arg(short = 'M', long = "set-daxmode")]
     pub set_daxmode: bool,
     /// Also print free-space statistics for N equal buckets of the device.
@@ -340,7 +343,8 @@ pub struct LogplayArgs {
     /// Accepted for compatibility: logplay never changes anything.
     #[arg(short = 'n', long = "dryrun")]
     pub dryrun: bool,
-    /// Switch a dax device to devdax mode if needed.
+    /// Switch a dax device to devdax mode if needed (refused, EBUSY, while it is mounted, open
+    /// or mapped).
     #[arg(short = 'M', long = "set-daxmode")]
     pub set_daxmode: bool,
     /// The unmounted device (alternative to giving it positionally).
@@ -403,7 +407,8 @@ pub struct ChkreadArgs {
 /// `famfs daxmode`.
 #[derive(Debug, Args)]
 pub struct DaxmodeArgs {
-    /// Switch to this mode: devdax, famfs or system-ram.
+    /// Switch to this mode: devdax, famfs or system-ram. Refused (EBUSY) while the device is
+    /// mounted, open or mapped: switching under its users would crash them.
     #[arg(short = 'm', long = "mode", value_name = "MODE")]
     pub mode: Option<String>,
     /// The dax device (/dev/daxX.Y).
@@ -433,7 +438,8 @@ pub struct Mkfs {
     /// Log length: a power of two, at least 8m (default 8m).
     #[arg(short = 'l', long = "loglen", value_parser = parse_size, value_name = "LEN")]
     pub loglen: Option<u64>,
-    /// Switch a dax device to devdax mode if needed.
+    /// Switch a dax device to devdax mode if needed (refused, EBUSY, while it is mounted, open
+    /// or mapped).
     #[arg(short = 'M', long = "set-daxmode")]
     pub set_daxmode: bool,
     /// More log output.
