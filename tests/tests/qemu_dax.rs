@@ -15,7 +15,11 @@
 //!   system-ram → devdax, listed by both tools after each step, its refusals' exit codes next to the real
 //!   ones. In famfs mode the device cannot be mmapped (ENODEV): our `mkfs.famfs`, `famfs fsck`/`logplay`,
 //!   `famfs mount` and `famfs_fused` must refuse it cleanly, naming devdax mode and the daxctl-famfs
-//!   command, and leave nothing mounted and no daemon running.
+//!   command, and leave nothing mounted and no daemon running. Then a device in use is never switched:
+//!   `famfs fsck -M` and `famfs mount -M` switch it themselves (holding nothing), and with our
+//!   `famfs_fused` serving that mount, `daxctl-famfs reconfigure-device` and `famfs daxmode`
+//!   refuse with EBUSY naming the mount point and the daemon's pid, the daemon keeps serving, another
+//!   process mapping the device is named too, and after `famfs umount` the switch works.
 //! * `share-writer` + `share-reader` (two VMs at once, one backing file): data written by one is read by the
 //!   other, and the host checks the bytes in the backing file.
 //! * `famfs-master` + `famfs-client` (two VMs at once): our mkfs.famfs, famfs and famfs_fused on the real
@@ -923,6 +927,64 @@ fn check_ours_famfs_mode(run: &GuestRun, size: u64, marker: &str, famfs_tools: b
     }
 }
 
+/// A device in use is never switched: our -M paths switch with nothing held; with our famfs_fused
+/// serving a mount of the device, daxctl-famfs and `famfs daxmode` refuse with
+/// EBUSY, naming the mount point and the daemon's pid, and the daemon keeps serving; another
+/// process holding the device is named too; once nothing uses it the switch works.
+fn check_ours_busy(run: &GuestRun, size: u64) {
+    // famfs fsck -M and famfs mount -M switched famfs -> devdax themselves, holding nothing.
+    for step in [
+        "busy-fsck-set-daxmode",
+        "busy-back-to-famfs",
+        "busy-mount-set-daxmode",
+        "busy-creat",
+    ] {
+        run.expect_ok(step);
+    }
+    let daemon = run.payload("busy-daemon-before").trim().to_string();
+    assert!(
+        !daemon.is_empty() && daemon.split_whitespace().count() == 1,
+        "one famfs_fused serves the mount: {daemon:?}\n{}",
+        run.context()
+    );
+    let named = format!("famfs_fused (pid {daemon}: ");
+    run.expect_rc("busy-reconf-famfs", 240);
+    for needle in [
+        "dax0.0: refusing to change modes",
+        "mounted on /mnt/famfs (famfs)",
+        named.as_str(),
+        "famfs umount /mnt/famfs",
+        "error reconfiguring devices: Device or resource busy",
+    ] {
+        run.expect_output("busy-reconf-famfs", needle);
+    }
+    // famfs's own switch: EBUSY as its exit status (16), the same message.
+    run.expect_rc("busy-daxmode", libc::EBUSY);
+    run.expect_output("busy-daxmode", "mounted on /mnt/famfs (famfs)");
+    run.expect_output("busy-daxmode", &named);
+    assert_eq!(run.payload("busy-driver").trim(), "device_dax");
+    run.expect_ok("busy-verify");
+    assert_eq!(
+        run.payload("busy-daemon-after").trim(),
+        daemon,
+        "the daemon must survive the refused switches\n{}",
+        run.context()
+    );
+    run.expect_ok("busy-umount");
+    let holder = run
+        .kv
+        .get("busy_holder_pid")
+        .unwrap_or_else(|| panic!("no holder pid\n{}", run.context()));
+    run.expect_ok("busy-holder-mapped");
+    run.expect_rc("busy-reconf-held", 240);
+    run.expect_output(
+        "busy-reconf-held",
+        &format!("daxmm (pid {holder}: fd 3, mapped)"),
+    );
+    run.expect_ok("busy-reconf-after-umount");
+    assert_famfs_mode(run, "busy-reconf-after-umount", size);
+}
+
 /// Ours: devdax -> system-ram -> devdax, with the real daxctl's refusals in the same state.
 fn check_ours_system_ram(run: &GuestRun, size: u64, blocks: u64, marker: &str) {
     run.expect_ok("ours-reconf-system-ram");
@@ -1042,6 +1104,9 @@ fn real_kernel_dax_modes() {
     let famfs_tools = ["famfs", "famfs_fused"].iter().all(|b| bins.has(b));
     check_ours_devdax_listing(&run);
     check_ours_famfs_mode(&run, size, &marker, famfs_tools);
+    if famfs_tools {
+        check_ours_busy(&run, size);
+    }
     check_ours_system_ram(&run, size, blocks, &marker);
 }
 

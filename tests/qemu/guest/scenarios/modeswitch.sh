@@ -4,7 +4,10 @@
 # famfs mode) makes its round trips; then our daxctl-famfs makes devdax -> famfs -> devdax -> system-ram
 # -> devdax, with the real daxctl listing the device after each step and each refusal compared with the
 # real one in the same state. In famfs mode the device cannot be mmapped: our famfs tools must refuse
-# it clearly, and `famfs mount` must fail leaving nothing mounted and no daemon behind.
+# it clearly, and `famfs mount` must fail leaving nothing mounted and no daemon behind. A device in
+# use (our famfs_fused serving a mount of it, or any process holding it) is never switched by ours:
+# refused with EBUSY naming the mount point and the pid, the daemon keeps serving; after
+# `famfs umount` the switch works.
 # Every listing goes back to the host as JSON.
 # shellcheck source-path=SCRIPTDIR/.. source=lib.sh
 . /famfs-test/lib.sh
@@ -96,6 +99,33 @@ if have mkfs.famfs && have famfs && have famfs_fused; then
     capture famfs-mode-daemon timeout 30 famfs_fused "$DEV" "$MPT"
     capture famfs-mode-mounts-after-daemon cat /proc/mounts
     capture famfs-mode-daemons-after-daemon pidof famfs_fused
+    # --- a device in use is never switched (issue 8) ---
+    # -M of our famfs CLI switches famfs -> devdax itself: fsck -M, then (back in famfs mode)
+    # mount -M. Had either kept the device open or mapped, its own switch would be refused.
+    capture busy-fsck-set-daxmode famfs fsck -M "$DEV"
+    capture busy-back-to-famfs daxctl-famfs reconfigure-device -m famfs dax0.0
+    capture busy-mount-set-daxmode famfs mount -M "$DEV" "$MPT"
+    # Our famfs_fused now serves the famfs (devdax mode, stock path: it maps the device).
+    capture busy-creat famfs creat -r -S 5 -s 3M "$MPT/busy1"
+    capture busy-daemon-before pidof famfs_fused
+    capture busy-reconf-famfs daxctl-famfs reconfigure-device -m famfs dax0.0
+    capture busy-daxmode famfs daxmode -m famfs "$DEV"
+    capture busy-driver basename "$(readlink /sys/bus/dax/devices/dax0.0/driver)"
+    # The daemon keeps serving: the file written before the refusals reads back.
+    capture busy-verify famfs verify -S 5 -f "$MPT/busy1"
+    capture busy-daemon-after pidof famfs_fused
+    capture busy-umount famfs umount "$MPT"
+    # Any other process holding the device (open and mapped) is named too.
+    daxmm wait "$DEV" end-1M "never-$MARK" 60 &
+    holder=$!
+    kv busy_holder_pid "$holder"
+    step busy-holder-mapped sh -c "i=0; until grep -q dax0.0 /proc/$holder/maps; do
+        i=\$((i + 1)); [ \$i -gt 100 ] && exit 1; sleep 0.1; done"
+    capture busy-reconf-held daxctl-famfs reconfigure-device -m famfs dax0.0
+    kill "$holder"
+    wait "$holder"
+    # Nothing uses it any more: the switch works.
+    capture busy-reconf-after-umount daxctl-famfs reconfigure-device -m famfs dax0.0
 else
     kv ours_famfs absent
 fi
