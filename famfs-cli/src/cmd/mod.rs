@@ -89,22 +89,14 @@ impl Target {
 }
 
 /// The name a mounted famfs shows its meta files under; nothing may be created there.
-pub const META_DIR: &str = ".meta";
+pub use famfs_log::path::META_DIR;
 
-/// Refuse to create `rel` when it is (or is inside) the root's reserved `.meta` directory.
+/// Refuse to create `rel` when it is (or is inside) the root's reserved `.meta` directory (the
+/// rule replay applies: such an entry would be skipped by every reader).
 pub fn check_creatable(t: &Target, rel: &Path) -> Result<()> {
-    if rel
-        .components()
-        .next()
-        .is_some_and(|c| c.as_os_str() == META_DIR)
-    {
-        return Err(fail(
-            1,
-            format!(
-                "{}: {META_DIR} at the root is reserved for the meta files of a mounted famfs",
-                t.show(rel)
-            ),
-        ));
+    use std::os::unix::ffi::OsStrExt;
+    if let Err(p) = famfs_log::path::check_not_reserved(rel.as_os_str().as_bytes()) {
+        return Err(fail(1, format!("{}: {p}", t.show(rel))));
     }
     Ok(())
 }
