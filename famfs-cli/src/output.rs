@@ -11,6 +11,12 @@ use famfs_log::namespace::{Namespace, NodeKind, ROOT_INO};
 /// One line per node below the root, depth first, children in log order:
 /// `TYPE MODE UID GID SIZE PATH` with `d`/`f` types and a trailing `/` on directories.
 pub fn tree_lines(ns: &Namespace) -> Vec<String> {
+    tree_lines_with(ns, |m| m)
+}
+
+/// As [`tree_lines`], showing `mode_of(mode)` for each logged mode (a client shows modes
+/// without write bits).
+pub fn tree_lines_with(ns: &Namespace, mode_of: impl Fn(u32) -> u32) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![ROOT_INO];
     while let Some(ino) = stack.pop() {
@@ -18,10 +24,11 @@ pub fn tree_lines(ns: &Namespace) -> Vec<String> {
         if ino != ROOT_INO {
             let path = ns.path_of(ino);
             let a = node.attr;
+            let mode = mode_of(a.mode) & 0o7777;
             out.push(match &node.kind {
                 NodeKind::Dir(_) => format!(
                     "d {:04o} {:>6} {:>6} {:>14} {}/",
-                    a.mode & 0o7777,
+                    mode,
                     a.uid,
                     a.gid,
                     0,
@@ -29,7 +36,7 @@ pub fn tree_lines(ns: &Namespace) -> Vec<String> {
                 ),
                 NodeKind::File(f) => format!(
                     "f {:04o} {:>6} {:>6} {:>14} {}",
-                    a.mode & 0o7777,
+                    mode,
                     a.uid,
                     a.gid,
                     f.size,

@@ -11,8 +11,10 @@ pub mod create;
 pub mod data;
 pub mod daxmode;
 pub mod fsck;
+pub mod meta;
 pub mod mkfs;
 pub mod mount;
+pub mod stale;
 pub mod umount;
 
 use std::os::unix::fs::FileTypeExt;
@@ -131,12 +133,7 @@ pub fn resolve_target(arg: impl AsRef<std::ffi::OsStr>, dev: &DeviceOpt) -> Resu
 
 /// Resolve a host path inside a mounted famfs.
 pub fn resolve_host_target(p: &Path) -> Result<Target> {
-    let abs = resolve_host_path(p).map_err(|e| {
-        fail(
-            e.raw_os_error().unwrap_or(1),
-            format!("{}: {e}", p.display()),
-        )
-    })?;
+    let abs = resolve_host_path(p).map_err(|e| path_error(p, &e))?;
     let table = mounts::read_mounts();
     match find_in_mounts(&abs, &table) {
         Some(m) => Ok(Target {
@@ -155,14 +152,20 @@ pub fn resolve_host_target(p: &Path) -> Result<Target> {
     }
 }
 
+/// The error for a host path that cannot be reached: a stale famfs mount is named, with the fix.
+fn path_error(p: &Path, e: &std::io::Error) -> anyhow::Error {
+    let code = e.raw_os_error().unwrap_or(libc::ENOENT);
+    if code == libc::ENOTCONN
+        && let Some(mpt) = stale::stale_mount_containing(p)
+    {
+        return fail(code, stale::stale_message(&mpt));
+    }
+    fail(code, format!("{}: {e}", p.display()))
+}
+
 /// What a positional `DEV|PATH` argument of fsck/logplay names.
 pub fn classify_dev_or_path(p: &Path) -> Result<Location> {
-    let meta = std::fs::metadata(p).map_err(|e| {
-        fail(
-            e.raw_os_error().unwrap_or(libc::ENOENT),
-            format!("{}: {e}", p.display()),
-        )
-    })?;
+    let meta = std::fs::metadata(p).map_err(|e| path_error(p, &e))?;
     let ft = meta.file_type();
     if ft.is_char_device() {
         return Ok(Location::Device(p.to_path_buf()));

@@ -21,6 +21,7 @@ use anyhow::Result;
 use nix::mount::MntFlags;
 
 use crate::cli::MountArgs;
+use crate::cmd::stale::{is_disconnected, stale_message, stale_mount_containing};
 use crate::error::fail;
 use crate::mounts::{famfs_mount_at, mounts_of_device, read_mounts};
 use crate::open::{OpenFs, OpenHow, check_daxmode};
@@ -202,24 +203,16 @@ impl MountPlan {
     /// Check the arguments, the paths, the mount table and (unless it is to be switched) the
     /// device's dax mode.
     fn new(a: &MountArgs, verbose: u8) -> Result<MountPlan> {
-        if a.args.len() != 2 {
-            return Err(fail(1, "<daxdev> and <mountpoint> args required"));
-        }
         if !nix::unistd::geteuid().is_root() {
             return Err(fail(1, "must run as root (mount(2) needs it)"));
         }
-        let dev = std::fs::canonicalize(&a.args[0]).map_err(|e| {
-            fail(
-                1,
-                format!("daxdev ({}) not found: {e}", a.args[0].display()),
-            )
-        })?;
-        let mpt = std::fs::canonicalize(&a.args[1]).map_err(|e| {
-            fail(
-                1,
-                format!("mount pt ({}) not found: {e}", a.args[1].display()),
-            )
-        })?;
+        if let Some(stale) = stale_mount_containing(&a.mpt) {
+            return Err(fail(1, stale_message(&stale)));
+        }
+        let dev = std::fs::canonicalize(&a.dev)
+            .map_err(|e| fail(1, format!("daxdev ({}) not found: {e}", a.dev.display())))?;
+        let mpt = std::fs::canonicalize(&a.mpt)
+            .map_err(|e| fail(1, format!("mount pt ({}) not found: {e}", a.mpt.display())))?;
         if !mpt.is_dir() {
             return Err(fail(
                 1,
@@ -373,6 +366,9 @@ impl MountPlan {
 fn refuse_mounted(dev: &Path, mpt: &Path) -> Result<()> {
     let table = read_mounts();
     if let Some(m) = mounts_of_device(&table, dev).first() {
+        if is_disconnected(&m.target) {
+            return Err(fail(1, stale_message(&m.target)));
+        }
         return Err(fail(
             1,
             format!(
