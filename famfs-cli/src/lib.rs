@@ -263,7 +263,10 @@ mod tests {
         assert_eq!(parse_code(&["famfs", "badarg"]), 3, "unknown command");
         assert_eq!(parse_code(&["famfs", "-h"]), 0);
         assert_eq!(parse_code(&["famfs", "-h", "creat"]), 0);
-        assert!(parse_famfs(&os(&["famfs", "-h", "creat"])).is_err(), "help, not a run");
+        assert!(
+            parse_famfs(&os(&["famfs", "-h", "creat"])).is_err(),
+            "help, not a run"
+        );
         assert_eq!(parse_code(&["famfs", "getmap"]), 22);
         assert_eq!(parse_code(&["famfs", "fsck"]), 102, "fsck usage");
         assert_eq!(parse_code(&["famfs", "fsck", "--bogus", "x"]), 102);
@@ -272,14 +275,25 @@ mod tests {
         assert_eq!(main_famfs(os(&["famfs", "logplay", "-r", "-m", "x"])), 1);
         assert_eq!(parse_code(&["famfs", "mount", "a", "b", "c"]), 1);
         assert_eq!(parse_code(&["famfs", "mount", "a"]), 1);
-        assert_eq!(parse_code(&["famfs", "creat", "--bogus"]), 2, "unknown option");
+        assert_eq!(
+            parse_code(&["famfs", "creat", "--bogus"]),
+            2,
+            "unknown option"
+        );
         for c in [
             "mount", "umount", "fsck", "mkdir", "cp", "creat", "verify", "flush", "logplay",
             "getmap", "clone", "chkread", "daxmode",
         ] {
             let e = parse_famfs(&os(&["famfs", c, "-?"])).unwrap_err();
-            assert_eq!((e.code, e.error.kind()), (0, ErrorKind::DisplayHelp), "{c} -?");
-            assert!(e.error.to_string().contains(&format!("famfs {c}")), "{c}: its own help");
+            assert_eq!(
+                (e.code, e.error.kind()),
+                (0, ErrorKind::DisplayHelp),
+                "{c} -?"
+            );
+            assert!(
+                e.error.to_string().contains(&format!("famfs {c}")),
+                "{c}: its own help"
+            );
         }
         assert_eq!(parse_code(&["famfs", "-?"]), 0);
         let mkfs = |a: &[&str]| parse_mkfs(&os(a)).map_or_else(|e| e.code, |_| 0);

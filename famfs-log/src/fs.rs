@@ -337,9 +337,9 @@ fn rel(path: &Path) -> Result<&[u8], LogError> {
     check_relpath(b)
         .and_then(|()| check_not_reserved(b))
         .map_err(|problem| LogError::Path {
-        path: path.to_path_buf(),
-        problem,
-    })?;
+            path: path.to_path_buf(),
+            problem,
+        })?;
     Ok(b)
 }
 

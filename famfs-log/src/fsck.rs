@@ -241,7 +241,11 @@ mod tests {
         let r = FsckReport::of(&fs);
         let meta = ALLOC_UNIT + (8 << 20);
         assert_eq!(r.capacity.reserved, meta);
-        assert_eq!(r.capacity.allocated, meta + 2 * ALLOC_UNIT, "metadata counts");
+        assert_eq!(
+            r.capacity.allocated,
+            meta + 2 * ALLOC_UNIT,
+            "metadata counts"
+        );
         assert_eq!(r.capacity.free, (1 << 30) - meta - 2 * ALLOC_UNIT);
         assert!(r.is_clean());
         let text = r.render(false, true);

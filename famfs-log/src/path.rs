@@ -131,7 +131,13 @@ mod tests {
             assert!(is_reserved(p), "{}", String::from_utf8_lossy(p));
             assert_eq!(check_not_reserved(p), Err(PathProblem::Reserved));
         }
-        for p in [&b".metadata"[..], b"a/.meta", b"x/.meta/y", b".met", b"meta"] {
+        for p in [
+            &b".metadata"[..],
+            b"a/.meta",
+            b"x/.meta/y",
+            b".met",
+            b"meta",
+        ] {
             assert!(!is_reserved(p), "{}", String::from_utf8_lossy(p));
             assert_eq!(check_not_reserved(p), Ok(()));
         }

@@ -482,18 +482,30 @@ mod tests {
         ];
         let (tool, tool_skips) = replay(&sb, false, &entries);
         let (mount, mount_skips) = replay(&sb, true, &entries);
-        assert_eq!(tool_skips, mount_skips, "one rule for the daemon and the tools");
+        assert_eq!(
+            tool_skips, mount_skips,
+            "one rule for the daemon and the tools"
+        );
         assert_eq!(tool_skips.len(), 4, "{tool_skips:?}");
         for (k, s) in tool_skips.iter().enumerate() {
             assert!(s.starts_with(&format!("log entry {k} (.meta")), "{s}");
-            assert!(s.ends_with("reserved for the meta files of a mounted famfs"), "{s}");
+            assert!(
+                s.ends_with("reserved for the meta files of a mounted famfs"),
+                "{s}"
+            );
         }
-        assert!(tool.namespace().resolve(b".meta").is_err(), "no .meta in a tool's tree");
+        assert!(
+            tool.namespace().resolve(b".meta").is_err(),
+            "no .meta in a tool's tree"
+        );
         assert!(mount.namespace().resolve(b".meta/evil").is_err());
         assert_eq!(mount.namespace().resolve(b".meta").unwrap(), META_DIR_INO);
         for st in [&tool, &mount] {
             assert!(st.namespace().resolve(b"good").is_ok());
-            assert!(st.namespace().resolve(b"d/.meta").is_ok(), "only the root's .meta");
+            assert!(
+                st.namespace().resolve(b"d/.meta").is_ok(),
+                "only the root's .meta"
+            );
             assert_eq!(st.stats().skipped, 4);
             assert_eq!((st.stats().files, st.stats().dirs), (2, 1));
             // The reserved entries' space is still claimed, as the reference's bitmap does.

@@ -275,8 +275,7 @@ fn getmap_one(
         let t = resolve_target(f, &a.dev).map_err(|e| (libc::EINVAL, format!("{e:#}")))?;
         (t.loc, t.rel)
     } else {
-        let m = std::fs::metadata(f)
-            .map_err(|_| (libc::EBADF, format!("file not found ({f})")))?;
+        let m = std::fs::metadata(f).map_err(|_| (libc::EBADF, format!("file not found ({f})")))?;
         if !m.is_file() {
             return Err((libc::EISDIR, format!("not a regular file ({f})")));
         }

@@ -105,7 +105,10 @@ impl Media for MappedFile {
 }
 
 fn no_famfs(what: &str, e: famfs_log::LogError) -> anyhow::Error {
-    fail(e.errno(), format!("{what}: no valid famfs file system: {e}"))
+    fail(
+        e.errno(),
+        format!("{what}: no valid famfs file system: {e}"),
+    )
 }
 
 /// Replay the log (leniently, as fsck does) from a superblock and a log media.
@@ -141,7 +144,9 @@ fn device_by_read(dev: &Path, set_daxmode: bool) -> Result<Famfs<Box<dyn Media>>
         check_daxmode(dev, set_daxmode)?;
         return Err(fail(
             libc::EINVAL,
-            format!("{what}: a dax device cannot be read with read(2); leave out -r (it is mapped)"),
+            format!(
+                "{what}: a dax device cannot be read with read(2); leave out -r (it is mapped)"
+            ),
         ));
     }
     let file = FileMedia::open(dev, false).map_err(|e| fail(e.errno(), format!("{what}: {e}")))?;
