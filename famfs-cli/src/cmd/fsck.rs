@@ -8,6 +8,7 @@ use famfs_log::{Famfs, FsckReport};
 use crate::cli::{FsckArgs, LogplayArgs};
 use crate::cmd::classify_dev_or_path;
 use crate::cmd::meta::{MetaAccess, open_for_check};
+use crate::cmd::stale::{stale_message, stale_mount_of_device};
 use crate::error::{count_exit, exit_code_of, fail};
 use crate::json::{FsckJson, LocationJson, LogplayJson, ProblemJson, tree_json};
 use crate::open::{Location, refuse_if_mounted};
@@ -55,6 +56,11 @@ fn open_checked(a: &FsckArgs) -> Result<(Location, Famfs<Box<dyn Media>>)> {
     let access = MetaAccess::from_flags(a.read, a.mmap, FSCK_USAGE)?;
     let opened = (|| {
         let loc = classify_dev_or_path(&a.path)?;
+        if let Location::Device(dev) = &loc
+            && let Some(mpt) = stale_mount_of_device(dev)
+        {
+            return Err(fail(libc::ENOTCONN, stale_message(&mpt)));
+        }
         if let Location::Device(dev) = &loc
             && !a.force
         {

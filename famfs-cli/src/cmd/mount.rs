@@ -274,7 +274,9 @@ impl MountPlan {
             })?;
         let log2 = log.try_clone()?;
         let mut cmd = Command::new(&exe);
-        cmd.args(&self.daemon_args)
+        // The log is a file: no colour escape codes in it (tracing-subscriber honours NO_COLOR).
+        cmd.env("NO_COLOR", "1")
+            .args(&self.daemon_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);

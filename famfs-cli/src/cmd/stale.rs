@@ -6,9 +6,13 @@ use std::path::{Path, PathBuf};
 
 use crate::mounts::read_mounts;
 
-/// Whether `dir` is a mount whose FUSE daemon is gone (stat fails with ENOTCONN).
+/// Whether `dir` is a mount whose FUSE daemon is gone. `stat` may still answer from the
+/// kernel's attribute cache; `statfs` always asks the daemon, and fails with ENOTCONN.
 pub fn is_disconnected(dir: &Path) -> bool {
-    matches!(std::fs::metadata(dir), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+    matches!(
+        nix::sys::statvfs::statvfs(dir),
+        Err(nix::errno::Errno::ENOTCONN)
+    )
 }
 
 /// The deepest famfs mount at or above `p` (made absolute without touching it) whose daemon is
@@ -21,6 +25,23 @@ pub fn stale_mount_containing(p: &Path) -> Option<PathBuf> {
         .map(|m| m.target)
         .filter(|t| is_disconnected(t))
         .max_by_key(|t| t.components().count())
+}
+
+/// A stale famfs mount of device `dev`, if there is one.
+pub fn stale_mount_of_device(dev: &Path) -> Option<PathBuf> {
+    let table = read_mounts();
+    crate::mounts::mounts_of_device(&table, dev)
+        .into_iter()
+        .map(|m| m.target.clone())
+        .find(|t| is_disconnected(t))
+}
+
+/// Fail (ENOTCONN) with [`stale_message`] when `p` is in a stale famfs mount.
+pub fn check_not_stale(p: &Path) -> anyhow::Result<()> {
+    match stale_mount_containing(p) {
+        Some(mpt) => Err(crate::error::fail(libc::ENOTCONN, stale_message(&mpt))),
+        None => Ok(()),
+    }
 }
 
 /// What to tell the user about a stale mount at `mpt`.
