@@ -25,10 +25,12 @@ Only the master host (whose system UUID is in the superblock) can create files a
 The system UUID comes from $FAMFS_SYSTEM_UUID, else the file $FAMFS_SYSTEM_UUID_FILE, else
 /opt/famfs/system_uuid (created on first use).
 
-Exit codes: 0 success; 1 most failures; 2 a usage error or a missing file (ENOENT); 3 an unknown
-command; other errno values where the reference uses them (16 busy, 22 invalid argument); fsck
-exits with the number of allocation collisions and logplay with the number of skipped entries
-(both capped at 127).";
+Exit status: 0 success; 1 most failures, and a missing argument; 2 an unknown option or a bad
+value, or a path that does not exist (ENOENT); 3 an unknown command; otherwise the errno of the
+cause, as the reference does (e.g. 13 permission denied, 16 device mounted/busy, 22 invalid
+argument, 28 no space, 107 a stale mount whose daemon died, 117 no valid famfs on the device).
+Commands with codes of their own list them in their help: fsck (1-100 allocation collisions,
+101-106 other outcomes), logplay (skipped entries), getmap, mount; mkfs.famfs exits 0, 1 or 2.";
 
 /// `famfs`: create and inspect files in famfs, the fabric-attached memory file system.
 #[derive(Debug, Parser)]

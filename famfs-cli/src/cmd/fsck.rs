@@ -99,12 +99,23 @@ pub fn fsck(a: FsckArgs, verbose: u8) -> Result<i32> {
     Ok(code)
 }
 
+/// logplay's exit status for an error before the replay: 2 if DEV|PATH does not exist, else 1
+/// (so that no errno can be read as a count of skipped entries beyond those two).
+fn logplay_error(e: anyhow::Error) -> anyhow::Error {
+    let code = if exit_code_of(&e) == libc::ENOENT {
+        libc::ENOENT
+    } else {
+        1
+    };
+    fail(code, format!("{e:#}"))
+}
+
 /// `famfs logplay`: exit = entries skipped (capped at 127).
 pub fn logplay(a: LogplayArgs) -> Result<i32> {
     let access = MetaAccess::from_flags(a.read, a.mmap, 1)?;
     let loc = match (&a.device, &a.path) {
         (Some(d), _) => Location::Device(d.clone()),
-        (None, Some(p)) => classify_dev_or_path(p)?,
+        (None, Some(p)) => classify_dev_or_path(p).map_err(logplay_error)?,
         (None, None) => {
             return Err(fail(
                 1,
@@ -115,7 +126,7 @@ pub fn logplay(a: LogplayArgs) -> Result<i32> {
     if a.dryrun && !a.json {
         println!("Logplay: dry_run selected");
     }
-    let fs = open_for_check(&loc, a.set_daxmode, true, access)?;
+    let fs = open_for_check(&loc, a.set_daxmode, true, access).map_err(logplay_error)?;
     let client = a.client || fs.role() != Role::Master;
     let mode_of = |m: u32| if client { m & !0o222 } else { m };
     let st = fs.state();
