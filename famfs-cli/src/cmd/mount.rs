@@ -1,6 +1,6 @@
 //! `famfs mount`.
 //!
-//! The mount follows the contract in `notes/INTERFACES.md`: validate the device, start
+//! The mount: validate the device, start
 //! `famfs_fused DEV MPT` in its own session with its output in a log file, wait until
 //! `MPT/.meta/.log` is visible on a famfs FUSE mount, and leave nothing mounted on failure.
 //! It runs in steps: a plan (arguments, paths, the mount table and the dax mode checked; nothing
