@@ -28,12 +28,14 @@ run()  {
     "$@"
 }
 die()  { printf '%sdemo failed: %s%s\n' "$RED" "$*" "$OFF" >&2; exit 1; }
-say "Build the release binaries"
+say "Build the release binaries (famfs, mkfs.famfs, famfs_fused, daxctl-famfs)"
 cd "$REPO"
-run cargo build --release -q -p famfs-cli
+run cargo build --release -q -p famfs-cli -p famfs-server -p daxctl-famfs
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 FAMFS_BIN="$TARGET/release/famfs"
-[[ -x "$FAMFS_BIN" ]] || die "$FAMFS_BIN was not built"
+for b in famfs famfs_fused daxctl-famfs; do
+    [[ -x "$TARGET/release/$b" ]] || die "$TARGET/release/$b was not built"
+done
 
 START_NS=$(date +%s%N)
 WORK="$(mktemp -d "${WORKDIR:-${TMPDIR:-/tmp}}/famfs-demo.XXXXXX")"
@@ -52,10 +54,13 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# famfs and mkfs.famfs on the PATH (mkfs.famfs is the same program under another name).
+# The programs on the PATH (mkfs.famfs is famfs under another name; famfs mount finds
+# famfs_fused next to the famfs binary). scripts/install.sh installs them for good.
 mkdir -p "$WORK/bin"
 ln -s "$FAMFS_BIN" "$WORK/bin/famfs"
 ln -s "$FAMFS_BIN" "$WORK/bin/mkfs.famfs"
+ln -s "$TARGET/release/famfs_fused" "$WORK/bin/famfs_fused"
+ln -s "$TARGET/release/daxctl-famfs" "$WORK/bin/daxctl-famfs"
 export PATH="$WORK/bin:$PATH"
 export FAMFS_SYSTEM_UUID_FILE="$WORK/system_uuid"
 unset FAMFS_SYSTEM_UUID
@@ -103,7 +108,6 @@ run famfs getmap --device "$DEV" /models/weights.safetensors /datasets/striped.r
 
 if [[ "${MOUNT:-0}" == 1 ]]; then
     say "Mount it with the FUSE daemon and use ordinary tools (MOUNT=1)"
-    run cargo build --release -q -p famfs-server --manifest-path "$REPO/Cargo.toml"
     mkdir -p "$WORK/mnt"
     run famfs mount "$DEV" "$WORK/mnt"
     MOUNTED=1

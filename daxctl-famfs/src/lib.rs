@@ -15,6 +15,7 @@
 
 mod backend;
 mod chardev;
+pub mod cli;
 mod error;
 mod famfs;
 pub mod json;

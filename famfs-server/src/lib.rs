@@ -19,6 +19,7 @@
 //! request loop on a file descriptor; [`mount`] mounts `/dev/fuse`.
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cli;
 mod config;
 mod error;
 pub mod mount;
