@@ -177,6 +177,12 @@ pub struct MountArgs {
 
 /// `famfs umount`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "A stale mount (its daemon died) is detached. The daemon's log is removed after a \
+clean stop and kept otherwise.\n\n\
+Exit status: 0 unmounted; 1 MPT is not a famfs mount point, or is still mounted afterwards; 16 \
+busy (files open or a working directory in it: use -l); other errno values of umount(2)."
+)]
 pub struct UmountArgs {
     /// Lazy: detach the mount even if it is busy.
     #[arg(short = 'l', long = "lazy")]

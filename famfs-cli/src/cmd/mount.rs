@@ -408,12 +408,19 @@ fn stop(child: &mut Child) {
 }
 
 /// `famfs mount DEV MPT`: plan (check everything), prepare the device, start the daemon, report.
+/// Every failure exits 1, as the reference's mount does (and as `famfs mount --help` says).
 pub fn mount(a: MountArgs, verbose: u8) -> Result<i32> {
-    let plan = MountPlan::new(&a, verbose)?;
-    plan.prepare_device()?;
-    println!("daxdev={}, mpt={}", plan.dev.display(), plan.mpt.display());
-    let launch = plan.launch()?;
-    plan.report(&launch, verbose)
+    let run = || -> Result<i32> {
+        let plan = MountPlan::new(&a, verbose)?;
+        plan.prepare_device()?;
+        println!("daxdev={}, mpt={}", plan.dev.display(), plan.mpt.display());
+        let launch = plan.launch()?;
+        plan.report(&launch, verbose)
+    };
+    run().map_err(|e| match crate::error::exit_code_of(&e) {
+        1 => e,
+        _ => fail(1, format!("{e:#}")),
+    })
 }
 
 #[cfg(test)]
