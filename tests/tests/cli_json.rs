@@ -24,6 +24,18 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+/// A JSON problem as the text output says it: `log entry N (PATH): REASON`.
+fn problem_text(p: &Value) -> String {
+    let path = p["path"]
+        .as_str()
+        .map_or_else(String::new, |s| format!(" ({s})"));
+    format!(
+        "log entry {}{path}: {}",
+        u(&p["index"]),
+        p["reason"].as_str().unwrap()
+    )
+}
+
 /// `fsck` and `fsck --json` agree, and both exit `code`.
 fn check_fsck(r: &Runner, dev: &str, code: i32) -> Value {
     let text = r.famfs(&["fsck", "-v", dev]).expect(code, "fsck");
