@@ -132,14 +132,7 @@ fn check_fsck(r: &Runner, dev: &str, code: i32) -> Value {
             .count()
     );
     for p in problems {
-        let path = p["path"]
-            .as_str()
-            .map_or_else(String::new, |s| format!(" ({s})"));
-        let line = format!(
-            "problem: log entry {}{path}: {}",
-            u(&p["index"]),
-            p["reason"].as_str().unwrap()
-        );
+        let line = format!("problem: {}", problem_text(p));
         assert!(t.contains(&line), "{line}:\n{t}");
     }
     j
@@ -188,14 +181,7 @@ fn check_logplay(r: &Runner, dev: &str, extra: &[&str], code: i32) -> Value {
         u(&j["bad_entries"]) + u(&j["skipped_entries"])
     );
     for p in problems {
-        let path = p["path"]
-            .as_str()
-            .map_or_else(String::new, |s| format!(" ({s})"));
-        let line = format!(
-            "skipped log entry {}{path}: {}",
-            u(&p["index"]),
-            p["reason"].as_str().unwrap()
-        );
+        let line = format!("skipped {}", problem_text(p));
         assert!(text.stdout.contains(&line), "{line}:\n{}", text.stdout);
     }
     j
