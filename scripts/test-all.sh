@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every test of the project: formatting, lints, unit/property/compatibility tests, end-to-end
-# FUSE tests (real mounts, needs root and /dev/fuse), and the qemu real-kernel tier (Debian cloud
+# FUSE tests (real mounts, needs root and /dev/fuse), and the qemu real-kernel tier (Debian 7.3 cloud
 # kernel, emulated NVDIMM). Installs what the tests need first (Debian packages, cached downloads).
 #
 #   scripts/test-all.sh            # everything
@@ -25,8 +25,29 @@ if [ ${#need[@]} -gt 0 ]; then
     as_root apt-get install -y --no-install-recommends "${need[@]}" ||
         { as_root apt-get update && as_root apt-get install -y --no-install-recommends "${need[@]}"; }
 fi
-# The qemu tier: qemu, a Debian cloud kernel, daxctl/ndctl, busybox (cached under tests/qemu/cache).
+# The qemu tier: apt-installs qemu and kmod/cpio/xz tools on the host, then fetches Debian's 7.3 cloud
+# kernel (trixie-backports), ndctl/daxctl 85 (sid) and busybox through a private apt configuration (the
+# host's apt sources stay untouched); everything is cached under tests/qemu/cache.
 as_root tests/qemu/setup.sh
+
+step "prerequisites (Python virtualenv with pyarrow and numpy, tests/python/cache/venv)"
+# For tests/tests/arrow_two_hosts.rs. A python3 that can make virtualenvs: $PYTHON, python3 on the
+# PATH, or Debian's (python3-venv installed if needed).
+can_venv() { command -v "$1" >/dev/null 2>&1 && "$1" -c 'import venv, ensurepip' 2>/dev/null; }
+py="${PYTHON:-python3}"
+if ! can_venv "$py"; then
+    as_root apt-get install -y --no-install-recommends python3 python3-venv ||
+        { as_root apt-get update && as_root apt-get install -y --no-install-recommends python3 python3-venv; } ||
+        true
+    can_venv "$py" || py=/usr/bin/python3
+fi
+if ! PYTHON="$py" tests/python/setup.sh >/dev/null; then
+    if [ "${CI:-}" = true ]; then
+        echo "CI=true: tests/python/setup.sh failed (see above)" >&2
+        exit 1
+    fi
+    echo "WARNING: tests/python/setup.sh failed: the Arrow end-to-end test will skip" >&2
+fi
 
 if [ -z "${SKIP_LINT:-}" ]; then
     step "cargo fmt --check"

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! cargo run -p daxctl-famfs --features fake-sysfs --example make-fake-tree -- DIR
-//! daxctl-famfs --sysfs-root DIR/sys list -RDMi
+//! daxctl-famfs --sysfs-root DIR/sys --dev-root DIR/dev list -RDMi
+//! daxctl-famfs --fake-sysfs --sysfs-root DIR/sys reconfigure-device ...  # built with fake-sysfs
 //! ```
 //!
 //! Contents: an nvdimm region 0 (dax0.0, 15.6 GiB, devdax), an hmem region 1 of 4 GiB with

@@ -1,5 +1,5 @@
-//! The command line of the `daxctl-famfs` binary (clap), in the library so that man pages and
-//! shell completions can be generated from it.
+//! The command line of the `daxctl-famfs` binary (clap; `cli` feature), in the library so that
+//! man pages and shell completions can be generated from it.
 
 use std::path::PathBuf;
 
@@ -39,6 +39,10 @@ pub struct Cli {
     /// Directory holding the daxX.Y device nodes (default /dev, or the fake tree's own).
     #[arg(long, global = true, value_name = "DIR", env = "DAXCTL_FAMFS_DEV_ROOT")]
     pub dev_root: Option<PathBuf>,
+    /// The sysfs root is an emulated tree made by daxctl_famfs::fake (tests; needs a build
+    /// with the `fake-sysfs` feature).
+    #[arg(long, global = true, hide = true)]
+    pub fake_sysfs: bool,
     /// More messages on stderr (-v info, -vv debug: every sysfs write).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,

@@ -245,16 +245,6 @@ pub enum Error {
         /// What modprobe said.
         detail: String,
     },
-    /// The sysfs root is a fake tree but the crate was built without the `fake-sysfs` feature.
-    #[error(
-        "{} marks a fake sysfs tree, but this build lacks the `fake-sysfs` feature \
-         (build with `--features daxctl-famfs/fake-sysfs`)",
-        path.display()
-    )]
-    FakeTreeUnsupported {
-        /// The marker found.
-        path: PathBuf,
-    },
     /// An argument to a library call is invalid.
     #[error("{0}")]
     InvalidArgument(String),
@@ -304,7 +294,6 @@ impl Error {
             Error::ChardevTimeout { .. } => ETIMEDOUT,
             Error::WrongMode { .. } => EPERM,
             Error::ModuleLoad { .. } => ENOENT,
-            Error::FakeTreeUnsupported { .. } => EOPNOTSUPP,
             Error::InvalidArgument(_) => EINVAL,
         })
     }

@@ -15,6 +15,7 @@
 
 mod backend;
 mod chardev;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod error;
 mod famfs;
@@ -30,9 +31,10 @@ mod sysfs;
 pub mod fake;
 
 pub use backend::{RealBackend, SysfsBackend, daxctl_encoding};
+pub use chardev::CharDevInfo;
 pub use error::{Error, Result, exit_code_for_errno, strerror};
 pub use famfs::{ModeCheck, TOOL, check_or_set_famfs_mode, fix_command};
 pub use memory::{MemBlock, MemoryOpOutcome, MemoryStatus, ZONE_MOVABLE, ZONE_NORMAL};
 pub use model::{DaxDev, DaxMode, Mapping, ParseModeError, Region, driver};
 pub use reconfig::ReconfigureOptions;
-pub use sysfs::{DEFAULT_CHARDEV_TIMEOUT, ENV_DEV_ROOT, ENV_SYSFS_ROOT, FAKE_MARKER, Sysfs};
+pub use sysfs::{DEFAULT_CHARDEV_TIMEOUT, ENV_DEV_ROOT, ENV_SYSFS_ROOT, Sysfs};

@@ -35,6 +35,16 @@ pub fn parse_dec_u64(raw: &str) -> Option<u64> {
     digits(attr_text(raw).trim())
 }
 
+/// Parses a number in either form sysfs prints: decimal, or hexadecimal with a `0x` prefix.
+pub fn parse_u64(raw: &str) -> Option<u64> {
+    let t = attr_text(raw).trim();
+    if t.starts_with("0x") || t.starts_with("0X") {
+        parse_hex_u64(t)
+    } else {
+        parse_dec_u64(t)
+    }
+}
+
 /// Parses a signed decimal attribute (`target_node`, `numa_node`).
 pub fn parse_dec_i64(raw: &str) -> Option<i64> {
     let t = attr_text(raw).trim();
@@ -302,6 +312,7 @@ mod tests {
             let _ = parse_dec_u64(&s);
             let _ = parse_dec_i64(&s);
             let _ = parse_hex_u64(&s);
+            let _ = parse_u64(&s);
             let _ = parse_devnum(&s);
             let _ = parse_written_name(&b);
             let _ = DeviceFilter::parse(&s);
@@ -311,6 +322,14 @@ mod tests {
         #[test]
         fn dec_roundtrip(v in any::<u64>()) {
             prop_assert_eq!(parse_dec_u64(&format!("{v}\n")), Some(v));
+        }
+
+        /// Both forms a sysfs number comes in (moved from famfs-fsdev's device sizes).
+        #[test]
+        fn either_form_roundtrips(v in any::<u64>()) {
+            prop_assert_eq!(parse_u64(&format!("{v}\n")), Some(v));
+            prop_assert_eq!(parse_u64(&format!("0x{v:x}")), Some(v));
+            prop_assert_eq!(parse_u64(&format!(" {v:#X} ")), Some(v));
         }
 
         #[test]

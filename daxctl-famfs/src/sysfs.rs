@@ -11,12 +11,11 @@ use crate::parse::{
 };
 use crate::{DaxDev, Error, Mapping, Region, Result};
 
-/// Environment variable overriding the sysfs root (default `/sys`).
+/// Environment variable overriding the sysfs root (default `/sys`) for every famfs tool and
+/// library that reads sysfs: this crate, famfs-fsdev's device open, the famfs CLI and daemon.
 pub const ENV_SYSFS_ROOT: &str = "DAXCTL_FAMFS_SYSFS_ROOT";
 /// Environment variable overriding the device-node root (default `/dev`).
 pub const ENV_DEV_ROOT: &str = "DAXCTL_FAMFS_DEV_ROOT";
-/// Name of the directory that marks a sysfs root as an emulated (fake) tree.
-pub const FAKE_MARKER: &str = ".fake-sysfs";
 /// Default time to wait for `/dev/daxX.Y` after a bind.
 pub const DEFAULT_CHARDEV_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -30,28 +29,15 @@ pub struct Sysfs {
     pub(crate) backend: Arc<dyn SysfsBackend>,
     pub(crate) chardev_timeout: Duration,
     pub(crate) load_modules: bool,
-    pub(crate) unsupported_fake: Option<PathBuf>,
 }
 
 impl Sysfs {
-    /// A view of `sys_root` (e.g. `/sys`), device nodes under `/dev`.
-    ///
-    /// If `sys_root` is an emulated tree made by `FakeSysfs` (feature `fake-sysfs`), the
-    /// emulating backend and the tree's own device-node directory are used instead. Driver
-    /// modules are loaded with `modprobe` only when `sys_root` is the real `/sys`.
+    /// A view of `sys_root` (e.g. `/sys`) through the real backend (plain file I/O), device
+    /// nodes under `/dev`. Driver modules are loaded with `modprobe` only when `sys_root` is the
+    /// real `/sys`. An emulated tree has its own constructor, `Sysfs::emulated` (feature
+    /// `fake-sysfs`).
     pub fn new(sys_root: impl Into<PathBuf>) -> Self {
         let sys_root = sys_root.into();
-        let marker = sys_root.join(FAKE_MARKER);
-        if marker.exists() {
-            #[cfg(feature = "fake-sysfs")]
-            if let Ok(fake) = crate::fake::FakeBackend::open(&sys_root) {
-                let dev_root = fake.dev_root().to_path_buf();
-                return Self::with_backend(sys_root, dev_root, Arc::new(fake));
-            }
-            let mut s = Self::with_backend(sys_root, "/dev", Arc::new(RealBackend));
-            s.unsupported_fake = Some(marker);
-            return s;
-        }
         let load_modules = sys_root == Path::new("/sys");
         let mut s = Self::with_backend(sys_root, "/dev", Arc::new(RealBackend));
         s.load_modules = load_modules;
@@ -64,7 +50,7 @@ impl Sysfs {
     }
 
     /// Roots from the environment: [`ENV_SYSFS_ROOT`] (default `/sys`) and [`ENV_DEV_ROOT`]
-    /// (default `/dev`, or the fake tree's own).
+    /// (default `/dev`).
     pub fn from_env() -> Self {
         let root = std::env::var_os(ENV_SYSFS_ROOT)
             .filter(|v| !v.is_empty())
@@ -89,7 +75,6 @@ impl Sysfs {
             backend,
             chardev_timeout: DEFAULT_CHARDEV_TIMEOUT,
             load_modules: false,
-            unsupported_fake: None,
         }
     }
 
@@ -170,13 +155,6 @@ impl Sysfs {
             })
     }
 
-    pub(crate) fn check_writable(&self) -> Result<()> {
-        match &self.unsupported_fake {
-            Some(p) => Err(Error::FakeTreeUnsupported { path: p.clone() }),
-            None => Ok(()),
-        }
-    }
-
     /// The driver bound to the device at `dev_path` (basename of its `driver` link).
     pub(crate) fn bound_driver(&self, dev_path: &Path) -> Option<String> {
         let link = self.backend.read_link(&dev_path.join("driver")).ok()?;
@@ -195,7 +173,6 @@ impl Sysfs {
     /// devices in their region directory). This is reproduced so that `list` output matches
     /// daxctl byte for byte; use [`Sysfs::list_sorted`] for a stable numeric order.
     pub fn list(&self) -> Result<Vec<Region>> {
-        self.check_writable()?;
         let bus = self.sys("bus/dax/devices");
         let names = match self.backend.read_dir(&bus) {
             Ok(n) => n,

@@ -16,6 +16,7 @@ struct Run {
 
 fn run(sys: &Path, args: &[&str]) -> Run {
     let out: Output = Command::new(BIN)
+        .arg("--fake-sysfs")
         .arg("--sysfs-root")
         .arg(sys)
         .args(args)
@@ -136,7 +137,7 @@ fn list_prints_daxctl_json() {
 fn env_var_selects_the_sysfs_root() {
     let (_d, fake) = tree();
     let out = Command::new(BIN)
-        .args(["list", "-d", "dax0.0"])
+        .args(["--fake-sysfs", "list", "-d", "dax0.0"])
         .env("DAXCTL_FAMFS_SYSFS_ROOT", fake.sys_root())
         .output()
         .unwrap();
@@ -391,4 +392,17 @@ fn help_explains() {
     ] {
         assert!(h.contains(w), "{w}: {h}");
     }
+}
+
+#[test]
+fn fake_sysfs_flag_needs_a_fake_tree() {
+    let plain = tempfile::tempdir().unwrap();
+    let r = run(plain.path(), &["list"]);
+    assert_eq!(r.code, 129, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not an emulated sysfs tree"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stdout, "");
 }

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
+use famfs_fmap::{Extent, Fmap, FmapKind};
 use famfs_log::FsckReport;
-use famfs_log::fmap::Fmap;
 use famfs_log::namespace::{Namespace, NodeKind, ROOT_INO};
 use famfs_log::replay::{Problem, ProblemKind};
 use serde::Serialize;
@@ -336,15 +336,15 @@ pub enum MapJson {
 impl MapJson {
     /// The JSON form of `fmap`.
     pub fn of(fmap: &Fmap) -> MapJson {
-        let ext = |e: &famfs_log::fmap::Extent| ExtentJson {
+        let ext = |e: &Extent| ExtentJson {
             offset: e.offset,
             length: e.len,
         };
-        match fmap {
-            Fmap::Simple(v) => MapJson::Simple {
+        match &fmap.kind {
+            FmapKind::Simple(v) => MapJson::Simple {
                 extents: v.iter().map(ext).collect(),
             },
-            Fmap::Interleaved(v) => MapJson::Interleaved {
+            FmapKind::Interleaved(v) => MapJson::Interleaved {
                 extents: v
                     .iter()
                     .map(|ie| InterleaveJson {

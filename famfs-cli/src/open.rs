@@ -12,7 +12,7 @@ use daxctl_famfs::DaxMode;
 use famfs_fsdev::{Access, DaxDevice, FileMedia, FileView, FsdevError, Mapping, Media};
 use famfs_log::namespace::{FileNode, Ino, Node};
 use famfs_log::superblock::Superblock;
-use famfs_log::{Famfs, LogError, OffsetMedia, OpenOptions, ReplayMode};
+use famfs_log::{Famfs, LogError, OpenOptions, ReplayMode};
 use uuid::Uuid;
 
 use crate::error::fail;
@@ -210,19 +210,11 @@ impl OpenFs {
         let dev = DaxDevice::open(path, access).map_err(|e| device_error(path, e))?;
         let via_file = matches!(dev.kind(), famfs_fsdev::DeviceKind::File) && !force_mmap();
         let map = Arc::new(dev.map_all().map_err(|e| device_error(path, e))?);
-        let mut sb_bytes = [0u8; 200];
-        map.invalidate(0, 200)?;
-        map.read(0, &mut sb_bytes)?;
-        let what = path.display().to_string();
-        let sb = Superblock::parse(&sb_bytes).map_err(|e| open_log_error(&what, e.into()))?;
-        let log_len = sb.log_len.min(dev.size().saturating_sub(sb.log_offset));
-        let log = OffsetMedia::new(Arc::clone(&map), sb.log_offset, log_len)
-            .map_err(|e| open_log_error(&what, e.into()))?;
         let opts = open_options(how.write, Some(dev.size()))?;
-        let fs = Famfs::open(&sb_bytes, Box::new(log) as Box<dyn Media>, opts)
-            .map_err(|e| open_log_error(&what, e))?;
+        let fs = Famfs::open_device(Arc::clone(&map), opts)
+            .map_err(|e| open_log_error(&path.display().to_string(), e))?;
         Ok(OpenFs {
-            fs,
+            fs: fs.into_dyn(),
             data: Data::Device { map, via_file },
             location: Location::Device(path.to_path_buf()),
         })
@@ -233,19 +225,21 @@ impl OpenFs {
         let what = root.display().to_string();
         let sb_path = root.join(".meta/.superblock");
         let log_path = root.join(".meta/.log");
-        let sbm = FileMedia::open(&sb_path, false)
-            .map_err(|e| fail(e.errno(), format!("{}: {e}", sb_path.display())))?;
-        let mut sb_bytes = [0u8; 200];
-        sbm.read_at(0, &mut sb_bytes)
-            .map_err(|e| fail(e.errno(), format!("{}: {e}", sb_path.display())))?;
+        let sb_io_error = |e: FsdevError| fail(e.errno(), format!("{}: {e}", sb_path.display()));
+        let sbm = FileMedia::open(&sb_path, false).map_err(sb_io_error)?;
+        // A superblock that cannot be read is reported now; one that does not check out, once
+        // the log is open (as Famfs::open would).
+        let sb = match Superblock::read(&sbm) {
+            Err(LogError::Media(e)) => return Err(sb_io_error(e)),
+            sb => sb.map_err(|e| open_log_error(&what, e)),
+        };
         let log = match FileMedia::open(&log_path, how.write) {
             Ok(l) => l,
             Err(e)
                 if how.write && matches!(e.errno(), libc::EACCES | libc::EPERM | libc::EROFS) =>
             {
                 // Say "not the master" rather than "permission denied" when that is the cause.
-                let sb =
-                    Superblock::parse(&sb_bytes).map_err(|e| open_log_error(&what, e.into()))?;
+                let sb = sb?;
                 let me = system_uuid_for_writing()?;
                 if sb.system_uuid != me {
                     return Err(LogError::NotMaster {
@@ -259,7 +253,7 @@ impl OpenFs {
             Err(e) => return Err(fail(e.errno(), format!("{}: {e}", log_path.display()))),
         };
         let opts = open_options(how.write, None)?;
-        let fs = Famfs::open(&sb_bytes, Box::new(log) as Box<dyn Media>, opts)
+        let fs = Famfs::open(sb?, Box::new(log) as Box<dyn Media>, opts)
             .map_err(|e| open_log_error(&what, e))?;
         Ok(OpenFs {
             fs,
@@ -294,13 +288,7 @@ impl Data {
     pub fn file(&self, rel: &Path, node: &FileNode, write: bool) -> Result<FileData> {
         match self {
             Data::Device { map, via_file } => {
-                let wire = node.fmap.to_wire(node.size).map_err(|e| {
-                    fail(
-                        libc::EUCLEAN,
-                        format!("{}: bad file map: {e}", display_rel(rel)),
-                    )
-                })?;
-                let view = FileView::new(Arc::clone(map), &wire)
+                let view = FileView::new(Arc::clone(map), &node.fmap)
                     .map_err(|e| fail(e.errno(), format!("{}: {e}", display_rel(rel))))?;
                 Ok(FileData::View {
                     view,

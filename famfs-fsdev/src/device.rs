@@ -5,14 +5,13 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use daxctl_famfs::{DaxMode, Sysfs};
+
 use crate::{ALLOC_UNIT, FsdevError, Mapping};
 
 /// Smallest device famfs can live on: the 2 MiB superblock, the minimum 8 MiB log, and one
 /// 2 MiB allocation unit of data.
 pub const MIN_DEVICE_SIZE: u64 = 2 * ALLOC_UNIT + 8 * 1024 * 1024;
-
-/// Environment variable that points sysfs lookups at another root (tests, containers).
-pub const SYSFS_ROOT_ENV: &str = "FAMFS_SYSFS_ROOT";
 
 /// Whether a device is opened for reading only or for reading and writing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +33,9 @@ pub enum DeviceKind {
         minor: u32,
         /// The device's sysfs directory (`<sysfs>/dev/char/M:m`).
         sysfs_dir: PathBuf,
+        /// Its mode when opened (from the bound driver). Only devdax mode can be mapped: a
+        /// device in famfs mode (`fsdev_dax`) has no mmap.
+        mode: DaxMode,
     },
     /// A regular file standing in for a device.
     File,
@@ -54,20 +56,18 @@ pub struct DaxDevice {
 
 impl DaxDevice {
     /// Open `path` (a `/dev/daxX.Y` character device or a regular file), checking that it is
-    /// at least [`MIN_DEVICE_SIZE`] bytes and a multiple of 2 MiB. Sysfs is read under `/sys`,
-    /// or under `$FAMFS_SYSFS_ROOT` when set.
+    /// at least [`MIN_DEVICE_SIZE`] bytes and a multiple of 2 MiB. A dax device's size,
+    /// alignment and mode come from daxctl-famfs ([`Sysfs::from_env`]: `/sys`, or the root in
+    /// `$DAXCTL_FAMFS_SYSFS_ROOT`).
     pub fn open(path: impl AsRef<Path>, access: Access) -> Result<Self, FsdevError> {
-        let root = std::env::var_os(SYSFS_ROOT_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/sys"));
-        Self::open_with_sysfs(path, access, &root)
+        Self::open_with_sysfs(path, access, &Sysfs::from_env())
     }
 
-    /// As [`DaxDevice::open`], reading device attributes under `sysfs_root` instead of `/sys`.
+    /// As [`DaxDevice::open`], reading device attributes through `sysfs`.
     pub fn open_with_sysfs(
         path: impl AsRef<Path>,
         access: Access,
-        sysfs_root: &Path,
+        sysfs: &Sysfs,
     ) -> Result<Self, FsdevError> {
         let path = path.as_ref().to_path_buf();
         let meta = std::fs::metadata(&path).map_err(|e| match e.kind() {
@@ -78,31 +78,27 @@ impl DaxDevice {
         let (kind, size, align) = if ft.is_char_device() {
             let rdev = meta.rdev();
             let (major, minor) = (libc::major(rdev), libc::minor(rdev));
-            let sysfs_dir = sysfs_root.join(format!("dev/char/{major}:{minor}"));
-            let size_file = sysfs_dir.join("size");
-            if !size_file.exists() {
-                return Err(FsdevError::NotDax {
-                    path,
+            let info = sysfs
+                .chardev_info(major, minor)
+                .map_err(|e| FsdevError::Sysfs {
+                    path: sysfs.chardev_dir(major, minor),
+                    detail: e.to_string(),
+                })?
+                .ok_or_else(|| FsdevError::NotDax {
+                    path: path.clone(),
                     major,
                     minor,
-                    sysfs: size_file,
-                });
-            }
-            let size = read_sysfs_u64(&size_file)?;
-            let align_file = sysfs_dir.join("align");
-            let align = if align_file.exists() {
-                read_sysfs_u64(&align_file)?
-            } else {
-                ALLOC_UNIT
-            };
+                    sysfs: sysfs.chardev_dir(major, minor).join("size"),
+                })?;
             (
                 DeviceKind::DaxChar {
                     major,
                     minor,
-                    sysfs_dir,
+                    sysfs_dir: info.sysfs_dir,
+                    mode: info.mode,
                 },
-                size,
-                align.max(ALLOC_UNIT),
+                info.size,
+                info.align.unwrap_or(ALLOC_UNIT).max(ALLOC_UNIT),
             )
         } else if ft.is_file() {
             (DeviceKind::File, meta.len(), ALLOC_UNIT)
@@ -241,30 +237,9 @@ impl DaxDevice {
     }
 }
 
-fn read_sysfs_u64(path: &Path) -> Result<u64, FsdevError> {
-    let text = std::fs::read_to_string(path).map_err(|e| FsdevError::Sysfs {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
-    parse_sysfs_u64(&text).ok_or_else(|| FsdevError::Sysfs {
-        path: path.to_path_buf(),
-        detail: format!("not a number: {:?}", text.trim()),
-    })
-}
-
-/// Parse a sysfs number: decimal, or hex with a `0x` prefix, surrounded by whitespace.
-pub(crate) fn parse_sysfs_u64(text: &str) -> Option<u64> {
-    let t = text.trim();
-    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => t.parse().ok(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     const GIB: u64 = 1 << 30;
 
@@ -313,20 +288,51 @@ mod tests {
     }
 
     #[test]
-    fn char_device_size_and_align_come_from_sysfs() {
+    fn char_device_size_align_and_mode_come_from_sysfs() {
         // Use /dev/null's major:minor with a fake sysfs that claims it is a dax device.
         let meta = std::fs::metadata("/dev/null").unwrap();
         let (ma, mi) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
         let root = tempfile::tempdir().unwrap();
+        let sysfs = Sysfs::new(root.path());
+        let e = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, &sysfs).unwrap_err();
+        assert!(matches!(e, FsdevError::NotDax { .. }), "{e}");
         let d = root.path().join(format!("dev/char/{ma}:{mi}"));
         std::fs::create_dir_all(&d).unwrap();
         std::fs::write(d.join("size"), "8589934592\n").unwrap();
         std::fs::write(d.join("align"), "2097152\n").unwrap();
-        let dev = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, root.path()).unwrap();
+        let dev = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, &sysfs).unwrap();
         assert_eq!(dev.size(), 8 * GIB);
         assert!(matches!(dev.kind(), DeviceKind::DaxChar { major, .. } if *major == ma));
+        assert!(
+            matches!(
+                dev.kind(),
+                DeviceKind::DaxChar {
+                    mode: DaxMode::Disabled,
+                    ..
+                }
+            ),
+            "no driver link: unbound"
+        );
+        // Hex sizes are numbers too; the bound driver gives the mode.
+        std::fs::write(d.join("size"), "0x200000000").unwrap();
+        let drivers = root.path().join("bus/dax/drivers/fsdev_dax");
+        std::fs::create_dir_all(&drivers).unwrap();
+        std::os::unix::fs::symlink(&drivers, d.join("driver")).unwrap();
+        let dev = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, &sysfs).unwrap();
+        assert_eq!(dev.size(), 8 * GIB);
+        assert!(
+            matches!(
+                dev.kind(),
+                DeviceKind::DaxChar {
+                    mode: DaxMode::Famfs,
+                    ..
+                }
+            ),
+            "{:?}",
+            dev.kind()
+        );
         std::fs::write(d.join("size"), "garbage").unwrap();
-        let e = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, root.path()).unwrap_err();
+        let e = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, &sysfs).unwrap_err();
         assert!(matches!(e, FsdevError::Sysfs { .. }), "{e}");
     }
 
@@ -338,18 +344,5 @@ mod tests {
         assert!(dev.map(0, 17 * ALLOC_UNIT).is_err());
         assert!(dev.map(u64::MAX - ALLOC_UNIT + 1, ALLOC_UNIT).is_err());
         assert!(dev.map(ALLOC_UNIT, ALLOC_UNIT).is_ok());
-    }
-
-    proptest! {
-        #[test]
-        fn sysfs_numbers_never_panic(s in ".{0,40}") {
-            let _ = parse_sysfs_u64(&s);
-        }
-
-        #[test]
-        fn sysfs_numbers_round_trip(n: u64) {
-            prop_assert_eq!(parse_sysfs_u64(&format!("{n}\n")), Some(n));
-            prop_assert_eq!(parse_sysfs_u64(&format!("0x{n:x}")), Some(n));
-        }
     }
 }

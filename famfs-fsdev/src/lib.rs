@@ -2,18 +2,21 @@
 //! (a regular file or a memfd of the same shape), map ranges of it shared, and keep CPU caches
 //! honest when the memory is shared with other hosts.
 //!
-//! * [`DaxDevice`] opens and inspects a device (size and alignment from sysfs for a real dax
-//!   device, from the file for a stand-in) and hands out [`Mapping`]s.
-//! * [`Mapping`] is a `MAP_SHARED` window onto the device. Every access copies bytes in or out
+//! * [`DaxDevice`] opens and inspects a device (size, alignment and [`DaxMode`] of a real dax
+//!   device from daxctl-famfs, which owns sysfs; size from the file for a stand-in) and hands
+//!   out [`Mapping`]s.
+//! * [`Mapping`] is a `MAP_SHARED` window onto the device, or onto a whole host file
+//!   ([`Mapping::of_file`]): the one mmap wrapper. Every access copies bytes in or out
 //!   through raw pointers: no Rust reference into memory that another host may be writing is
 //!   ever created, so callers parse copies, never live shared bytes.
 //! * [`FileView`] is the kernel's fault path in user space: a file's bytes, read and written
-//!   through its file map (resolved with `fuse-famfs-proto`'s resolver) on a mapping.
+//!   through its file map (resolved with `famfs-fmap`'s resolver) on a mapping.
 //! * [`cache`] has the x86 cache-line write-back (`clwb`/`clflushopt`/`clflush` + `sfence`) and
 //!   invalidate primitives used after metadata writes and before metadata reads.
 //! * [`Media`] is the small byte-addressed interface the on-media format code (famfs-log) works
 //!   against, implemented by [`Mapping`], by [`FileMedia`] (pread/pwrite on a file, used for the
 //!   mounted `.meta` files) and by [`MemMedia`] (an in-memory device for tests).
+//! * [`mounts`] parses the mount table: which famfs is mounted where, from which device.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod cache;
@@ -22,7 +25,10 @@ mod error;
 mod file;
 mod mapping;
 mod media;
+pub mod mounts;
 
+/// A dax device's mode (devdax, famfs, system-ram), as [`DeviceKind::DaxChar`] reports it.
+pub use daxctl_famfs::DaxMode;
 pub use device::{Access, DaxDevice, DeviceKind, MIN_DEVICE_SIZE};
 pub use error::FsdevError;
 pub use file::{FileView, Segment};

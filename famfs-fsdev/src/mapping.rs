@@ -69,6 +69,20 @@ impl Mapping {
         })
     }
 
+    /// A read-only shared mapping of all of `file` (`path` names it in messages): a host file
+    /// such as a file in a mounted famfs, for `flush`/`chkread`. Empty files cannot be mapped.
+    /// The mapping keeps its own descriptor (a duplicate of `file`'s).
+    pub fn of_file(file: &File, path: &Path) -> Result<Self, FsdevError> {
+        let size = file
+            .metadata()
+            .map_err(|e| FsdevError::io("stat", path, e))?
+            .len();
+        let own = file
+            .try_clone()
+            .map_err(|e| FsdevError::io("dup", path, e))?;
+        Mapping::new(Arc::new(own), path, 0, size, false)
+    }
+
     /// Length of the mapping in bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -204,6 +218,29 @@ mod tests {
         b.fill(0, 4, 0xaa).unwrap();
         a.read(ALLOC_UNIT, &mut buf[..4]).unwrap();
         assert_eq!(&buf[..4], &[0xaa; 4]);
+    }
+
+    #[test]
+    fn whole_host_files_map_read_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"hello famfs").unwrap();
+        let f = std::fs::File::open(&p).unwrap();
+        let m = super::Mapping::of_file(&f, &p).unwrap();
+        drop(f);
+        assert_eq!(m.len(), 11);
+        let mut b = [0u8; 5];
+        m.read(6, &mut b).unwrap();
+        assert_eq!(&b, b"famfs");
+        assert!(m.read(7, &mut b).is_err());
+        m.flush(0, m.len()).unwrap();
+        m.invalidate(0, m.len()).unwrap();
+        assert_eq!(m.write(0, b"x").unwrap_err().errno(), libc::EROFS);
+        assert_eq!(m.file().metadata().unwrap().len(), 11, "its own descriptor");
+        drop(m);
+        std::fs::write(&p, b"").unwrap();
+        let e = super::Mapping::of_file(&std::fs::File::open(&p).unwrap(), &p).unwrap_err();
+        assert!(e.to_string().contains("empty"), "{e}");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! Free space is never stored: it is rebuilt from the log. Bit *k* stands for allocation unit
 //! *k* (2 MiB at device offset 2 MiB·k). The superblock and log region is reserved.
 
-use crate::fmap::{Extent, Fmap, Interleave};
 use crate::layout::{ALLOC_UNIT, MAX_NBUCKETS, MAX_STRIPS};
+use famfs_fmap::{Extent, Fmap, InterleavedExtent};
 
 /// One bit per allocation unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,16 +237,20 @@ impl BucketRng {
     }
 }
 
-/// The allocator: a bitmap over the device plus the next-fit cursor of one writer session.
-#[derive(Debug)]
+/// The allocator: plans where a new file goes, from a bitmap over the device.
+///
+/// It never marks the bitmap: the caller claims the planned extents (a writer does so by
+/// appending the entry, whose replay marks them exactly as every reader's replay does). One plan
+/// never overlaps itself; two plans from the same bitmap may overlap each other.
+#[derive(Debug, Clone, Copy)]
 pub struct Allocator<'a> {
-    bitmap: &'a mut Bitmap,
+    bitmap: &'a Bitmap,
     dev_size: u64,
 }
 
 impl<'a> Allocator<'a> {
-    /// Allocate from `bitmap`, which covers a device of `dev_size` bytes.
-    pub fn new(bitmap: &'a mut Bitmap, dev_size: u64) -> Self {
+    /// Plan against `bitmap`, which covers a device of `dev_size` bytes.
+    pub fn new(bitmap: &'a Bitmap, dev_size: u64) -> Self {
         Allocator { bitmap, dev_size }
     }
 
@@ -256,7 +260,8 @@ impl<'a> Allocator<'a> {
 
     /// One extent of `round_up(size, 2 MiB)` bytes: next fit from `*cursor`, wrapping once to
     /// the start (the reference never wraps, which can fail with space left below the cursor).
-    pub fn contiguous(&mut self, size: u64, cursor: &mut u64) -> Result<Fmap, AllocError> {
+    /// `*cursor` moves past the planned extent.
+    pub fn contiguous(&self, size: u64, cursor: &mut u64) -> Result<Fmap, AllocError> {
         if size == 0 {
             return Err(AllocError::Empty);
         }
@@ -270,12 +275,11 @@ impl<'a> Allocator<'a> {
                 needed: n * ALLOC_UNIT,
                 free: self.free_bytes(),
             })?;
-        self.bitmap.mark(start, n);
         *cursor = start + n;
-        Ok(Fmap::Simple(vec![Extent::new(
-            start * ALLOC_UNIT,
-            n * ALLOC_UNIT,
-        )]))
+        Ok(Fmap::simple(
+            size,
+            vec![Extent::new(0, start * ALLOC_UNIT, n * ALLOC_UNIT)],
+        ))
     }
 
     /// Interleaved allocation with the reference's algorithm: the device is cut into
@@ -283,7 +287,7 @@ impl<'a> Allocator<'a> {
     /// first-fit from buckets in a random order until `nstrips` are found. A file smaller than
     /// one chunk gets a contiguous extent instead (searched from the start of the device).
     pub fn interleaved(
-        &mut self,
+        &self,
         size: u64,
         p: &InterleaveParams,
         rng: &mut BucketRng,
@@ -307,34 +311,55 @@ impl<'a> Allocator<'a> {
                 break;
             }
             let lo = b * bucket_au;
+            // Buckets are disjoint, so the strips of one plan never overlap.
             if let Some(start) = self.bitmap.find_free_run(lo, lo + bucket_au, strip_au) {
-                self.bitmap.mark(start, strip_au);
-                strips.push(Extent::new(start * ALLOC_UNIT, strip_au * ALLOC_UNIT));
+                strips.push(Extent::new(0, start * ALLOC_UNIT, strip_au * ALLOC_UNIT));
             }
         }
         if (strips.len() as u64) < p.nstrips {
-            for s in &strips {
-                self.bitmap.clear(s.offset / ALLOC_UNIT, s.len / ALLOC_UNIT);
-            }
             return Err(AllocError::NoStripSpace {
                 found: strips.len() as u64,
                 nstrips: p.nstrips,
                 strip: strip_au * ALLOC_UNIT,
             });
         }
-        Ok(Fmap::Interleaved(vec![Interleave {
-            chunk_size: p.chunk_size,
-            strips,
-        }]))
+        Ok(Fmap::striped(
+            size,
+            vec![InterleavedExtent::new(p.chunk_size, strips)],
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use famfs_fmap::FmapKind;
     use proptest::prelude::*;
 
     const GIB: u64 = 1 << 30;
+
+    /// Claim a plan as the replay of its entry does; returns the collisions.
+    fn claim(bm: &mut Bitmap, f: &Fmap) -> u64 {
+        f.ranges()
+            .map(|e| bm.mark(e.offset / ALLOC_UNIT, e.len.div_ceil(ALLOC_UNIT)))
+            .sum()
+    }
+
+    /// Plan with `plan`, check that planning left the bitmap alone, then claim the plan and
+    /// check that it collided with nothing.
+    fn plan_and_claim(
+        bm: &mut Bitmap,
+        dev: u64,
+        plan: impl FnOnce(Allocator<'_>) -> Result<Fmap, AllocError>,
+    ) -> Result<Fmap, AllocError> {
+        let before = bm.clone();
+        let r = plan(Allocator::new(bm, dev));
+        assert_eq!(*bm, before, "planning must not mark the bitmap");
+        if let Ok(f) = &r {
+            assert_eq!(claim(bm, f), 0, "a plan must only use free space");
+        }
+        r
+    }
 
     #[test]
     fn mark_counts_collisions_across_words() {
@@ -367,32 +392,56 @@ mod tests {
 
     #[test]
     fn contiguous_is_next_fit_and_wraps() {
+        let dev = 16 * ALLOC_UNIT;
         let mut bm = Bitmap::new(16);
         bm.mark(0, 5);
-        let mut a = Allocator::new(&mut bm, 16 * ALLOC_UNIT);
         let mut cur = 0;
-        let f = a.contiguous(1, &mut cur).unwrap();
+        let f = plan_and_claim(&mut bm, dev, |a| a.contiguous(1, &mut cur)).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(5 * ALLOC_UNIT, ALLOC_UNIT)])
+            Fmap::simple(1, vec![Extent::new(0, 5 * ALLOC_UNIT, ALLOC_UNIT)])
         );
-        let f = a.contiguous(3 * ALLOC_UNIT, &mut cur).unwrap();
+        let f = plan_and_claim(&mut bm, dev, |a| a.contiguous(3 * ALLOC_UNIT, &mut cur)).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(6 * ALLOC_UNIT, 3 * ALLOC_UNIT)])
+            Fmap::simple(
+                3 * ALLOC_UNIT,
+                vec![Extent::new(0, 6 * ALLOC_UNIT, 3 * ALLOC_UNIT)]
+            )
         );
         assert_eq!(cur, 9);
         let mut cur = 14;
-        let f = a.contiguous(2 * ALLOC_UNIT + 1, &mut cur).unwrap();
+        let f =
+            plan_and_claim(&mut bm, dev, |a| a.contiguous(2 * ALLOC_UNIT + 1, &mut cur)).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(9 * ALLOC_UNIT, 3 * ALLOC_UNIT)])
+            Fmap::simple(
+                2 * ALLOC_UNIT + 1,
+                vec![Extent::new(0, 9 * ALLOC_UNIT, 3 * ALLOC_UNIT)]
+            )
         );
         assert!(matches!(
-            a.contiguous(10 * ALLOC_UNIT, &mut cur),
+            plan_and_claim(&mut bm, dev, |a| a.contiguous(10 * ALLOC_UNIT, &mut cur)),
             Err(AllocError::NoSpace { .. })
         ));
-        assert_eq!(a.contiguous(0, &mut cur), Err(AllocError::Empty));
+        assert_eq!(
+            plan_and_claim(&mut bm, dev, |a| a.contiguous(0, &mut cur)),
+            Err(AllocError::Empty)
+        );
+    }
+
+    #[test]
+    fn a_plan_is_not_a_claim() {
+        // Two plans from the same bitmap are the same plan until one is claimed.
+        let mut bm = Bitmap::new(16);
+        bm.mark(0, 5);
+        let a = Allocator::new(&bm, 16 * ALLOC_UNIT);
+        let first = a.contiguous(ALLOC_UNIT, &mut 0).unwrap();
+        assert_eq!(a.contiguous(ALLOC_UNIT, &mut 0).unwrap(), first);
+        assert_eq!(bm.count_set(), 5);
+        assert_eq!(claim(&mut bm, &first), 0);
+        let a = Allocator::new(&bm, 16 * ALLOC_UNIT);
+        assert_ne!(a.contiguous(ALLOC_UNIT, &mut 0).unwrap(), first);
     }
 
     #[test]
@@ -439,14 +488,14 @@ mod tests {
         let dev = 8 * GIB;
         let mut bm = Bitmap::new(dev / ALLOC_UNIT);
         bm.mark(0, 5);
-        let mut a = Allocator::new(&mut bm, dev);
         let mut rng = BucketRng::new(1);
         let p = InterleaveParams {
             nbuckets: 8,
             nstrips: 8,
             chunk_size: 4 << 20,
         };
-        let Fmap::Interleaved(ie) = a.interleaved(100 << 20, &p, &mut rng).unwrap() else {
+        let plan = plan_and_claim(&mut bm, dev, |a| a.interleaved(100 << 20, &p, &mut rng));
+        let FmapKind::Interleaved(ie) = plan.unwrap().kind else {
             panic!()
         };
         assert_eq!(ie[0].strips.len(), 8);
@@ -460,7 +509,8 @@ mod tests {
             nstrips: 3,
             chunk_size: 2 << 20,
         };
-        let Fmap::Interleaved(ie) = a.interleaved(7 << 20, &p, &mut rng).unwrap() else {
+        let plan = plan_and_claim(&mut bm, dev, |a| a.interleaved(7 << 20, &p, &mut rng));
+        let FmapKind::Interleaved(ie) = plan.unwrap().kind else {
             panic!()
         };
         assert!(ie[0].strips.iter().all(|s| s.len == 4 << 20));
@@ -471,27 +521,29 @@ mod tests {
             chunk_size: 2 << 20,
         };
         assert!(matches!(
-            a.interleaved(1 << 20, &p, &mut rng).unwrap(),
-            Fmap::Simple(_)
+            plan_and_claim(&mut bm, dev, |a| a.interleaved(1 << 20, &p, &mut rng))
+                .unwrap()
+                .kind,
+            FmapKind::Simple(_)
         ));
     }
 
     #[test]
-    fn failed_interleave_gives_space_back() {
+    fn failed_interleave_takes_no_space() {
         let dev = 4 * GIB;
         let mut bm = Bitmap::new(dev / ALLOC_UNIT);
         // Fill bucket 1 of 4 completely.
         bm.mark(512, 512);
         let before = bm.clone();
-        let mut a = Allocator::new(&mut bm, dev);
         let p = InterleaveParams {
             nbuckets: 4,
             nstrips: 4,
             chunk_size: 2 << 20,
         };
-        let e = a
-            .interleaved(64 << 20, &p, &mut BucketRng::new(7))
-            .unwrap_err();
+        let e = plan_and_claim(&mut bm, dev, |a| {
+            a.interleaved(64 << 20, &p, &mut BucketRng::new(7))
+        })
+        .unwrap_err();
         assert!(
             matches!(e, AllocError::NoStripSpace { found: 3, .. }),
             "{e}"
@@ -500,7 +552,8 @@ mod tests {
     }
 
     proptest! {
-        /// Random sequences of allocations never overlap each other or the reserved area.
+        /// Random sequences of allocations, each claimed as its entry's replay claims it, never
+        /// overlap each other or the reserved area; planning never marks the bitmap.
         #[test]
         fn allocations_never_overlap(
             ops in proptest::collection::vec((1u64..(300 << 20), any::<bool>(), 1u64..5), 1..60),
@@ -514,13 +567,12 @@ mod tests {
             let mut rng = BucketRng::new(seed);
             let mut cur = 0;
             for (size, striped, nstrips) in ops {
-                let mut a = Allocator::new(&mut bm, dev);
-                let r = if striped {
+                let r = plan_and_claim(&mut bm, dev, |a| if striped {
                     let p = InterleaveParams { nbuckets: 8, nstrips, chunk_size: 2 << 20 };
                     a.interleaved(size, &p, &mut rng)
                 } else {
                     a.contiguous(size, &mut cur)
-                };
+                });
                 let Ok(f) = r else { continue };
                 prop_assert!(f.capacity() >= size);
                 for e in f.ranges() {

@@ -11,7 +11,7 @@ use crate::LogError;
 use crate::alloc::{AllocPolicy, Allocator, BucketRng};
 use crate::entry::{DirEntry, EntryError, FileEntry, LogEntry, check_integrity};
 use crate::header::{COUNTERS_OFFSET, LogHeader};
-use crate::layout::{ALLOC_UNIT, FM_ALL_HOSTS_RW, LOG_ENTRY_SIZE, LOG_HEADER_SIZE, entry_offset};
+use crate::layout::{FM_ALL_HOSTS_RW, LOG_ENTRY_SIZE, LOG_HEADER_SIZE, entry_offset};
 use crate::namespace::{Attr, Ino};
 use crate::path::{check_not_reserved, check_relpath};
 use crate::replay::{Applied, LogState, Problem};
@@ -147,10 +147,10 @@ pub struct Famfs<L: Media> {
 }
 
 impl<L: Media> Famfs<L> {
-    /// Open a file system from its superblock bytes (at least the first 200 bytes of the
-    /// device) and its log (a media whose offset 0 is the log start), then replay the log.
-    pub fn open(sb_bytes: &[u8], log: L, opts: OpenOptions) -> Result<Self, LogError> {
-        let sb = Superblock::parse(sb_bytes)?;
+    /// Open a file system from its superblock (see [`Superblock::read`]) and its log (a media
+    /// whose offset 0 is the log start, e.g. a mounted `.meta/.log`), then replay the log.
+    /// A device or mapping holding both goes through [`Famfs::open_device`] instead.
+    pub fn open(sb: Superblock, log: L, opts: OpenOptions) -> Result<Self, LogError> {
         if let Some(real) = opts.device_size
             && sb.dev_size > real
         {
@@ -190,15 +190,10 @@ impl<L: Media> Famfs<L> {
     /// Open from a media holding the whole metadata region with device offsets (superblock at
     /// 0, log at 2 MiB), e.g. a [`famfs_fsdev::Mapping`] of the device.
     pub fn open_device(dev: L, opts: OpenOptions) -> Result<Famfs<OffsetMedia<L>>, LogError> {
-        let mut sb = [0u8; 200];
-        dev.invalidate(0, 200)?;
-        dev.read_at(0, &mut sb)?;
-        let parsed = Superblock::parse(&sb)?;
-        let log_size = parsed
-            .log_len
-            .min(dev.size().saturating_sub(parsed.log_offset));
-        let log = OffsetMedia::new(dev, parsed.log_offset, log_size)?;
-        Famfs::open(&sb, log, opts)
+        let sb = Superblock::read(&dev)?;
+        let log_size = sb.log_len.min(dev.size().saturating_sub(sb.log_offset));
+        let log = OffsetMedia::new(dev, sb.log_offset, log_size)?;
+        Famfs::open(sb, log, opts)
     }
 
     /// The superblock.
@@ -231,6 +226,23 @@ impl<L: Media> Famfs<L> {
         &self.log
     }
 
+    /// The same file system over a boxed log media, so that file systems opened from different
+    /// media (a device mapping, a mounted `.meta/.log`) have one type.
+    pub fn into_dyn(self) -> Famfs<Box<dyn Media>>
+    where
+        L: 'static,
+    {
+        Famfs {
+            log: Box::new(self.log),
+            sb: self.sb,
+            header: self.header,
+            state: self.state,
+            local: self.local,
+            mode: self.mode,
+            buf: self.buf,
+        }
+    }
+
     fn read_header(&self) -> Result<LogHeader, LogError> {
         let mut b = [0u8; LOG_HEADER_SIZE];
         self.log.invalidate(0, LOG_HEADER_SIZE as u64)?;
@@ -238,6 +250,12 @@ impl<L: Media> Famfs<L> {
         let h = LogHeader::parse(&b)?;
         h.check(self.sb.log_len)?;
         Ok(h)
+    }
+
+    /// Whether the log holds entries not replayed yet: one read of the log header (a cache
+    /// line), much cheaper than [`Famfs::refresh`]. An unreadable header is an error.
+    pub fn has_new_entries(&self) -> Result<bool, LogError> {
+        Ok(self.read_header()?.next_index > self.state.applied())
     }
 
     /// Pick up entries appended since the last replay (by this process or any other host).
@@ -459,28 +477,26 @@ impl<L: Media> Writer<'_, L> {
         if h.next_index >= h.slots() {
             return Err(LogError::LogFull { slots: h.slots() });
         }
+        // The allocator only plans: the bits are claimed once, when the appended entry is
+        // applied, exactly as every reader's replay claims them.
         let (bitmap, dev_size) = self.fs.state.alloc_parts();
-        let mut alloc = Allocator::new(bitmap, dev_size);
+        let alloc = Allocator::new(bitmap, dev_size);
+        let mut cursor = self.cursor;
         let fmap = match policy {
-            AllocPolicy::Contiguous => alloc.contiguous(size, &mut self.cursor)?,
+            AllocPolicy::Contiguous => alloc.contiguous(size, &mut cursor)?,
             AllocPolicy::Interleaved(p) => alloc.interleaved(size, p, &mut self.rng)?,
         };
-        // The allocator marked the bits; give them back so that the replay of the appended
-        // entry claims them exactly as every reader will (and counts no collision).
-        let bitmap = self.fs.state.alloc_parts().0;
-        for e in fmap.ranges() {
-            bitmap.clear(e.offset / ALLOC_UNIT, e.len / ALLOC_UNIT);
-        }
         let entry = FileEntry {
             path: path.to_path_buf(),
-            size,
             flags: FM_ALL_HOSTS_RW,
             uid: attr.uid,
             gid: attr.gid,
             mode: attr.mode,
             fmap,
         };
-        match self.append(&LogEntry::File(entry.clone()))? {
+        let appended = self.append(&LogEntry::File(entry.clone()))?;
+        self.cursor = cursor;
+        match appended {
             (_, Applied::File(ino)) => Ok((ino, entry)),
             (index, other) => Err(LogError::Internal {
                 index,

@@ -48,6 +48,8 @@ pub const FM_ALL_HOSTS_RW: u32 = 2;
 pub const DEVNAME_LEN: usize = 64;
 /// Bytes of the superblock covered by its CRC.
 pub const SUPERBLOCK_CRC_LEN: usize = 96;
+/// Size of the on-media superblock (`struct famfs_superblock`) in bytes.
+pub const SUPERBLOCK_SIZE: usize = 200;
 
 /// Log entry types (`famfs_log_entry_type`).
 pub mod entry_type {
@@ -239,7 +241,7 @@ pub struct RawLogEntry {
 
 const _: () = {
     use core::mem::{offset_of, size_of};
-    assert!(size_of::<RawSuperblock>() == 200);
+    assert!(size_of::<RawSuperblock>() == SUPERBLOCK_SIZE);
     assert!(offset_of!(RawSuperblock, crc) == 96);
     assert!(offset_of!(RawSuperblock, sb_flags) == 104);
     assert!(offset_of!(RawSuperblock, daxdev) == 112);

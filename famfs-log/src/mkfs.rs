@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::LogError;
 use crate::header::LogHeader;
-use crate::layout::{DEFAULT_LOG_LEN, LOG_OFFSET, SUPER_MAGIC};
+use crate::layout::{DEFAULT_LOG_LEN, LOG_OFFSET, SUPER_MAGIC, SUPERBLOCK_SIZE};
 use crate::superblock::{Superblock, SuperblockError};
 
 /// The smallest device the reference's mkfs accepts (4 GiB).
@@ -103,10 +103,8 @@ pub fn mkfs(dev: &dyn Media, dev_size: u64, opts: &MkfsOptions) -> Result<MkfsOu
             "{name}: the media given to mkfs does not cover the log"
         )));
     }
-    let mut old = [0u8; 200];
-    dev.invalidate(0, 200)?;
-    dev.read_at(0, &mut old)?;
-    match Superblock::parse(&old) {
+    match Superblock::read(dev) {
+        Err(e @ LogError::Media(_)) => return Err(e),
         Ok(sb) if !opts.force => {
             if sb.system_uuid != opts.system_uuid {
                 return Err(LogError::OwnedByOtherHost {
@@ -116,7 +114,7 @@ pub fn mkfs(dev: &dyn Media, dev_size: u64, opts: &MkfsOptions) -> Result<MkfsOu
             }
             return Err(LogError::AlreadyFormatted(name));
         }
-        Err(SuperblockError::WrongVersion(_)) if !opts.force => {
+        Err(LogError::Superblock(SuperblockError::WrongVersion(_))) if !opts.force => {
             return Err(LogError::AlreadyFormatted(name));
         }
         _ => {}
@@ -142,7 +140,7 @@ pub fn mkfs(dev: &dyn Media, dev_size: u64, opts: &MkfsOptions) -> Result<MkfsOu
         &opts.dev_name,
     );
     dev.write_at(0, &sb.to_bytes())?;
-    dev.flush(0, 200)?;
+    dev.flush(0, SUPERBLOCK_SIZE as u64)?;
     let mut magic = [0u8; 8];
     dev.invalidate(0, 8)?;
     dev.read_at(0, &mut magic)?;

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::alloc::Bitmap;
 use crate::entry::{AddDaxdevEntry, EntryError, EntryRef, check_integrity};
-use crate::fmap::{Extent, Fmap, FmapProblem};
+use famfs_fmap::{Extent, Fmap};
+
+use crate::fmap::FmapProblem;
 use crate::layout::{ALLOC_UNIT, LOG_ENTRY_SIZE, SUPERBLOCK_REGION};
 use crate::namespace::{Attr, DirNode, FileNode, Ino, Namespace, NodeKind, NsError, ROOT_INO};
 use crate::path::{PathProblem, is_reserved};
@@ -182,7 +184,7 @@ impl LogState {
             NodeKind::File(FileNode {
                 size,
                 flags: 0,
-                fmap: Arc::new(Fmap::Simple(vec![Extent::new(offset, size)])),
+                fmap: Arc::new(Fmap::simple(size, vec![Extent::new(0, offset, size)])),
             })
         };
         let sb_ino = self
@@ -233,8 +235,8 @@ impl LogState {
     }
 
     /// Bitmap and device size for allocating.
-    pub(crate) fn alloc_parts(&mut self) -> (&mut Bitmap, u64) {
-        (&mut self.bitmap, self.dev_size)
+    pub(crate) fn alloc_parts(&self) -> (&Bitmap, u64) {
+        (&self.bitmap, self.dev_size)
     }
 
     /// Number of log slots consumed (the index of the next entry to apply).
@@ -315,23 +317,22 @@ impl LogState {
                 if is_reserved(path) {
                     return self.skip(index, lossy(path), ProblemKind::Reserved);
                 }
-                if let Err(p) = f
-                    .fmap
-                    .check_placement(f.size, self.data_start, self.dev_size)
+                if let Err(p) =
+                    crate::fmap::check_placement(&f.fmap, self.data_start, self.dev_size)
                 {
                     return self.skip(index, lossy(path), ProblemKind::Placement(p));
                 }
                 if collisions > 0 {
                     return self.skip(index, lossy(path), ProblemKind::Overlap(collisions));
                 }
-                let allocated = f.fmap.allocated_bytes();
+                let (allocated, size) = (f.fmap.allocated_bytes(), f.fmap.file_size);
                 let attr = Attr {
                     mode: f.mode,
                     uid: f.uid,
                     gid: f.gid,
                 };
                 let node = NodeKind::File(FileNode {
-                    size: f.size,
+                    size,
                     flags: f.flags,
                     fmap: Arc::new(f.fmap),
                 });
@@ -342,7 +343,7 @@ impl LogState {
                 match added {
                     Ok(ino) => {
                         self.stats.files += 1;
-                        self.stats.file_bytes = self.stats.file_bytes.saturating_add(f.size);
+                        self.stats.file_bytes = self.stats.file_bytes.saturating_add(size);
                         self.stats.allocated = self.stats.allocated.saturating_add(allocated);
                         Applied::File(ino)
                     }
@@ -434,12 +435,11 @@ mod tests {
     fn file(path: &str, offset: u64) -> LogEntry {
         LogEntry::File(FileEntry {
             path: path.into(),
-            size: 4096,
             flags: FM_ALL_HOSTS_RW,
             uid: 0,
             gid: 0,
             mode: 0o666,
-            fmap: Fmap::Simple(vec![Extent::new(offset, ALLOC_UNIT)]),
+            fmap: Fmap::simple(4096, vec![Extent::new(0, offset, ALLOC_UNIT)]),
         })
     }
 

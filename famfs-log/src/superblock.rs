@@ -1,17 +1,19 @@
 //! The superblock: parse and check what is on the device, build a new one for mkfs.
 
+use famfs_fsdev::Media;
 use uuid::Uuid;
 use zerocopy::{FromBytes, IntoBytes};
 
+use crate::LogError;
 use crate::layout::{
     ALLOC_UNIT, CURRENT_VERSION, DEFAULT_LOG_LEN, DEVNAME_LEN, LOG_OFFSET, OMF_VERSION, RawDaxdev,
-    RawSuperblock, SUPER_MAGIC, SUPERBLOCK_CRC_LEN, crc32,
+    RawSuperblock, SUPER_MAGIC, SUPERBLOCK_CRC_LEN, SUPERBLOCK_SIZE, crc32,
 };
 
 /// Why a superblock was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SuperblockError {
-    /// Fewer than 200 bytes were given.
+    /// Fewer than [`SUPERBLOCK_SIZE`] bytes were given.
     #[error("superblock truncated: {0} bytes")]
     Truncated(usize),
     /// The magic number is not famfs'.
@@ -75,7 +77,16 @@ pub struct Superblock {
 }
 
 impl Superblock {
-    /// Parse and check the first 200 bytes of a device, in the reference's order: magic,
+    /// Read and check the superblock at offset 0 of `media` (a device, or a mounted
+    /// `.meta/.superblock`): cached lines are dropped first, so what another host wrote is seen.
+    pub fn read<M: Media + ?Sized>(media: &M) -> Result<Superblock, LogError> {
+        let mut bytes = [0u8; SUPERBLOCK_SIZE];
+        media.invalidate(0, SUPERBLOCK_SIZE as u64)?;
+        media.read_at(0, &mut bytes)?;
+        Ok(Superblock::parse(&bytes)?)
+    }
+
+    /// Parse and check the first [`SUPERBLOCK_SIZE`] bytes of a device, in the reference's order: magic,
     /// version, CRC, allocation unit. Layout rules the reference leaves to its callers (log at
     /// 2 MiB, log length a power of two ≥ 8 MiB, log inside the device) are checked too, so a
     /// value returned here is safe to use.
@@ -160,8 +171,8 @@ impl Superblock {
         }
     }
 
-    /// The 200 on-media bytes, CRC included; padding and unused fields are zero.
-    pub fn to_bytes(&self) -> [u8; 200] {
+    /// The on-media bytes, CRC included; padding and unused fields are zero.
+    pub fn to_bytes(&self) -> [u8; SUPERBLOCK_SIZE] {
         let mut name = [0u8; DEVNAME_LEN];
         let n = self.dev_name.len().min(DEVNAME_LEN);
         name[..n].copy_from_slice(&self.dev_name[..n]);
@@ -186,7 +197,7 @@ impl Superblock {
             },
         };
         raw.crc = u64::from(crc32(&raw.as_bytes()[..SUPERBLOCK_CRC_LEN])).into();
-        let mut out = [0u8; 200];
+        let mut out = [0u8; SUPERBLOCK_SIZE];
         out.copy_from_slice(raw.as_bytes());
         out
     }
@@ -336,7 +347,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_superblocks_never_panic(pos in 0usize..200, val: u8, fix_crc: bool) {
+        fn mutated_superblocks_never_panic(pos in 0usize..SUPERBLOCK_SIZE, val: u8, fix_crc: bool) {
             let mut b = vector_sb().to_bytes();
             b[pos] = val;
             if fix_crc {

@@ -1,4 +1,4 @@
-//! The command line of `famfs_fused` (clap), in the library so that man pages and shell
+//! The command line of `famfs_fused` (clap; `cli` feature), in the library so that man pages and shell
 //! completions can be generated from it.
 
 use std::path::PathBuf;

@@ -58,4 +58,10 @@ impl Config {
             max_io: 1 << 20,
         }
     }
+
+    /// How many bytes a request (and a reply) buffer must hold: the largest WRITE (or READ)
+    /// plus room for headers and names.
+    pub fn request_buffer_size(&self) -> usize {
+        self.max_io as usize + 64 * 1024
+    }
 }

@@ -15,18 +15,31 @@
 //! host — are picked up by a watcher ([`watch`]) and by lookups that miss, so files appear on
 //! clients by themselves.
 //!
-//! [`Server`] holds the state and answers requests ([`Server::handle`]); [`session`] runs the
-//! request loop on a file descriptor; [`mount`] mounts `/dev/fuse`.
+//! Layers, top down:
+//!
+//! | piece | what |
+//! |---|---|
+//! | [`session`] | the transport: the /dev/fuse read/writev loop, INIT on the first descriptor before the workers start |
+//! | [`Adapter`] | the protocol adapter: request bytes in, [`Reply`] out; owns `unique` and the reply bytes; [`Connection`] is what INIT settled |
+//! | [`FileSystem`] | the model: typed answers (entries, attributes, listings, maps, READ segments, writes, statfs, xattrs) |
+//! | `open`, `refresh`, `attr` | opening a device (probe, role, log), picking up new log entries (stall policy), attribute policy |
+//! | [`mount`], [`watch`] | mount(2) of `/dev/fuse`; the log watcher thread |
 #![deny(unsafe_op_in_unsafe_fn)]
 
+mod adapter;
+mod attr;
+#[cfg(feature = "cli")]
 pub mod cli;
 mod config;
 mod error;
+mod model;
 pub mod mount;
-mod ops;
+mod open;
+mod refresh;
 pub mod session;
 pub mod watch;
 
+pub use adapter::{Adapter, Connection, Handshake, Reply, has_cap_sys_rawio};
 pub use config::{Config, DaxPolicy};
 pub use error::ServerError;
-pub use ops::{Reply, Server, has_cap_sys_rawio};
+pub use model::{DirEntry, FileSystem};

@@ -3,12 +3,13 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
+use famfs_fsdev::mounts::{self, MountEntry};
 use nix::mount::{MntFlags, MsFlags};
 
 use crate::ServerError;
 
 /// The file-system type famfs mounts show in /proc/mounts.
-pub const FSTYPE: &str = "fuse.famfs";
+pub const FSTYPE: &str = mounts::FUSE_FSTYPE;
 
 mod ioctl {
     nix::ioctl_read!(fuse_dev_ioc_clone, 229, 0, u32);
@@ -105,32 +106,16 @@ pub fn unmount(mountpoint: &Path, lazy: bool) -> Result<(), ServerError> {
 /// The source (device) of the famfs mount at `mountpoint`, from /proc/self/mounts.
 pub fn famfs_mount_source(mountpoint: &Path) -> Option<String> {
     let want = std::fs::canonicalize(mountpoint).ok()?;
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().rev().find_map(|l| {
-        let mut f = l.split_whitespace();
-        let (src, mpt, typ) = (f.next()?, f.next()?, f.next()?);
-        (typ == FSTYPE && Path::new(&unescape(mpt)) == want).then(|| unescape(src))
-    })
+    fused_mount_at(&mounts::read_mounts(), &want).map(|m| m.source.to_string_lossy().into_owned())
 }
 
-/// Undo /proc/mounts octal escapes (`\040` for a space, ...).
-pub fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// The last `fuse.famfs` mount at `mountpoint` (canonical) in `table`, even under another
+/// mount stacked on it.
+fn fused_mount_at<'a>(table: &'a [MountEntry], mountpoint: &Path) -> Option<&'a MountEntry> {
+    table
+        .iter()
+        .rev()
+        .find(|m| m.fstype == FSTYPE && m.target == mountpoint)
 }
 
 /// A socket pair standing in for /dev/fuse in tests: requests written to one end are read by
@@ -159,8 +144,22 @@ mod tests {
 
     #[test]
     fn mounts_escapes() {
-        assert_eq!(unescape("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape("/x\\134y"), "/x\\y");
-        assert_eq!(unescape("plain\\04"), "plain\\04");
+        let table = mounts::parse_mounts(
+            b"/dev/dax0.0 /mnt/a\\040b fuse.famfs rw 0 0\n\
+              /x\\134y /mnt/plain\\04 fuse.famfs rw 0 0\n\
+              tmpfs /mnt/plain\\04 tmpfs rw 0 0\n",
+        );
+        let m = fused_mount_at(&table, Path::new("/mnt/a b")).unwrap();
+        assert_eq!(m.source, Path::new("/dev/dax0.0"));
+        let m = fused_mount_at(&table, Path::new("/mnt/plain\\04")).unwrap();
+        assert_eq!(m.source, Path::new("/x\\y"), "found under the tmpfs on top");
+        assert!(fused_mount_at(&table, Path::new("/mnt")).is_none());
+    }
+
+    #[test]
+    fn out_of_range_octal_escapes_stay_literal() {
+        let table = mounts::parse_mounts(b"/dev/dax0.0 /mnt/\\777x fuse.famfs rw 0 0\n");
+        let m = fused_mount_at(&table, Path::new("/mnt/\\777x")).unwrap();
+        assert_eq!(m.source, Path::new("/dev/dax0.0"));
     }
 }

@@ -1,30 +1,35 @@
-//! The request loop: read a request from the channel, answer it, write the reply.
+//! The /dev/fuse transport: read a request from the channel, hand it to the [`Adapter`], and
+//! write the reply it describes.
 //!
 //! The channel is `/dev/fuse` (one cloned descriptor per thread, so replies go back on the
 //! descriptor the request came from) or, in tests, one end of a `SOCK_SEQPACKET` socket pair
-//! shared by the threads. Every request gets exactly one reply except FORGET, BATCH_FORGET and
-//! INTERRUPT. A reply write failing with ENOENT means the kernel gave up on the request
-//! (interrupted) and is ignored; ENODEV (or end of file on a socket) means the file system was
-//! unmounted, and the loop ends cleanly.
+//! shared by the threads. A connection starts with INIT, answered on the first descriptor
+//! before any worker starts ([`handshake`]); then every request gets exactly one reply except
+//! FORGET, BATCH_FORGET and INTERRUPT. A reply write failing with ENOENT means the kernel gave
+//! up on the request (interrupted) and is ignored; ENODEV (or end of file on a socket) means
+//! the file system was unmounted, and the loop ends cleanly.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use famfs_fsdev::Mapping;
 use fuse_famfs_proto::Errno;
 use fuse_famfs_proto::abi::OutHeader;
-use fuse_famfs_proto::reply;
 use zerocopy::IntoBytes;
 
-use crate::{Reply, Server, ServerError};
+use crate::adapter::error_reply;
+use crate::{Adapter, FileSystem, Handshake, Reply, ServerError};
 
-fn read_req(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Read one request into `buf`: its length, or `None` once the file system is unmounted (or
+/// the socket closed).
+fn read_req(fd: &OwnedFd, buf: &mut [u8]) -> Result<Option<usize>, ServerError> {
     loop {
         match nix::unistd::read(fd, buf) {
-            Ok(n) => return Ok(n),
+            Ok(0) | Err(nix::errno::Errno::ENODEV) => return Ok(None),
+            Ok(n) => return Ok(Some(n)),
             Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(ServerError::Channel(e.into())),
         }
     }
 }
@@ -62,7 +67,7 @@ fn iov(ptr: *const u8, len: usize) -> libc::iovec {
 
 /// Send a READ reply: the header, then the device ranges straight from the mapping.
 fn send_read(
-    server: &Server,
+    map: &Mapping,
     fd: &OwnedFd,
     unique: u64,
     segments: &[(u64, u64)],
@@ -78,75 +83,95 @@ fn send_read(
     let hdr = hdr.as_bytes();
     iovs.push(iov(hdr.as_ptr(), hdr.len()));
     for &(off, len) in segments {
-        match server.mapping().raw_range(off, len as usize) {
+        match map.raw_range(off, len as usize) {
             Ok(p) => iovs.push(iov(p, len as usize)),
             Err(e) => {
                 tracing::error!("READ reply range: {e}");
-                let n = reply::error(out, unique, Errno::EIO).map_err(std::io::Error::other)?;
-                return write_iov(fd, &[iov(out.as_ptr(), n)]);
+                return match error_reply(out, unique, Errno::EIO) {
+                    Reply::Bytes(n) => write_iov(fd, &[iov(out.as_ptr(), n)]),
+                    _ => Err(std::io::Error::other("cannot build an error reply")),
+                };
             }
         }
     }
     write_iov(fd, &iovs)
 }
 
+/// Send what `reply` describes (built in `out`; READ segments are ranges of `map`). Returns
+/// false once the file system is unmounted.
+fn send(map: &Mapping, fd: &OwnedFd, reply: &Reply, out: &mut [u8]) -> bool {
+    let sent = match reply {
+        Reply::None => Ok(()),
+        Reply::Bytes(k) | Reply::Last(k) => write_iov(fd, &[iov(out.as_ptr(), *k)]),
+        Reply::Read { unique, segments } => send_read(map, fd, *unique, segments, out),
+    };
+    match sent {
+        Ok(()) => true,
+        // The request was interrupted and the kernel no longer waits for it.
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EPIPE) => false,
+        Err(e) => {
+            tracing::error!("writing a reply: {e}");
+            true
+        }
+    }
+}
+
+/// Answer the requests on `fd` until INIT is negotiated, and return the adapter for the rest
+/// of the connection; `None` if the file system was unmounted (or the socket closed) first.
+pub fn handshake(fs: &Arc<FileSystem>, fd: &OwnedFd) -> Result<Option<Adapter>, ServerError> {
+    let mut req = vec![0u8; fs.config().request_buffer_size()];
+    let mut out = vec![0u8; fs.config().request_buffer_size()];
+    loop {
+        let Some(n) = read_req(fd, &mut req)? else {
+            return Ok(None);
+        };
+        let (reply, adapter) = match Adapter::init(fs, &req[..n], &mut out) {
+            Handshake::Ready { adapter, reply } => (reply, Some(adapter)),
+            Handshake::Pending(reply) => (reply, None),
+        };
+        if !send(fs.mapping(), fd, &reply, &mut out) {
+            return Ok(None);
+        }
+        if adapter.is_some() {
+            return Ok(adapter);
+        }
+    }
+}
+
 /// Serve requests from `fd` until the file system is unmounted (or the socket closes), or
 /// `stop` is set by another worker (DESTROY).
-pub fn worker(server: &Server, fd: &OwnedFd, stop: &AtomicBool) -> Result<(), ServerError> {
-    let mut req = vec![0u8; server.request_buffer_size()];
-    let mut out = vec![0u8; server.request_buffer_size()];
+pub fn worker(adapter: &Adapter, fd: &OwnedFd, stop: &AtomicBool) -> Result<(), ServerError> {
+    let size = adapter.fs().config().request_buffer_size();
+    let (mut req, mut out) = (vec![0u8; size], vec![0u8; size]);
     while !stop.load(Ordering::Relaxed) {
-        let n = match read_req(fd, &mut req) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
-            Err(e) => return Err(ServerError::Channel(e)),
+        let Some(n) = read_req(fd, &mut req)? else {
+            return Ok(());
         };
-        let reply =
-            std::panic::catch_unwind(AssertUnwindSafe(|| server.handle(&req[..n], &mut out)))
-                .unwrap_or_else(|_| {
-                    tracing::error!("request handler panicked; answering EIO");
-                    match fuse_famfs_proto::Request::parse(&req[..n]) {
-                        Ok(r) if r.op.opcode().expects_reply() => {
-                            reply::error(&mut out, r.header.unique, Errno::EIO)
-                                .map_or(Reply::None, Reply::Bytes)
-                        }
-                        _ => Reply::None,
-                    }
-                });
-        let sent = match reply {
-            Reply::None => Ok(()),
-            Reply::Bytes(k) => write_iov(fd, &[iov(out.as_ptr(), k)]),
-            Reply::Last(k) => {
-                stop.store(true, Ordering::Relaxed);
-                write_iov(fd, &[iov(out.as_ptr(), k)])
-            }
-            Reply::Read { unique, segments } => send_read(server, fd, unique, &segments, &mut out),
-        };
-        match sent {
-            Ok(()) => {}
-            // The request was interrupted and the kernel no longer waits for it.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENODEV) => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EPIPE) => return Ok(()),
-            Err(e) => tracing::error!("writing a reply: {e}"),
+        let reply = adapter.handle(&req[..n], &mut out);
+        if matches!(reply, Reply::Last(_)) {
+            stop.store(true, Ordering::Relaxed);
+        }
+        if !send(adapter.fs().mapping(), fd, &reply, &mut out) {
+            return Ok(());
         }
     }
     Ok(())
 }
 
 /// Run one worker thread per descriptor in `fds` and wait for all of them.
-pub fn serve(server: &Arc<Server>, fds: Vec<OwnedFd>) -> Result<(), ServerError> {
+pub fn serve(adapter: &Arc<Adapter>, fds: Vec<OwnedFd>) -> Result<(), ServerError> {
     let stop = Arc::new(AtomicBool::new(false));
     let handles: Vec<_> = fds
         .into_iter()
         .enumerate()
         .map(|(i, fd)| {
-            let server = Arc::clone(server);
+            let adapter = Arc::clone(adapter);
             let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name(format!("famfs-fuse-{i}"))
-                .spawn(move || worker(&server, &fd, &stop))
+                .spawn(move || worker(&adapter, &fd, &stop))
                 .map_err(ServerError::Channel)
         })
         .collect::<Result<_, _>>()?;
@@ -163,4 +188,31 @@ pub fn serve(server: &Arc<Server>, fds: Vec<OwnedFd>) -> Result<(), ServerError>
         }
     }
     result
+}
+
+/// Serve one connection: negotiate INIT on `first`, show the adapter to `ready`, add
+/// `Config::threads - 1` descriptors made by `clone` (fewer, with a warning, if that fails),
+/// and serve them all until the file system is unmounted.
+pub fn run(
+    fs: &Arc<FileSystem>,
+    first: OwnedFd,
+    clone: impl Fn(&OwnedFd) -> Result<OwnedFd, ServerError>,
+    ready: impl FnOnce(&Arc<Adapter>),
+) -> Result<(), ServerError> {
+    let Some(adapter) = handshake(fs, &first)? else {
+        return Ok(());
+    };
+    let adapter = Arc::new(adapter);
+    ready(&adapter);
+    let mut fds = vec![first];
+    for _ in 1..fs.config().threads.max(1) {
+        match clone(&fds[0]) {
+            Ok(fd) => fds.push(fd),
+            Err(e) => {
+                tracing::warn!("{e}; using fewer threads");
+                break;
+            }
+        }
+    }
+    serve(&adapter, fds)
 }

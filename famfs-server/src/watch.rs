@@ -7,16 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use crate::Server;
+use crate::FileSystem;
 
 /// Start the watcher thread; it stops when `stop` is set.
-pub fn spawn(server: Arc<Server>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+pub fn spawn(fs: Arc<FileSystem>, stop: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("famfs-log-watch".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(server.poll_interval());
-                if server.refresh() {
+                std::thread::sleep(fs.poll_interval());
+                if fs.refresh() {
                     tracing::debug!("log watcher: new entries");
                 }
             }

@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use famfs_fsdev::mounts;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -110,19 +111,13 @@ pub fn is_mounted(mpt: &Path) -> bool {
 
 /// Whether anything is mounted at or below `dir`.
 pub fn any_mount_under(dir: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .any(|m| Path::new(&famfs_server::mount::unescape(m)).starts_with(dir))
+    mounts::read_mounts()
+        .iter()
+        .any(|m| m.target.starts_with(dir))
 }
 
 fn mounts_contain(p: &Path) -> bool {
-    std::fs::read_to_string("/proc/self/mounts")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .any(|m| Path::new(&famfs_server::mount::unescape(m)) == p)
+    mounts::read_mounts().iter().any(|m| m.target == p)
 }
 
 /// A `famfs_fused DEV MPT` process; on drop it is stopped (SIGTERM, then SIGKILL) and anything

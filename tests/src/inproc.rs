@@ -1,20 +1,19 @@
-//! A real FUSE mount served by a [`famfs_server::Server`] inside the calling process (what
+//! A real FUSE mount served by a [`famfs_server::FileSystem`] inside the calling process (what
 //! `famfs_fused` does, without a separate process): for benchmarks and profiling, where the
 //! server should be built with the same profile as the measuring code.
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use famfs_server::mount::{self, MountOptions};
-use famfs_server::{Config, Server, ServerError};
+use famfs_server::{Config, FileSystem, ServerError};
 
 /// A mounted file system served by worker threads of this process; unmounted on drop.
 pub struct InProcessMount {
     mpt: PathBuf,
-    server: Arc<Server>,
+    fs: Arc<FileSystem>,
     session: Option<JoinHandle<Result<(), ServerError>>>,
     watcher: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
 }
@@ -28,13 +27,13 @@ impl std::fmt::Debug for InProcessMount {
 }
 
 impl InProcessMount {
-    /// Opens the server with `cfg`, mounts `/dev/fuse` at `mpt` (as `famfs_fused` does: fstype
-    /// `fuse.famfs`, `allow_other,default_permissions`), and serves it with `cfg.threads`
-    /// workers, each on its own cloned channel, plus the log watcher.
+    /// Opens the file system with `cfg`, mounts `/dev/fuse` at `mpt` (as `famfs_fused` does:
+    /// fstype `fuse.famfs`, `allow_other,default_permissions`), and serves it as the daemon
+    /// does: INIT on the first descriptor, then `cfg.threads` workers, each on its own cloned
+    /// channel, plus the log watcher.
     pub fn start(cfg: Config, mpt: &Path) -> Result<InProcessMount, ServerError> {
         let device = cfg.device.clone();
-        let threads = cfg.threads.max(1);
-        let server = Server::open(cfg)?;
+        let fs = FileSystem::open(cfg)?;
         let fuse = mount::open_dev_fuse()?;
         mount::mount(
             &fuse,
@@ -45,30 +44,25 @@ impl InProcessMount {
                 default_permissions: true,
             },
         )?;
-        let mut fds: Vec<OwnedFd> = Vec::with_capacity(threads);
-        for _ in 1..threads {
-            fds.push(mount::clone_channel(&fuse)?);
-        }
-        fds.insert(0, fuse);
-        let s = Arc::clone(&server);
+        let f = Arc::clone(&fs);
         let session = std::thread::Builder::new()
             .name("inproc-fuse".into())
-            .spawn(move || famfs_server::session::serve(&s, fds))
+            .spawn(move || famfs_server::session::run(&f, fuse, mount::clone_channel, |_| {}))
             .map_err(ServerError::Channel)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let watcher = famfs_server::watch::spawn(Arc::clone(&server), Arc::clone(&stop))
+        let watcher = famfs_server::watch::spawn(Arc::clone(&fs), Arc::clone(&stop))
             .map_err(ServerError::Channel)?;
         Ok(InProcessMount {
             mpt: mpt.to_path_buf(),
-            server,
+            fs,
             session: Some(session),
             watcher: Some((stop, watcher)),
         })
     }
 
-    /// The server.
-    pub fn server(&self) -> &Arc<Server> {
-        &self.server
+    /// The file system served.
+    pub fn fs(&self) -> &Arc<FileSystem> {
+        &self.fs
     }
 
     /// The mount point.

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use cli_support::*;
+use famfs_fsdev::mounts;
 
 /// Whether this machine can mount FUSE file systems with our daemon.
 fn can_mount() -> bool {
@@ -34,16 +35,12 @@ fn nix_is_root() -> bool {
     String::from_utf8_lossy(&out.stdout).trim() == "0"
 }
 
-fn mounts_text() -> String {
-    std::fs::read_to_string("/proc/self/mounts").unwrap()
-}
-
 fn is_mounted(mpt: &Path) -> bool {
     let canon = std::fs::canonicalize(mpt).unwrap_or_else(|_| mpt.to_path_buf());
-    mounts_text().lines().any(|l| {
-        let f: Vec<&str> = l.split_whitespace().collect();
-        f.len() > 2 && Path::new(f[1]) == canon && f[2] == "fuse.famfs"
-    })
+    let table = mounts::parse_mounts(std::fs::read(mounts::PROC_MOUNTS).unwrap());
+    table
+        .iter()
+        .any(|m| m.target == canon && m.fstype == mounts::FUSE_FSTYPE)
 }
 
 /// A formatted stand-in device and a mount point; unmounts on drop.
@@ -447,7 +444,7 @@ fn skip_lines(stdout: &str, prefix: &str) -> Vec<String> {
 #[test]
 fn meta_entries_are_reserved_in_the_mount_and_every_tool() {
     use famfs_log::entry::{DirEntry, FileEntry, LogEntry};
-    use famfs_log::fmap::{Extent, Fmap};
+    use fuse_famfs_proto::fmap::{Extent, Fmap};
     use famfs_tests::standin::{FixtureError, StandIn};
     if !can_mount() {
         return;
@@ -459,12 +456,11 @@ fn meta_entries_are_reserved_in_the_mount_and_every_tool() {
     let file = |path: &str, off: u64| {
         LogEntry::File(FileEntry {
             path: path.into(),
-            size: 4096,
             flags: 2,
             uid: 0,
             gid: 0,
             mode: 0o666,
-            fmap: Fmap::Simple(vec![Extent::new(off, AU)]),
+            fmap: Fmap::simple(4096, vec![Extent::new(0, off, AU)]),
         })
     };
     dev.append_raw(entry(file(".meta/evil", 1 << 30))).unwrap();

@@ -1,18 +1,19 @@
-//! `Server::handle` on arbitrary and mutated request bytes: never panics, and every reply it
+//! `Adapter::handle` on arbitrary and mutated request bytes: never panics, and every reply it
 //! produces is well-formed (length field matches, error 0 or a valid negative errno, an error
-//! reply is exactly 16 bytes, READ ranges inside the device mapping).
+//! reply is exactly 16 bytes, READ ranges inside the device mapping). The same for
+//! `Adapter::init`, which answers a connection's requests until INIT.
 
 use std::sync::{Arc, OnceLock};
 
 use famfs_log::alloc::AllocPolicy;
-use famfs_server::{Config, Reply, Server};
+use famfs_server::{Adapter, Config, FileSystem, Handshake, Reply};
 use famfs_tests::standin::{INTERLEAVE_3X2M, StandIn};
 use fuse_famfs_proto::abi::{GetattrIn, InitIn, OpenIn, ReadIn};
 use fuse_famfs_proto::request::{Operation, Request};
 use proptest::prelude::*;
 
-fn server() -> &'static (Arc<Server>, StandIn) {
-    static S: OnceLock<(Arc<Server>, StandIn)> = OnceLock::new();
+fn server() -> &'static (Arc<Adapter>, StandIn) {
+    static S: OnceLock<(Arc<Adapter>, StandIn)> = OnceLock::new();
     S.get_or_init(|| {
         let mut dev = StandIn::create(8 << 30).unwrap();
         dev.mkdir_p("d").unwrap();
@@ -21,14 +22,21 @@ fn server() -> &'static (Arc<Server>, StandIn) {
         dev.add_file("s", 5 << 20, INTERLEAVE_3X2M).unwrap();
         let mut cfg = Config::new(dev.path());
         cfg.system_uuid = Some(dev.master_uuid());
-        let s = Server::open(cfg).unwrap();
-        let mut out = vec![0u8; s.request_buffer_size()];
-        let init = Request::new(1, 0, Operation::Init(InitIn::offer(45, 1 << 20, u64::MAX)))
-            .to_bytes()
-            .unwrap();
-        assert!(matches!(s.handle(&init, &mut out), Reply::Bytes(_)));
-        (s, dev)
+        let fs = FileSystem::open(cfg).unwrap();
+        let mut out = vec![0u8; fs.config().request_buffer_size()];
+        let Handshake::Ready { adapter, reply } = Adapter::init(&fs, &init_request(), &mut out)
+        else {
+            panic!("INIT not accepted");
+        };
+        assert!(matches!(reply, Reply::Bytes(_)));
+        (Arc::new(adapter), dev)
     })
+}
+
+fn init_request() -> Vec<u8> {
+    Request::new(1, 0, Operation::Init(InitIn::offer(45, 1 << 20, u64::MAX)))
+        .to_bytes()
+        .unwrap()
 }
 
 fn check_reply(r: &Reply, out: &[u8]) -> Result<(), TestCaseError> {
@@ -78,7 +86,7 @@ proptest! {
     #[test]
     fn random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
         let (s, _) = server();
-        let mut out = vec![0u8; s.request_buffer_size()];
+        let mut out = vec![0u8; s.fs().config().request_buffer_size()];
         let r = s.handle(&bytes, &mut out);
         check_reply(&r, &out)?;
     }
@@ -91,14 +99,47 @@ proptest! {
             let n = req.len();
             req[pos % n] = val;
         }
-        let mut out = vec![0u8; s.request_buffer_size()];
+        let mut out = vec![0u8; s.fs().config().request_buffer_size()];
         let r = s.handle(&req, &mut out);
         check_reply(&r, &out)?;
         if let Reply::Read { segments, .. } = &r {
             let total: u64 = segments.iter().map(|s| s.1).sum();
-            prop_assert!(total <= u64::from(s.config().max_io));
+            prop_assert!(total <= u64::from(s.fs().config().max_io));
             for &(off, len) in segments {
-                prop_assert!(off + len <= s.mapping().len() as u64);
+                prop_assert!(off + len <= s.fs().mapping().len() as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn requests_before_init(which in 0usize..10, hits in proptest::collection::vec((0usize..128, any::<u8>()), 0..6)) {
+        let (s, _) = server();
+        let mut reqs = valid_requests();
+        reqs.push(init_request());
+        let mut req = reqs.swap_remove(which);
+        for (pos, val) in hits {
+            let n = req.len();
+            req[pos % n] = val;
+        }
+        let mut out = vec![0u8; s.fs().config().request_buffer_size()];
+        match Adapter::init(s.fs(), &req, &mut out) {
+            Handshake::Ready { reply, .. } => {
+                check_reply(&reply, &out)?;
+                prop_assert!(matches!(reply, Reply::Bytes(n) if n > 16), "{:?}", reply);
+                let parsed = Request::parse(&req);
+                prop_assert!(
+                    matches!(parsed, Ok(Request { op: Operation::Init(ref i), .. }) if i.major == 7),
+                    "ready on {:?}",
+                    parsed
+                );
+            }
+            Handshake::Pending(reply) => {
+                check_reply(&reply, &out)?;
+                prop_assert!(!matches!(reply, Reply::Read { .. } | Reply::Last(_)), "{:?}", reply);
+                if let Reply::Bytes(_) = reply {
+                    let err = i32::from_ne_bytes(out[4..8].try_into().unwrap());
+                    prop_assert!(err < 0, "a request before INIT was answered");
+                }
             }
         }
     }

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use famfs_fsdev::{FileMedia, Media};
+use famfs_fsdev::FileMedia;
 use famfs_log::alloc::AllocPolicy;
 use famfs_log::layout::LOG_OFFSET;
+use famfs_log::superblock::Superblock;
 use famfs_log::{Famfs, OpenOptions};
 use famfs_tests::fused::{FusedMount, famfs_cli, is_famfs_mounted, is_mounted, run_expecting_exit};
 use famfs_tests::standin::{FILE_ATTR, INTERLEAVE_3X2M, StandIn, raw_file_entry};
@@ -162,8 +163,7 @@ fn hostile_log_entries_are_skipped_with_a_warning_and_never_served() {
     let good = dev
         .add_file("good", 3 * MIB + 1, AllocPolicy::Contiguous)
         .unwrap();
-    let good_ext = good.wire_fmap();
-    let fuse_famfs_proto::fmap::FmapKind::Simple(exts) = &good_ext.kind else {
+    let fuse_famfs_proto::fmap::FmapKind::Simple(exts) = &good.fmap.kind else {
         panic!("contiguous file with interleaved map");
     };
     let (good_off, good_len) = (exts[0].offset, exts[0].len);
@@ -395,11 +395,9 @@ fn sigterm_unmounts_and_exits_zero_even_with_a_file_open() {
 /// Opens the file system through the mounted meta files, as the CLI does in mounted mode.
 fn open_meta(mpt: &Path, me: Uuid) -> Famfs<FileMedia> {
     let sb = FileMedia::open(mpt.join(".meta/.superblock"), false).unwrap();
-    let mut sbb = vec![0u8; 200];
-    sb.read_at(0, &mut sbb).unwrap();
     let log = FileMedia::open(mpt.join(".meta/.log"), true).unwrap();
     Famfs::open(
-        &sbb,
+        Superblock::read(&sb).unwrap(),
         log,
         OpenOptions {
             system_uuid: Some(me),

@@ -25,7 +25,13 @@ fn main() -> ExitCode {
         }
     };
     init_logging(cli.verbose);
-    let mut sysfs = Sysfs::new(&cli.sysfs_root);
+    let mut sysfs = match open_sysfs(&cli) {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("daxctl-famfs: {msg}");
+            return ExitCode::from(USAGE_EXIT);
+        }
+    };
     if let Some(d) = &cli.dev_root {
         sysfs = sysfs.with_dev_root(d);
     }
@@ -34,6 +40,22 @@ fn main() -> ExitCode {
         Cmd::Reconfigure(a) => reconfigure(sysfs, a),
     };
     ExitCode::from(code)
+}
+
+/// The sysfs view `--sysfs-root` (and `--fake-sysfs`) ask for.
+fn open_sysfs(cli: &Cli) -> Result<Sysfs, String> {
+    if !cli.fake_sysfs {
+        return Ok(Sysfs::new(&cli.sysfs_root));
+    }
+    #[cfg(feature = "fake-sysfs")]
+    return Sysfs::emulated(&cli.sysfs_root).map_err(|e| {
+        format!(
+            "{}: not an emulated sysfs tree: {e}",
+            cli.sysfs_root.display()
+        )
+    });
+    #[cfg(not(feature = "fake-sysfs"))]
+    Err("--fake-sysfs needs a build with the `fake-sysfs` feature".to_string())
 }
 
 fn init_logging(verbose: u8) {

@@ -389,11 +389,26 @@ fn state_is_shared_through_the_tree() {
     let k = setup();
     assert_eq!(k.w("bus/dax/drivers/fsdev_dax/new_id", b"dax0.0\0"), Ok(()));
     // A second view (another process would do the same) sees the same machine.
-    let s = crate::Sysfs::new(k.fake.sys_root());
+    let s = crate::Sysfs::emulated(k.fake.sys_root()).unwrap();
     assert!(s.is_emulated());
     assert_eq!(
         s.device_by_name("dax0.0").unwrap().mode(),
         crate::DaxMode::Famfs
     );
     assert_eq!(k.fake.ids_of("fsdev_dax").unwrap(), ["dax0.0"]);
+}
+
+#[test]
+fn only_the_emulated_constructor_emulates() {
+    let k = setup();
+    // The plain constructor is the real backend, whatever the tree holds.
+    assert!(!crate::Sysfs::new(k.fake.sys_root()).is_emulated());
+    assert!(
+        crate::Sysfs::emulated(k.fake.sys_root())
+            .unwrap()
+            .is_emulated()
+    );
+    // A directory that holds no fake tree cannot be emulated.
+    let plain = tempfile::tempdir().unwrap();
+    assert!(crate::Sysfs::emulated(plain.path()).is_err());
 }

@@ -4,8 +4,8 @@
 //! kmem probes create memory blocks, block `state` writes online/offline them, and so on, with
 //! error injection for every failure path.
 //!
-//! The tree lives on disk, state included, so a test and a `daxctl-famfs --sysfs-root` process
-//! it runs share one emulated machine. Layout under the directory given to [`FakeSysfs::new`]:
+//! The tree lives on disk, state included, so a test and a `daxctl-famfs --fake-sysfs
+//! --sysfs-root` process it runs share one emulated machine ([`Sysfs::emulated`] opens it). Layout under the directory given to [`FakeSysfs::new`]:
 //! `sys/` (the sysfs root) and `dev/` (stand-in device nodes: regular files).
 //!
 //! ```
@@ -30,6 +30,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use kernel::Kernel;
 pub use kernel::{FakeBackend, RecordedWrite};
@@ -147,6 +148,18 @@ impl DeviceSpec {
     }
 }
 
+impl Sysfs {
+    /// A view of the fake tree at `sys_root` (made by [`FakeSysfs::new`], perhaps in another
+    /// process) through its emulating backend, with the tree's own device-node directory.
+    /// Fails if `sys_root` holds no fake tree.
+    pub fn emulated(sys_root: impl Into<PathBuf>) -> io::Result<Sysfs> {
+        let sys_root = sys_root.into();
+        let backend = FakeBackend::open(&sys_root)?;
+        let dev_root = backend.dev_root().to_path_buf();
+        Ok(Sysfs::with_backend(sys_root, dev_root, Arc::new(backend)))
+    }
+}
+
 /// A fake sysfs tree and its emulated kernel.
 #[derive(Debug, Clone)]
 pub struct FakeSysfs {
@@ -224,7 +237,9 @@ impl FakeSysfs {
 
     /// A [`Sysfs`] over this tree (emulating backend, `<dir>/dev` nodes, short chardev wait).
     pub fn sysfs(&self) -> Sysfs {
-        Sysfs::new(&self.sys).with_chardev_timeout(std::time::Duration::from_secs(2))
+        Sysfs::emulated(&self.sys)
+            .expect("the tree was made by FakeSysfs::new")
+            .with_chardev_timeout(std::time::Duration::from_secs(2))
     }
 
     /// Removes a driver, as if its module were not available.

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Directory (under the sysfs root) holding the state, the write log and nothing else.
-pub(crate) const STATE_DIR: &str = crate::sysfs::FAKE_MARKER;
+pub(crate) const STATE_DIR: &str = ".fake-sysfs";
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct RegionState {

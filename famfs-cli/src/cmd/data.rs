@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use famfs_log::fmap::Fmap;
+use famfs_fmap::Fmap;
+use famfs_fsdev::Mapping;
 use famfs_log::header::LogHeader;
 use famfs_log::namespace::NodeKind;
 use famfs_log::superblock::Superblock;
@@ -15,7 +16,6 @@ use famfs_log::superblock::Superblock;
 use crate::cli::{ChkreadArgs, DeviceOpt, FlushArgs, GetmapArgs, VerifyArgs};
 use crate::cmd::{resolve_host_target, resolve_target, thread_count};
 use crate::error::{count_exit, fail};
-use crate::hostmap::HostMap;
 use crate::json::{GetmapErrorJson, GetmapJson, MappedFileJson};
 use crate::open::{FileData, Location, OpenFs, OpenHow, lookup};
 use crate::output::getmap_text;
@@ -166,8 +166,8 @@ pub fn flush(a: FlushArgs, verbose: u8) -> Result<i32> {
                 let p = Path::new(f);
                 let (file, size) = host_file(p)?;
                 if size > 0 {
-                    let m = HostMap::new(&file, p)?;
-                    m.invalidate();
+                    let m = Mapping::of_file(&file, p)?;
+                    m.invalidate(0, m.len())?;
                 }
                 Ok(size)
             })();
@@ -197,8 +197,8 @@ pub fn chkread(a: ChkreadArgs) -> Result<i32> {
         println!("{}: empty file, nothing to compare", p.display());
         return Ok(0);
     }
-    let map = HostMap::new(&f, p)?;
-    map.invalidate();
+    let map = Mapping::of_file(&f, p)?;
+    map.invalidate(0, map.len())?;
     const STEP: usize = 8 << 20;
     let mut a_buf = vec![0u8; STEP.min(size as usize)];
     let mut b_buf = vec![0u8; a_buf.len()];
@@ -212,7 +212,7 @@ pub fn chkread(a: ChkreadArgs) -> Result<i32> {
             .read_at(&mut a_buf[..n], off as u64)
             .with_context(|| format!("read {}", p.display()))?;
         got_total += got as u64;
-        map.read(off, &mut b_buf[..n])?;
+        map.read(off as u64, &mut b_buf[..n])?;
         if head.len() < 544 {
             head.extend_from_slice(&b_buf[..n.min(544 - head.len())]);
         }

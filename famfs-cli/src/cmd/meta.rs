@@ -1,15 +1,14 @@
 //! How `fsck` and `logplay` read the superblock and the log: the reference's `-r` (read(2)) and
 //! `-m` (mmap) options, for a device or stand-in file and for the meta files of a mount.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
-use famfs_fsdev::{FileMedia, FsdevError, Media, MediaLock};
+use famfs_fsdev::{FileMedia, Mapping, Media};
 use famfs_log::superblock::Superblock;
 use famfs_log::{Famfs, OffsetMedia, OpenOptions, ReplayMode};
 
 use crate::error::fail;
-use crate::hostmap::HostMap;
 use crate::open::{
     Location, OpenFs, OpenHow, check_daxmode, refuse_if_mounted, system_uuid_for_reading,
 };
@@ -42,66 +41,15 @@ impl MetaAccess {
     }
 }
 
-/// A whole file mapped read-only, as media (the `-m` path for a mount's meta files). Bytes are
-/// only ever copied out; it cannot be written or locked.
-#[derive(Debug)]
-struct MappedFile {
-    map: HostMap,
-    path: PathBuf,
-}
-
-// SAFETY: `HostMap` is a read-only shared mapping that is only accessed by copying bytes out
-// through a raw pointer, which is valid from any thread until `Drop` unmaps it.
-unsafe impl Send for MappedFile {}
-// SAFETY: as above; concurrent copies out of a read-only mapping need no synchronization.
-unsafe impl Sync for MappedFile {}
-
-impl MappedFile {
-    fn open(path: &Path) -> Result<MappedFile> {
-        let file = std::fs::File::open(path).map_err(|e| {
-            fail(
-                e.raw_os_error().unwrap_or(libc::EIO),
-                format!("{}: {e}", path.display()),
-            )
-        })?;
-        Ok(MappedFile {
-            map: HostMap::new(&file, path)?,
-            path: path.to_path_buf(),
-        })
-    }
-}
-
-impl Media for MappedFile {
-    fn size(&self) -> u64 {
-        self.map.len() as u64
-    }
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<(), FsdevError> {
-        let len = buf.len() as u64;
-        let bad = || FsdevError::BadRange {
-            offset: off,
-            len,
-            size: self.map.len() as u64,
-            why: "outside the mapped file",
-        };
-        let at = usize::try_from(off).map_err(|_| bad())?;
-        self.map.read(at, buf).map_err(|_| bad())
-    }
-    fn write_at(&self, _off: u64, _data: &[u8]) -> Result<(), FsdevError> {
-        Err(FsdevError::ReadOnly(self.path.display().to_string()))
-    }
-    fn flush(&self, _off: u64, _len: u64) -> Result<(), FsdevError> {
-        Ok(())
-    }
-    fn invalidate(&self, _off: u64, _len: u64) -> Result<(), FsdevError> {
-        // Through a mount the page cache, not the CPU cache, holds what was read.
-        Ok(())
-    }
-    fn lock_exclusive(&self) -> Result<MediaLock, FsdevError> {
-        Err(FsdevError::ReadOnly(self.path.display().to_string()))
-    }
-    fn describe(&self) -> String {
-        self.path.display().to_string()
-    }
+/// A whole file mapped read-only (the `-m` path for a mount's meta files).
+fn mapped_file(path: &Path) -> Result<Mapping> {
+    let file = std::fs::File::open(path).map_err(|e| {
+        fail(
+            e.raw_os_error().unwrap_or(libc::EIO),
+            format!("{}: {e}", path.display()),
+        )
+    })?;
+    Mapping::of_file(&file, path).map_err(|e| fail(e.errno(), format!("{}: {e}", path.display())))
 }
 
 fn no_famfs(what: &str, e: famfs_log::LogError) -> anyhow::Error {
@@ -111,10 +59,18 @@ fn no_famfs(what: &str, e: famfs_log::LogError) -> anyhow::Error {
     )
 }
 
+/// The superblock at the start of `media`.
+fn read_superblock(what: &str, media: &dyn Media) -> Result<Superblock> {
+    Superblock::read(media).map_err(|e| match e {
+        famfs_log::LogError::Superblock(_) => no_famfs(what, e),
+        e => fail(e.errno(), format!("{what}: {e}")),
+    })
+}
+
 /// Replay the log (leniently, as fsck does) from a superblock and a log media.
 fn replay(
     what: &str,
-    sb_bytes: &[u8; 200],
+    sb: Superblock,
     log: Box<dyn Media>,
     device_size: Option<u64>,
 ) -> Result<Famfs<Box<dyn Media>>> {
@@ -124,7 +80,7 @@ fn replay(
         replay: ReplayMode::Lenient,
         ..Default::default()
     };
-    Famfs::open(sb_bytes, log, opts).map_err(|e| match e {
+    Famfs::open(sb, log, opts).map_err(|e| match e {
         famfs_log::LogError::Superblock(_) | famfs_log::LogError::LogHeader(_) => no_famfs(what, e),
         e => fail(e.errno(), format!("{what}: {e}")),
     })
@@ -151,15 +107,12 @@ fn device_by_read(dev: &Path, set_daxmode: bool) -> Result<Famfs<Box<dyn Media>>
     }
     let file = FileMedia::open(dev, false).map_err(|e| fail(e.errno(), format!("{what}: {e}")))?;
     let size = file.size();
-    let mut head = [0u8; 200];
-    file.read_at(0, &mut head)
-        .map_err(|e| fail(e.errno(), format!("{what}: {e}")))?;
-    let sb = Superblock::parse(&head).map_err(|e| no_famfs(&what, e.into()))?;
+    let sb = read_superblock(&what, &file)?;
     let log_len = sb.log_len.min(size.saturating_sub(sb.log_offset));
     let file: Box<dyn Media> = Box::new(file);
     let log =
         OffsetMedia::new(file, sb.log_offset, log_len).map_err(|e| no_famfs(&what, e.into()))?;
-    replay(&what, &head, Box::new(log), Some(size))
+    replay(&what, sb, Box::new(log), Some(size))
 }
 
 /// Open the file system at `loc` for checking (read only; bad entries are counted and skipped).
@@ -184,12 +137,9 @@ pub fn open_for_check(
         }
         (Location::Mount(root), MetaAccess::Mmap) => {
             let what = root.display().to_string();
-            let sb = MappedFile::open(&root.join(".meta/.superblock"))?;
-            let mut head = [0u8; 200];
-            sb.read_at(0, &mut head)
-                .map_err(|e| fail(e.errno(), format!("{what}: {e}")))?;
-            let log = MappedFile::open(&root.join(".meta/.log"))?;
-            replay(&what, &head, Box::new(log), None)
+            let sb = read_superblock(&what, &mapped_file(&root.join(".meta/.superblock"))?)?;
+            let log = mapped_file(&root.join(".meta/.log"))?;
+            replay(&what, sb, Box::new(log), None)
         }
         _ => Ok(OpenFs::open(loc, how)?.fs),
     }

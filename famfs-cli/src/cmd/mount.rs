@@ -386,7 +386,7 @@ fn refuse_mounted(dev: &Path, mpt: &Path) -> Result<()> {
             format!(
                 "{} is already a famfs mount point (of {})",
                 mpt.display(),
-                m.source
+                m.source.display()
             ),
         ));
     }

@@ -4,7 +4,6 @@
 //! the foreground until the file system is unmounted (`famfs umount MPT`, `umount MPT`) or it
 //! receives SIGINT/SIGTERM/SIGHUP, in which case it unmounts first.
 
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -13,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use famfs_server::cli::{Args, Dax};
 use famfs_server::mount::{self, MountOptions};
-use famfs_server::{Config, DaxPolicy, Server, session, watch};
+use famfs_server::{Config, DaxPolicy, FileSystem, session, watch};
 use nix::sys::signal::{SigSet, Signal};
 
 fn main() {
@@ -78,7 +77,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     cfg.poll = Duration::from_millis(args.poll_ms.max(1));
     cfg.threads = args.threads.clamp(1, 64);
-    let server = Server::open(cfg).context("cannot serve this device")?;
+    let fs = FileSystem::open(cfg).context("cannot serve this device")?;
 
     // Signals are handled by one thread; every other thread inherits the blocked mask.
     let mut sigs = SigSet::empty();
@@ -97,20 +96,8 @@ fn run(args: Args) -> anyhow::Result<()> {
             default_permissions: !args.no_default_permissions,
         },
     )?;
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for _ in 1..server.config().threads {
-        match mount::clone_channel(&fuse) {
-            Ok(fd) => fds.push(fd),
-            Err(e) => {
-                tracing::warn!("{e}; using fewer threads");
-                break;
-            }
-        }
-    }
-    fds.insert(0, fuse);
-
     let stop = Arc::new(AtomicBool::new(false));
-    let watcher = watch::spawn(Arc::clone(&server), Arc::clone(&stop))?;
+    let watcher = watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
     {
         let mpt = mpt.clone();
         std::thread::Builder::new()
@@ -128,13 +115,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         "famfs_fused: serving {} at {} as {} ({} nodes)",
         device.display(),
         mpt.display(),
-        match server.role() {
+        match fs.role() {
             famfs_log::role::Role::Master => "master",
             _ => "client",
         },
-        server.node_count()
+        fs.node_count()
     );
-    let result = session::serve(&server, fds);
+    // INIT is answered on this descriptor; then the workers start on clones of it.
+    let result = session::run(&fs, fuse, mount::clone_channel, |_| {});
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     // If the loop ended for any other reason than an unmount, do not leave a dead mount.

@@ -1,7 +1,8 @@
-//! A famfs kernel in user space: speaks the FUSE protocol to a [`famfs_server::Server`] over a
-//! `SOCK_SEQPACKET` socket pair standing in for `/dev/fuse`, applies the kernel's rules to every
-//! reply, and resolves file reads through GET_FMAP maps straight from the device mapping, as the
-//! famfs kernel (the "famfs: port into fuse" series, V3–V10) does.
+//! A famfs kernel in user space: speaks the FUSE protocol to a famfs server (a
+//! [`famfs_server::FileSystem`] behind its [`Adapter`]) over a `SOCK_SEQPACKET` socket pair
+//! standing in for `/dev/fuse`, applies the kernel's rules to every reply, and resolves file
+//! reads through GET_FMAP maps straight from the device mapping, as the famfs kernel (the
+//! "famfs: port into fuse" series, V3–V10) does.
 //!
 //! What it plays:
 //! * INIT offering the flags a 6.x kernel offers, plus `FUSE_DAX_FMAP` (with `FUSE_INIT_EXT`)
@@ -10,7 +11,7 @@
 //!   cached fmap) lives until forgotten, as in the kernel.
 //! * OPEN of a regular file on a famfs session: GET_FMAP (V1: the bare header; Dev: with the
 //!   8-byte buffer size and the grow-and-retry-once rule), validated with
-//!   [`Fmap::parse`]'s kernel rules — a refused map releases the handle and fails the open — then
+//!   [`FmapMessage::parse`]'s kernel rules — a refused map releases the handle and fails the open — then
 //!   GET_DAXDEV for every device the map references not yet known (reply exactly 280 bytes, a
 //!   NUL-terminated absolute path naming the device; a bad answer marks the slot unusable but never
 //!   fails the open).
@@ -52,13 +53,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use famfs_fsdev::{Access, DaxDevice, Mapping};
-use famfs_server::{Config, Server, ServerError};
+use famfs_server::{Adapter, Config, FileSystem, ServerError};
 use fuse_famfs_proto::abi::{
     self, AccessIn, Attr, DaxdevOut, EntryOut, FlushIn, ForgetIn, ForgetOne, GetattrIn, GetxattrIn,
     InHeader, InitIn, InitOut, InterruptIn, Kstatfs, Opcode, OpenIn, OutHeader, ReadIn, ReleaseIn,
     SetattrIn, WriteIn,
 };
-use fuse_famfs_proto::fmap::{FmapReply, Resolved, Resolver};
+use fuse_famfs_proto::fmap::{FileOffset, FileType, FmapMessage, FmapReply, Resolved, Resolver};
 use fuse_famfs_proto::reply::{DirentIter, DirentPlusIter, ReplyError, ReplyRef, famfs_enabled};
 use fuse_famfs_proto::request::ForgetList;
 use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, Operation, Request};
@@ -243,6 +244,8 @@ impl DirEntry {
 /// A file map the kernel accepted and cached on an inode.
 #[derive(Debug, Clone)]
 pub struct KernelFmap {
+    /// The file type the reply's header carried.
+    pub file_type: FileType,
     /// The map as parsed.
     pub fmap: Fmap,
     resolver: Resolver,
@@ -266,7 +269,7 @@ enum DaxSlot {
 pub struct KernelEmu {
     chan: Channel,
     max_message: usize,
-    server: Option<Arc<Server>>,
+    server: Option<Arc<Adapter>>,
     session: Option<JoinHandle<Result<(), ServerError>>>,
     watcher: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
     device_id: (u64, u64),
@@ -312,35 +315,42 @@ impl KernelEmu {
         Self::start_with(EmuOptions::new(device.as_ref(), system_uuid, offer_famfs))
     }
 
-    /// As [`KernelEmu::start`], with every option.
+    /// As [`KernelEmu::start`], with every option. The server runs as the daemon does: INIT
+    /// is answered on its end of the pair before its workers start (on clones of that end).
     pub fn start_with(opts: EmuOptions) -> Result<KernelEmu, EmuError> {
-        let threads = opts.config.threads.max(1);
         let device = opts.config.device.clone();
-        let server = Server::open(opts.config.clone())?;
+        let fs = FileSystem::open(opts.config.clone())?;
         let (kernel_end, server_end) = famfs_server::mount::socket_channel()?;
         let server_max = channel::raise_buffers(&server_end);
-        let mut fds: Vec<OwnedFd> = Vec::with_capacity(threads);
-        for _ in 1..threads {
-            fds.push(server_end.try_clone()?);
-        }
-        fds.push(server_end);
-        let s = Arc::clone(&server);
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let f = Arc::clone(&fs);
         let session = std::thread::Builder::new()
             .name("emu-server".into())
-            .spawn(move || famfs_server::session::serve(&s, fds))?;
+            .spawn(move || {
+                let clone = |fd: &OwnedFd| fd.try_clone().map_err(ServerError::Channel);
+                famfs_server::session::run(&f, server_end, clone, |a| {
+                    let _ = ready_tx.send(Arc::clone(a));
+                })
+            })?;
         let watcher = if opts.watch {
             let stop = Arc::new(AtomicBool::new(false));
-            let h = famfs_server::watch::spawn(Arc::clone(&server), Arc::clone(&stop))?;
+            let h = famfs_server::watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
             Some((stop, h))
         } else {
             None
         };
         let mut k = Self::new(kernel_end, &device, &opts)?;
         k.max_message = k.max_message.min(server_max);
-        k.server = Some(server);
         k.session = Some(session);
         k.watcher = watcher;
         k.init()?;
+        let adapter = ready_rx
+            .recv_timeout(opts.timeout)
+            .map_err(|_| EmuError::Protocol {
+                opcode: Opcode::INIT,
+                why: "INIT was answered but the server did not start serving".into(),
+            })?;
+        k.server = Some(adapter);
         Ok(k)
     }
 
@@ -426,8 +436,8 @@ impl KernelEmu {
         Ok(())
     }
 
-    /// The server being driven (`None` for [`KernelEmu::connect`]).
-    pub fn server(&self) -> Option<&Arc<Server>> {
+    /// The server being driven, as INIT left it (`None` for [`KernelEmu::connect`]).
+    pub fn server(&self) -> Option<&Arc<Adapter>> {
         self.server.as_ref()
     }
 
@@ -735,19 +745,21 @@ impl KernelEmu {
             .get(&nodeid)
             .map_or((false, false), |i| (is_reg(i.attr.mode), i.fmap.is_some()));
         if self.famfs && reg && !cached {
-            let fmap = match self.fetch_fmap(nodeid, self.generation, None) {
-                Ok(f) => f,
-                Err(e) => {
-                    // fuse_open: the handle is released before the error is returned.
-                    let _ = self.release(&file);
-                    return Err(e);
-                }
-            };
+            let FmapMessage { file_type, fmap } =
+                match self.fetch_fmap(nodeid, self.generation, None) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // fuse_open: the handle is released before the error is returned.
+                        let _ = self.release(&file);
+                        return Err(e);
+                    }
+                };
             self.fetch_daxdevs(&fmap);
             let ino = self.inodes.entry(nodeid).or_default();
             ino.attr.size = fmap.file_size;
             ino.bad = false;
             ino.fmap = Some(Arc::new(KernelFmap {
+                file_type,
                 resolver: fmap.resolver(),
                 fmap,
             }));
@@ -769,7 +781,7 @@ impl KernelEmu {
         nodeid: u64,
         generation: AbiGeneration,
         dev_buffer: Option<u32>,
-    ) -> Result<Fmap, EmuError> {
+    ) -> Result<FmapMessage, EmuError> {
         let fmap_err = |source| EmuError::Fmap { nodeid, source };
         if !generation.get_fmap_has_size_input() {
             let buffer = generation.initial_fmap_buffer();
@@ -900,10 +912,12 @@ impl KernelEmu {
     /// it.
     pub fn resolve(&mut self, nodeid: u64, off: u64) -> Result<Resolved, EmuError> {
         let (kf, _) = self.famfs_file(nodeid)?;
-        kf.resolver.resolve(off).ok_or(EmuError::Unresolved {
-            nodeid,
-            offset: off,
-        })
+        kf.resolver
+            .resolve(FileOffset(off))
+            .ok_or(EmuError::Unresolved {
+                nodeid,
+                offset: off,
+            })
     }
 
     fn famfs_file(&mut self, nodeid: u64) -> Result<(Arc<KernelFmap>, u64), EmuError> {
@@ -946,10 +960,13 @@ impl KernelEmu {
         let mut out = vec![0u8; end.saturating_sub(off) as usize];
         let mut pos = off;
         while pos < end {
-            let r = kf.resolver.resolve(pos).ok_or(EmuError::Unresolved {
-                nodeid,
-                offset: pos,
-            })?;
+            let r = kf
+                .resolver
+                .resolve(FileOffset(pos))
+                .ok_or(EmuError::Unresolved {
+                    nodeid,
+                    offset: pos,
+                })?;
             let n = r.contiguous_len.min(end - pos);
             let map = match self.daxdevs.get(&r.dev_index) {
                 Some(DaxSlot::Valid(m)) => Arc::clone(m),
@@ -969,11 +986,12 @@ impl KernelEmu {
             let outside = EmuError::OutsideDevice {
                 nodeid,
                 offset: pos,
-                dev_offset: r.dev_offset,
+                dev_offset: r.dev_offset.0,
                 len: n,
             };
             let local = r
                 .dev_offset
+                .0
                 .checked_sub(map.device_offset())
                 .filter(|l| l.saturating_add(n) <= map.len() as u64);
             let Some(local) = local else {

@@ -1,0 +1,161 @@
+//! INIT: a connection is negotiated once, on its first descriptor, before any worker starts, so
+//! what INIT settles (famfs path on or off, flags, `max_write`, open flags) never changes
+//! afterwards.
+
+use std::sync::Arc;
+
+use fuse_famfs_proto::abi::{self, InitIn};
+use fuse_famfs_proto::reply::{self, InitConfig, Negotiated};
+use fuse_famfs_proto::{Errno, Operation};
+
+use super::{Adapter, Reply, bytes, respond};
+use crate::{Config, DaxPolicy, FileSystem};
+
+/// What INIT settled for a connection; fixed for its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connection {
+    /// The protocol minor version in force.
+    pub minor: u32,
+    /// The flags in force (64-bit word, `FUSE_*`).
+    pub flags: u64,
+    /// Largest WRITE the kernel may send.
+    pub max_write: u32,
+    /// `FOPEN_*` flags of every opened file.
+    pub open_flags: u32,
+}
+
+impl Connection {
+    /// Whether the kernel took the famfs path: it sends GET_FMAP after each OPEN of a regular
+    /// file, resolves faults itself, and sends no READ or WRITE for those files.
+    pub fn famfs(&self) -> bool {
+        self.flags & abi::FUSE_DAX_FMAP != 0
+    }
+}
+
+/// How a connection's first requests were answered ([`Adapter::init`]).
+#[derive(Debug)]
+pub enum Handshake {
+    /// INIT was negotiated: send `reply`, then serve the connection with `adapter`.
+    Ready {
+        /// Answers the connection's requests from now on.
+        adapter: Adapter,
+        /// The INIT reply.
+        reply: Reply,
+    },
+    /// Not an INIT that could be accepted: send the reply (an error, or nothing) and wait for
+    /// the next request.
+    Pending(Reply),
+}
+
+/// Whether this process holds `CAP_SYS_RAWIO` in its effective set, which a famfs kernel
+/// requires of the mounter before it offers `FUSE_DAX_FMAP` (CapEff in /proc/self/status;
+/// CAP_SYS_RAWIO is bit 17).
+pub fn has_cap_sys_rawio() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .is_some_and(|caps| caps >> 17 & 1 == 1)
+}
+
+/// What this server asks of the kernel.
+fn wanted(cfg: &Config, rawio: bool) -> InitConfig {
+    let mut flags = abi::FUSE_ASYNC_READ
+        | abi::FUSE_BIG_WRITES
+        | abi::FUSE_MAX_PAGES
+        | abi::FUSE_DO_READDIRPLUS
+        | abi::FUSE_READDIRPLUS_AUTO
+        | abi::FUSE_PARALLEL_DIROPS
+        | abi::FUSE_DIRECT_IO_ALLOW_MMAP;
+    let dax_ok = match cfg.dax {
+        DaxPolicy::Always => true,
+        // Only a device in famfs mode could be mapped by the kernel, and `FileSystem::open`
+        // refuses those (no mmap): the kernel path would fail every I/O with EIO.
+        DaxPolicy::Auto => false,
+        DaxPolicy::Off => false,
+    };
+    if dax_ok && rawio {
+        flags |= abi::FUSE_DAX_FMAP;
+    }
+    InitConfig {
+        flags,
+        max_write: cfg.max_io,
+        max_pages: (cfg.max_io / 4096).min(u32::from(u16::MAX)) as u16,
+        ..Default::default()
+    }
+}
+
+/// Negotiate the kernel's offer `init` (EPROTO if it cannot be answered).
+fn negotiate(cfg: &Config, init: &InitIn) -> Result<(Connection, Negotiated), Errno> {
+    let neg =
+        reply::negotiate(init, &wanted(cfg, has_cap_sys_rawio())).map_err(|_| Errno::EPROTO)?;
+    tracing::info!(
+        "FUSE {}.{}: {}",
+        init.major,
+        neg.minor,
+        if neg.famfs() {
+            "famfs kernel path (GET_FMAP/GET_DAXDEV)"
+        } else if init.flags64() & abi::FUSE_DAX_FMAP != 0 {
+            "kernel offers famfs but it is not used (no CAP_SYS_RAWIO, --dax off, or a device \
+             the kernel cannot map: a stand-in file or a devdax-mode device); serving READ/WRITE"
+        } else {
+            "stock kernel; serving READ/WRITE from the device mapping"
+        }
+    );
+    let conn = Connection {
+        minor: neg.minor,
+        flags: neg.flags,
+        max_write: neg.reply.max_write,
+        open_flags: if neg.famfs() {
+            0
+        } else {
+            // Every read goes to the shared memory: no page cache that could go stale when
+            // another host writes. mmap still works (FUSE_DIRECT_IO_ALLOW_MMAP).
+            abi::FOPEN_DIRECT_IO | abi::FOPEN_PARALLEL_DIRECT_WRITES
+        },
+    };
+    Ok((conn, neg))
+}
+
+/// The answer to an INIT on a connection already negotiated: EPROTO for an offer this server
+/// can never accept, EIO for any other (a connection is negotiated once; its state stays).
+pub(super) fn again(init: &InitIn) -> Errno {
+    if reply::negotiate(init, &InitConfig::default()).is_err() {
+        return Errno::EPROTO;
+    }
+    tracing::warn!("INIT on a connection already initialised; refused");
+    Errno::EIO
+}
+
+impl Adapter {
+    /// Answer one of a connection's first requests (`req`, into `out`, as
+    /// [`Adapter::handle`]): INIT is negotiated and gives the adapter for the rest of the
+    /// connection; anything before it is answered EIO (nothing for requests that take no
+    /// reply), and an INIT that cannot be accepted EPROTO, after which INIT is awaited again.
+    pub fn init(fs: &Arc<FileSystem>, req: &[u8], out: &mut [u8]) -> Handshake {
+        let mut ready = None;
+        let reply = respond(req, out, |r, out| match &r.op {
+            Operation::Init(init) => {
+                let (conn, neg) = negotiate(fs.config(), init)?;
+                let reply = bytes(neg.write_reply(out, r.header.unique))?;
+                ready = Some(Adapter {
+                    fs: Arc::clone(fs),
+                    conn,
+                });
+                Ok(reply)
+            }
+            op if !op.opcode().expects_reply() => Ok(Reply::None),
+            op => {
+                tracing::warn!("{:?} before INIT; answering EIO", op.opcode());
+                Err(Errno::EIO)
+            }
+        });
+        match ready {
+            Some(adapter) => Handshake::Ready { adapter, reply },
+            None => Handshake::Pending(reply),
+        }
+    }
+}
