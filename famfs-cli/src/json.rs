@@ -7,7 +7,7 @@ use std::path::Path;
 
 use famfs_fmap::{Extent, Fmap, FmapKind};
 use famfs_log::FsckReport;
-use famfs_log::namespace::{Namespace, NodeKind, ROOT_INO};
+use famfs_log::namespace::{Namespace, NodeKind};
 use famfs_log::replay::{Problem, ProblemKind};
 use serde::Serialize;
 
@@ -249,27 +249,20 @@ pub struct NodeJson {
 /// listing); `mode_of` gives the mode to show for a logged mode.
 pub fn tree_json(ns: &Namespace, mode_of: impl Fn(u32) -> u32) -> Vec<NodeJson> {
     let mut out = Vec::new();
-    let mut stack = vec![ROOT_INO];
-    while let Some(ino) = stack.pop() {
-        let Some(node) = ns.get(ino) else { continue };
-        if ino != ROOT_INO {
-            let (kind, size) = match &node.kind {
-                NodeKind::Dir(_) => ("dir", 0),
-                NodeKind::File(f) => ("file", f.size),
-            };
-            out.push(NodeJson {
-                kind,
-                path: ns.path_of(ino).display().to_string(),
-                mode: mode_of(node.attr.mode) & 0o7777,
-                uid: node.attr.uid,
-                gid: node.attr.gid,
-                size,
-            });
-        }
-        if let NodeKind::Dir(d) = &node.kind {
-            stack.extend(d.children().iter().rev());
-        }
-    }
+    crate::output::walk_tree(ns, |path, node| {
+        let (kind, size) = match &node.kind {
+            NodeKind::Dir(_) => ("dir", 0),
+            NodeKind::File(f) => ("file", f.size),
+        };
+        out.push(NodeJson {
+            kind,
+            path: path.display().to_string(),
+            mode: mode_of(node.attr.mode) & 0o7777,
+            uid: node.attr.uid,
+            gid: node.attr.gid,
+            size,
+        });
+    });
     out
 }
 

@@ -444,8 +444,8 @@ fn skip_lines(stdout: &str, prefix: &str) -> Vec<String> {
 #[test]
 fn meta_entries_are_reserved_in_the_mount_and_every_tool() {
     use famfs_log::entry::{DirEntry, FileEntry, LogEntry};
-    use fuse_famfs_proto::fmap::{Extent, Fmap};
     use famfs_tests::standin::{FixtureError, StandIn};
+    use fuse_famfs_proto::fmap::{Extent, Fmap};
     if !can_mount() {
         return;
     }
