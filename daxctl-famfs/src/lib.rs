@@ -16,6 +16,8 @@
 
 mod backend;
 mod chardev;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod error;
 mod famfs;
 mod holders;
