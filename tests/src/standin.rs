@@ -215,6 +215,20 @@ impl StandIn {
         })
     }
 
+    /// Formats the device again in place for master `master` (`mkfs.famfs -f` run by another
+    /// host: the file keeps its size and nothing is truncated, as on a dax device). The
+    /// fixture forgets its files; the pattern seeds continue, so new files get new contents.
+    pub fn reformat(&mut self, master: Uuid) -> Result<(), FixtureError> {
+        let map = self.map()?;
+        let mut opts = MkfsOptions::new(master, self.path.as_os_str().as_bytes());
+        opts.min_device_size = 0;
+        opts.force = true;
+        mkfs(&map, self.size, &opts)?;
+        self.master = master;
+        self.files.clear();
+        Ok(())
+    }
+
     /// The stand-in file.
     pub fn path(&self) -> &Path {
         &self.path
