@@ -11,7 +11,7 @@
 //!   copies, never live shared bytes. The copies are made by the kernel, so a range the device
 //!   no longer backs (a stand-in that shrank) is an error ([`FsdevError::Fault`]), never SIGBUS.
 //! * [`FileView`] is the kernel's fault path in user space: a file's bytes, read and written
-//!   through its file map (resolved with `fuse-famfs-proto`'s resolver) on a mapping.
+//!   through its file map (resolved with `famfs-fmap`'s resolver) on a mapping.
 //! * [`cache`] has the x86 cache-line write-back (`clwb`/`clflushopt`/`clflush` + `sfence`) and
 //!   invalidate primitives used after metadata writes and before metadata reads.
 //! * [`Media`] is the small byte-addressed interface the on-media format code (famfs-log) works

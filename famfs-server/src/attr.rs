@@ -119,8 +119,8 @@ impl AttrPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_log::fmap::{Extent, Fmap};
     use famfs_log::namespace::{DirNode, FileNode};
+    use fuse_famfs_proto::fmap::{Extent, Fmap};
     use std::sync::Arc;
 
     fn node(kind: NodeKind) -> Node {
@@ -142,7 +142,7 @@ mod tests {
         let file = node(NodeKind::File(FileNode {
             size: 100,
             flags: 2,
-            fmap: Arc::new(Fmap::Simple(vec![Extent::new(10 << 20, 2 << 20)])),
+            fmap: Arc::new(Fmap::simple(100, vec![Extent::new(0, 10 << 20, 2 << 20)])),
         }));
         let dir = node(NodeKind::Dir(DirNode::default()));
         let set = |valid, size| SetattrIn {

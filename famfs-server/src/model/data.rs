@@ -28,19 +28,16 @@ impl ViewCache {
     }
 }
 
-/// The wire map of file node `n` (inode `ino`), with the meta files typed as such.
-fn wire_fmap(ino: Ino, n: &Node) -> Result<Fmap, Errno> {
+/// The map of file node `n` (inode `ino`) and its GET_FMAP file type (the meta files are
+/// typed as such).
+fn typed_fmap(ino: Ino, n: &Node) -> Result<(FileType, Arc<Fmap>), Errno> {
     let f = n.as_file().ok_or(Errno::EISDIR)?;
-    let mut wire = f.fmap.to_wire(f.size).map_err(|e| {
-        tracing::error!("file {ino}: {e}");
-        Errno::EINVAL
-    })?;
-    wire.file_type = match ino {
+    let file_type = match ino {
         META_SB_INO => FileType::Superblock,
         META_LOG_INO => FileType::Log,
         _ => FileType::Regular,
     };
-    Ok(wire)
+    Ok((file_type, Arc::clone(&f.fmap)))
 }
 
 fn errno_of(e: &famfs_fsdev::FsdevError) -> Errno {
@@ -89,11 +86,11 @@ impl FileSystem {
         }
     }
 
-    /// The map of file `ino` (its extents on the device and its size), with the meta files
-    /// typed as such.
-    pub fn fmap(&self, ino: Ino) -> Result<Fmap, Errno> {
+    /// The map of file `ino` (its extents on the device and its size) and the file type
+    /// GET_FMAP reports for it: the meta files are typed as such.
+    pub fn fmap(&self, ino: Ino) -> Result<(FileType, Arc<Fmap>), Errno> {
         let log = self.log.read()?;
-        wire_fmap(ino, log.node(ino)?)
+        typed_fmap(ino, log.node(ino)?)
     }
 
     /// Run `f` on the view of file `ino` in the tree being served, which stays served while `f`
@@ -114,8 +111,8 @@ impl FileSystem {
         {
             return Ok(f(v));
         }
-        let wire = wire_fmap(ino, node)?;
-        let view = FileView::new(Arc::clone(&self.map), &wire).map_err(|e| {
+        let (_, fmap) = typed_fmap(ino, node)?;
+        let view = FileView::new(Arc::clone(&self.map), &fmap).map_err(|e| {
             tracing::error!("file {ino}: {e}");
             Errno::EIO
         })?;
