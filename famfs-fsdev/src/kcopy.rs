@@ -62,27 +62,21 @@ enum Dir {
 /// `Dir::Read` the local ones must be writable and not aliased by any Rust reference.
 unsafe fn call(dir: Dir, local: &[libc::iovec], remote: &[libc::iovec]) -> io::Result<usize> {
     let pid = std::process::id() as libc::pid_t;
+    let syscall = match dir {
+        Dir::Read => libc::process_vm_readv,
+        Dir::Write => libc::process_vm_writev,
+    };
     // SAFETY: the caller guarantees the iovecs; the counts are the slices' lengths. The kernel
     // checks every address and returns EFAULT (or a short count) instead of faulting us.
     let n = unsafe {
-        match dir {
-            Dir::Read => libc::process_vm_readv(
-                pid,
-                local.as_ptr(),
-                local.len() as libc::c_ulong,
-                remote.as_ptr(),
-                remote.len() as libc::c_ulong,
-                0,
-            ),
-            Dir::Write => libc::process_vm_writev(
-                pid,
-                local.as_ptr(),
-                local.len() as libc::c_ulong,
-                remote.as_ptr(),
-                remote.len() as libc::c_ulong,
-                0,
-            ),
-        }
+        syscall(
+            pid,
+            local.as_ptr(),
+            local.len() as libc::c_ulong,
+            remote.as_ptr(),
+            remote.len() as libc::c_ulong,
+            0,
+        )
     };
     if n < 0 {
         Err(io::Error::last_os_error())
@@ -200,16 +194,7 @@ mod tests {
 
     #[test]
     fn copies_and_faults_are_errors_not_signals() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        let f = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p)
-            .unwrap();
-        f.set_len(4 * 4096).unwrap();
+        let (_dir, _, f) = crate::tests::rw_file(4 * 4096);
         let len = std::num::NonZeroUsize::new(4 * 4096).unwrap();
         let prot = nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_WRITE;
         // SAFETY: a fresh shared mapping of a file; unmapped at the end of the test.

@@ -39,3 +39,22 @@ pub use media::{FileMedia, Media, MediaLock, MemMedia};
 
 /// The famfs allocation unit and the alignment of every dax mapping: 2 MiB.
 pub const ALLOC_UNIT: u64 = 2 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    /// A new `size`-byte file opened for reading and writing, in a temporary directory that
+    /// lives as long as the first element.
+    pub(crate) fn rw_file(size: u64) -> (tempfile::TempDir, std::path::PathBuf, std::fs::File) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.set_len(size).unwrap();
+        (dir, p, f)
+    }
+}

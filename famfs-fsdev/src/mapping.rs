@@ -300,16 +300,7 @@ mod tests {
 
     #[test]
     fn a_shrunken_stand_in_gives_errors_not_sigbus() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("d");
-        let f = std::fs::File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&p)
-            .unwrap();
-        f.set_len(8 * ALLOC_UNIT).unwrap();
+        let (_dir, p, f) = crate::tests::rw_file(8 * ALLOC_UNIT);
         let dev = DaxDevice::open(&p, crate::Access::ReadWrite).unwrap();
         let m = dev.map_all().unwrap();
         assert!(!m.has_cache_ops(), "a stand-in needs no cache maintenance");

@@ -449,33 +449,18 @@ mod tests {
 
     #[test]
     fn numbering_past_an_older_tree() {
+        let dir = || NodeKind::Dir(DirNode::default());
         let mut ns = Namespace::new(a(0o755));
-        let meta = ns
-            .add(
-                ROOT_INO,
-                OsStr::new(".meta"),
-                a(0o755),
-                NodeKind::Dir(DirNode::default()),
-                None,
-            )
-            .unwrap();
+        let meta = ns.add(ROOT_INO, OsStr::new(".meta"), a(0o755), dir(), None);
         ns.number_from(1);
         assert_eq!(ns.next_ino(), 3, "a number in use is no gap");
         ns.number_from(100);
         ns.number_from(500);
         assert_eq!(ns.next_ino(), 100, "only the first call counts");
-        let d = ns
-            .add(
-                ROOT_INO,
-                OsStr::new("d"),
-                a(0o755),
-                NodeKind::Dir(DirNode::default()),
-                Some(0),
-            )
-            .unwrap();
-        let f = ns
-            .add(d, OsStr::new("f"), a(0o644), file(), Some(1))
-            .unwrap();
+        let d = ns.add(ROOT_INO, OsStr::new("d"), a(0o755), dir(), Some(0));
+        let d = d.unwrap();
+        let f = ns.add(d, OsStr::new("f"), a(0o644), file(), Some(1));
+        let (meta, f) = (meta.unwrap(), f.unwrap());
         assert_eq!((meta, d, f, ns.next_ino()), (2, 100, 101, 102));
         for gone in [0, 3, 4, 50, 99, 102, u64::MAX] {
             assert!(ns.get(gone).is_none(), "{gone}");

@@ -231,6 +231,14 @@ impl StandIn {
         self.path.parent().unwrap_or(Path::new("/"))
     }
 
+    /// A directory `name` next to the stand-in (created if needed), for a mount point; removed
+    /// with the stand-in's directory.
+    pub fn mountpoint(&self, name: &str) -> PathBuf {
+        let p = self.dir().join(name);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        p
+    }
+
     /// Device size in bytes.
     pub fn size(&self) -> u64 {
         self.size

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use famfs_log::alloc::AllocPolicy;
 use famfs_log::header::COUNTERS_OFFSET;
 use famfs_log::layout::LOG_OFFSET;
-use famfs_tests::fused::FusedMount;
+use famfs_tests::fused::{FusedMount, names};
 use famfs_tests::standin::{StandIn, raw_file_entry};
 use famfs_tests::{pattern, prereq};
 use uuid::Uuid;
@@ -24,26 +24,11 @@ use uuid::Uuid;
 const MIB: u64 = 1 << 20;
 const GIB: u64 = 1 << 30;
 
-fn mountpoint(dev: &StandIn, name: &str) -> PathBuf {
-    let p = dev.dir().join(name);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
 fn mount(dev: &StandIn, name: &str, uuid: Uuid) -> (FusedMount, PathBuf) {
-    let mpt = mountpoint(dev, name);
+    let mpt = dev.mountpoint(name);
     let m = FusedMount::start(dev.path(), &mpt, &["--system-uuid", &uuid.to_string()])
         .unwrap_or_else(|e| panic!("mounting {name}: {e}"));
     (m, mpt)
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 /// Waits up to `timeout` for `cond`; returns whether it became true.
