@@ -10,15 +10,15 @@
 //! the protection.
 
 use std::io;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Pages are probed at this stride: every page of any size starts on a 4 KiB boundary.
 const PROBE_STRIDE: usize = 4096;
 /// Most iovecs per call (`IOV_MAX`).
 const IOV_MAX: usize = 1024;
 
-/// 0: not tried yet, 1: the kernel copies, 2: CPU copies (the calls are forbidden here).
-static KERNEL_COPY: AtomicU8 = AtomicU8::new(0);
+/// Set once the kernel refused the calls (seccomp): the CPU copies from then on.
+static REFUSED: AtomicBool = AtomicBool::new(false);
 
 fn iov(ptr: *const u8, len: usize) -> libc::iovec {
     libc::iovec {
@@ -29,7 +29,7 @@ fn iov(ptr: *const u8, len: usize) -> libc::iovec {
 
 /// Whether the kernel may be asked to copy; `false` once it refused (seccomp).
 fn kernel_allowed() -> bool {
-    KERNEL_COPY.load(Ordering::Relaxed) != 2
+    !REFUSED.load(Ordering::Relaxed)
 }
 
 /// Note that the kernel refused with `e`; returns whether a CPU fallback is in order.
@@ -37,7 +37,7 @@ fn refused(e: &io::Error) -> bool {
     if !matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
         return false;
     }
-    if KERNEL_COPY.swap(2, Ordering::Relaxed) != 2 {
+    if !REFUSED.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             "process_vm_readv/process_vm_writev are not permitted here ({e}); copying device \
              bytes with the CPU, so a device that shrinks or goes away will kill this process"
@@ -81,7 +81,6 @@ unsafe fn call(dir: Dir, local: &[libc::iovec], remote: &[libc::iovec]) -> io::R
     if n < 0 {
         Err(io::Error::last_os_error())
     } else {
-        KERNEL_COPY.store(1, Ordering::Relaxed);
         Ok(n as usize)
     }
 }
@@ -168,24 +167,27 @@ pub(crate) unsafe fn probe(ptr: *const u8, len: usize) -> io::Result<()> {
     }
     let first = ptr as usize & !(PROBE_STRIDE - 1);
     let end = ptr as usize + len;
-    let pages: Vec<usize> = (first..end)
+    let mut pages = (first..end)
         .step_by(PROBE_STRIDE)
-        .map(|p| p.max(ptr as usize))
-        .collect();
+        .map(|p| iov(p.max(ptr as usize) as *const u8, 1));
     let mut sink = [0u8; IOV_MAX];
-    for batch in pages.chunks(IOV_MAX) {
-        let remote: Vec<libc::iovec> = batch.iter().map(|&p| iov(p as *const u8, 1)).collect();
-        let local = [iov(sink.as_mut_ptr(), batch.len())];
+    let mut remote = Vec::with_capacity(IOV_MAX.min(len / PROBE_STRIDE + 2));
+    loop {
+        remote.clear();
+        remote.extend(pages.by_ref().take(IOV_MAX));
+        if remote.is_empty() {
+            return Ok(());
+        }
+        let local = [iov(sink.as_mut_ptr(), remote.len())];
         // SAFETY: every remote byte is inside the caller's range; `sink` is ours and holds
         // one byte per remote iovec.
         match unsafe { call(Dir::Read, &local, &remote) } {
-            Ok(n) if n == batch.len() => {}
+            Ok(n) if n == remote.len() => {}
             Ok(_) => return Err(io::Error::from_raw_os_error(libc::EFAULT)),
             Err(e) if refused(&e) => return Ok(()),
             Err(e) => return Err(e),
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
