@@ -228,6 +228,8 @@ impl DaxDevice {
             offset,
             len,
             self.access == Access::ReadWrite,
+            // A stand-in lives in the page cache, which every process of the host sees alike.
+            matches!(self.kind, DeviceKind::DaxChar { .. }),
         )
     }
 

@@ -63,6 +63,23 @@ pub enum FsdevError {
         /// Why it was refused.
         why: &'static str,
     },
+    /// The device no longer backs a mapped range (a stand-in file that shrank, a device torn
+    /// down): the kernel refused the copy (EFAULT) where a CPU access would have been SIGBUS.
+    #[error(
+        "{path}: the device cannot be accessed at [{offset:#x}, +{len:#x}) ({source}): did it \
+         shrink or go away?"
+    )]
+    Fault {
+        /// The device path.
+        path: PathBuf,
+        /// Device offset of the range.
+        offset: u64,
+        /// Length of the range.
+        len: u64,
+        /// The OS error (EFAULT).
+        #[source]
+        source: std::io::Error,
+    },
     /// A write through a read-only mapping or media.
     #[error("write refused: {0} is read-only")]
     ReadOnly(String),
@@ -104,7 +121,7 @@ impl FsdevError {
             FsdevError::TooSmall { .. } | FsdevError::UnalignedSize { .. } => libc::EINVAL,
             FsdevError::BadRange { .. } => libc::ERANGE,
             FsdevError::ReadOnly(_) => libc::EROFS,
-            FsdevError::Sysfs { .. } => libc::EIO,
+            FsdevError::Sysfs { .. } | FsdevError::Fault { .. } => libc::EIO,
             FsdevError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }
     }

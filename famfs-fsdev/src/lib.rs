@@ -6,9 +6,10 @@
 //!   device from daxctl-famfs, which owns sysfs; size from the file for a stand-in) and hands
 //!   out [`Mapping`]s.
 //! * [`Mapping`] is a `MAP_SHARED` window onto the device, or onto a whole host file
-//!   ([`Mapping::of_file`]): the one mmap wrapper. Every access copies bytes in or out
-//!   through raw pointers: no Rust reference into memory that another host may be writing is
-//!   ever created, so callers parse copies, never live shared bytes.
+//!   ([`Mapping::of_file`]): the one mmap wrapper. Every access copies bytes in or out: no Rust
+//!   reference into memory that another host may be writing is ever created, so callers parse
+//!   copies, never live shared bytes. The copies are made by the kernel, so a range the device
+//!   no longer backs (a stand-in that shrank) is an error ([`FsdevError::Fault`]), never SIGBUS.
 //! * [`FileView`] is the kernel's fault path in user space: a file's bytes, read and written
 //!   through its file map (resolved with `famfs-fmap`'s resolver) on a mapping.
 //! * [`cache`] has the x86 cache-line write-back (`clwb`/`clflushopt`/`clflush` + `sfence`) and
@@ -24,6 +25,7 @@ pub mod cache;
 mod device;
 mod error;
 mod file;
+mod kcopy;
 mod mapping;
 mod media;
 
@@ -38,3 +40,22 @@ pub use media::{FileMedia, Media, MediaLock, MemMedia};
 
 /// The famfs allocation unit and the alignment of every dax mapping: 2 MiB.
 pub const ALLOC_UNIT: u64 = 2 * 1024 * 1024;
+
+#[cfg(test)]
+mod tests {
+    /// A new `size`-byte file opened for reading and writing, in a temporary directory that
+    /// lives as long as the first element.
+    pub(crate) fn rw_file(size: u64) -> (tempfile::TempDir, std::path::PathBuf, std::fs::File) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
+            .unwrap();
+        f.set_len(size).unwrap();
+        (dir, p, f)
+    }
+}

@@ -1,4 +1,17 @@
-//! A shared mapping of a device range.
+//! A shared mapping of a device range, and the one place where this process touches it.
+//!
+//! Shared memory can fault at any time: a stand-in file truncated by someone else, a dax device
+//! torn down. A fault on a CPU access is SIGBUS, which kills the process; so no byte of a
+//! mapping is ever copied by the CPU here. Copies in and out are made by the kernel on our behalf
+//! (`process_vm_readv`/`process_vm_writev` on this process, see `kcopy`), which turns a fault
+//! into [`FsdevError::Fault`]. The only instructions that touch the mapping directly are the
+//! cache-line flushes of [`Mapping::flush`] and [`Mapping::invalidate`]; they run only on memory
+//! that can be shared with other hosts (a dax device, or a file mapped with
+//! [`Mapping::of_file`]), after the kernel has brought every page of the range in, and are
+//! skipped on a stand-in (a regular file or memfd lives in the page cache, coherent for every
+//! process of the host). The one window left is a dax device torn down between that check and
+//! the flush itself. [`Mapping::raw_range`] hands ranges to the kernel (`writev`), which faults
+//! the same way: EFAULT, never SIGBUS.
 
 use std::fs::File;
 use std::num::NonZeroUsize;
@@ -8,7 +21,7 @@ use std::sync::Arc;
 
 use nix::sys::mman::{MapFlags, ProtFlags};
 
-use crate::{FsdevError, cache};
+use crate::{FsdevError, cache, kcopy};
 
 /// A `MAP_SHARED` window onto `[device_offset, device_offset + len)` of a device.
 ///
@@ -23,6 +36,8 @@ pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     writable: bool,
+    /// Whether the memory may be shared with other hosts, so CPU caches need maintenance.
+    cache_ops: bool,
 }
 
 // SAFETY: the mapping is plain shared memory; all access is through raw-pointer copies that
@@ -39,6 +54,7 @@ impl Mapping {
         device_offset: u64,
         len: u64,
         writable: bool,
+        cache_ops: bool,
     ) -> Result<Self, FsdevError> {
         let range_err = |why| FsdevError::BadRange {
             offset: device_offset,
@@ -66,6 +82,7 @@ impl Mapping {
             ptr: ptr.cast(),
             len: ulen,
             writable,
+            cache_ops,
         })
     }
 
@@ -80,7 +97,7 @@ impl Mapping {
         let own = file
             .try_clone()
             .map_err(|e| FsdevError::io("dup", path, e))?;
-        Mapping::new(Arc::new(own), path, 0, size, false)
+        Mapping::new(Arc::new(own), path, 0, size, false, true)
     }
 
     /// Length of the mapping in bytes.
@@ -127,63 +144,101 @@ impl Mapping {
 
     /// A raw pointer to `[off, off + len)` of the mapping after a bounds check, for handing the
     /// range to the kernel (e.g. `writev`) without copying. The pointer is valid while `self`
-    /// lives; the bytes behind it may change at any time.
+    /// lives; the bytes behind it may change at any time, and may fault: never access them
+    /// with the CPU (the kernel turns a fault into EFAULT).
     pub fn raw_range(&self, off: u64, len: usize) -> Result<*const u8, FsdevError> {
         let o = self.check(off, len)?;
         // SAFETY: `o + len <= self.len`, so the result stays inside the mapping.
         Ok(unsafe { self.ptr.as_ptr().add(o) })
     }
 
-    /// Copy `buf.len()` bytes starting at `off` out of the mapping.
-    pub fn read(&self, off: u64, buf: &mut [u8]) -> Result<(), FsdevError> {
-        let o = self.check(off, buf.len())?;
-        // SAFETY: the source range is inside the live mapping (checked) and cannot overlap a
-        // Rust-owned buffer.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(o), buf.as_mut_ptr(), buf.len())
+    /// The error for a fault at `[off, off + len)` of the mapping.
+    fn fault(&self, off: usize, len: usize, e: std::io::Error) -> FsdevError {
+        let err = FsdevError::Fault {
+            path: self.path.clone(),
+            offset: self.device_offset + off as u64,
+            len: len as u64,
+            source: e,
         };
-        Ok(())
+        tracing::debug!("{err}");
+        err
     }
 
-    /// Copy `data` into the mapping at `off`.
-    pub fn write(&self, off: u64, data: &[u8]) -> Result<(), FsdevError> {
-        if !self.writable {
-            return Err(FsdevError::ReadOnly(self.path.display().to_string()));
+    fn check_writable(&self) -> Result<(), FsdevError> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(FsdevError::ReadOnly(self.path.display().to_string()))
         }
+    }
+
+    /// Copy `buf.len()` bytes starting at `off` out of the mapping. A range the device no longer
+    /// backs (a stand-in that shrank, a device torn down) is [`FsdevError::Fault`].
+    pub fn read(&self, off: u64, buf: &mut [u8]) -> Result<(), FsdevError> {
+        let o = self.check(off, buf.len())?;
+        // SAFETY: the source range is inside the live mapping (checked); the kernel copies it
+        // into `buf`, which is Rust-owned and cannot overlap it.
+        unsafe { kcopy::read(self.ptr.as_ptr().add(o), buf) }
+            .map_err(|e| self.fault(o, buf.len(), e))
+    }
+
+    /// Copy `data` into the mapping at `off` ([`FsdevError::Fault`] as for [`Mapping::read`]).
+    pub fn write(&self, off: u64, data: &[u8]) -> Result<(), FsdevError> {
+        self.check_writable()?;
         let o = self.check(off, data.len())?;
-        // SAFETY: the destination is inside the live, writable mapping (checked) and cannot
-        // overlap `data`, which is Rust-owned memory.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.ptr.as_ptr().add(o), data.len())
-        };
-        Ok(())
+        // SAFETY: the destination is inside the live, writable mapping (checked); the kernel
+        // copies `data`, Rust-owned memory that cannot overlap it, into it.
+        unsafe { kcopy::write(self.ptr.as_ptr().add(o), data) }
+            .map_err(|e| self.fault(o, data.len(), e))
     }
 
     /// Set `len` bytes at `off` to `byte`.
     pub fn fill(&self, off: u64, len: usize, byte: u8) -> Result<(), FsdevError> {
-        if !self.writable {
-            return Err(FsdevError::ReadOnly(self.path.display().to_string()));
-        }
+        self.check_writable()?;
         let o = self.check(off, len)?;
         // SAFETY: the range is inside the live, writable mapping (checked).
-        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(o), byte, len) };
+        unsafe { kcopy::fill(self.ptr.as_ptr().add(o), len, byte) }
+            .map_err(|e| self.fault(o, len, e))
+    }
+
+    /// Run cache operation `op` over `[off, off + len)` if this memory needs it, after the
+    /// kernel has brought every page of the range in.
+    fn cache_op(
+        &self,
+        off: u64,
+        len: usize,
+        op: unsafe fn(*const u8, usize),
+    ) -> Result<(), FsdevError> {
+        let o = self.check(off, len)?;
+        if !self.cache_ops {
+            return Ok(());
+        }
+        // SAFETY: the range is inside the live mapping (checked).
+        let p = unsafe { self.ptr.as_ptr().add(o) };
+        // SAFETY: as above; the kernel reads one byte of each page, faults are errors.
+        unsafe { kcopy::probe(p, len) }.map_err(|e| self.fault(o, len, e))?;
+        // SAFETY: the range is inside the live mapping and every page of it is present (just
+        // probed); `op` only touches cache state.
+        unsafe { op(p, len) };
         Ok(())
     }
 
-    /// Write back the cache lines of `[off, off + len)` so other hosts see them.
+    /// Write back the cache lines of `[off, off + len)` so other hosts see them (nothing to do
+    /// on a stand-in, whose page cache every process shares).
     pub fn flush(&self, off: u64, len: usize) -> Result<(), FsdevError> {
-        let o = self.check(off, len)?;
-        // SAFETY: the range is inside the live mapping (checked).
-        unsafe { cache::flush(self.ptr.as_ptr().add(o), len) };
-        Ok(())
+        self.cache_op(off, len, cache::flush)
     }
 
-    /// Drop cached copies of `[off, off + len)` so the next read sees what other hosts wrote.
+    /// Drop cached copies of `[off, off + len)` so the next read sees what other hosts wrote
+    /// (nothing to do on a stand-in).
     pub fn invalidate(&self, off: u64, len: usize) -> Result<(), FsdevError> {
-        let o = self.check(off, len)?;
-        // SAFETY: the range is inside the live mapping (checked).
-        unsafe { cache::invalidate(self.ptr.as_ptr().add(o), len) };
-        Ok(())
+        self.cache_op(off, len, cache::invalidate)
+    }
+
+    /// Whether [`Mapping::flush`] and [`Mapping::invalidate`] run cache-line instructions: on
+    /// memory other hosts may share, not on a stand-in.
+    pub fn has_cache_ops(&self) -> bool {
+        self.cache_ops
     }
 }
 
@@ -241,6 +296,43 @@ mod tests {
         std::fs::write(&p, b"").unwrap();
         let e = super::Mapping::of_file(&std::fs::File::open(&p).unwrap(), &p).unwrap_err();
         assert!(e.to_string().contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn a_shrunken_stand_in_gives_errors_not_sigbus() {
+        let (_dir, p, f) = crate::tests::rw_file(8 * ALLOC_UNIT);
+        let dev = DaxDevice::open(&p, crate::Access::ReadWrite).unwrap();
+        let m = dev.map_all().unwrap();
+        assert!(!m.has_cache_ops(), "a stand-in needs no cache maintenance");
+        m.write(5 * ALLOC_UNIT, b"before").unwrap();
+        f.set_len(ALLOC_UNIT).unwrap();
+        let mut b = [0u8; 6];
+        for e in [
+            m.read(5 * ALLOC_UNIT, &mut b).unwrap_err(),
+            m.write(5 * ALLOC_UNIT, b"after").unwrap_err(),
+            m.write(ALLOC_UNIT - 2, b"straddles").unwrap_err(),
+            m.fill(3 * ALLOC_UNIT, 10, 0).unwrap_err(),
+        ] {
+            assert!(matches!(e, crate::FsdevError::Fault { .. }), "{e}");
+            assert_eq!(e.errno(), libc::EIO);
+            assert!(e.to_string().contains("cannot be accessed"), "{e}");
+        }
+        // Inside the new size all is well.
+        m.write(100, b"inside").unwrap();
+        m.read(100, &mut b).unwrap();
+        assert_eq!(&b, b"inside");
+        m.flush(0, m.len()).unwrap();
+        m.invalidate(0, m.len()).unwrap();
+        // A whole-file mapping (which may be shared memory) probes before flushing.
+        let ro = super::Mapping::of_file(&f, &p).unwrap();
+        assert!(ro.has_cache_ops());
+        ro.invalidate(0, ro.len()).unwrap();
+        drop(dev);
+        f.set_len(4096).unwrap();
+        let e = ro.invalidate(0, ro.len()).unwrap_err();
+        assert!(matches!(e, crate::FsdevError::Fault { .. }), "{e}");
+        assert!(ro.flush(ALLOC_UNIT / 2, 64).is_err());
+        ro.flush(0, 4096).unwrap();
     }
 
     #[test]

@@ -11,6 +11,38 @@ use crate::namespace::NsError;
 use crate::path::PathProblem;
 use crate::superblock::SuperblockError;
 
+/// How the media no longer holds the file system that was replayed from it: another host
+/// re-formatted the device, or rewrote or rewound the log. What was replayed must not be served
+/// any more; [`Famfs::reload`](crate::Famfs::reload) replays the media as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rewritten {
+    /// The superblock names another file system.
+    #[error("the device was re-formatted: file-system UUID {was} is now {now}")]
+    Reformatted {
+        /// The UUID replayed.
+        was: uuid::Uuid,
+        /// The UUID on the media now.
+        now: uuid::Uuid,
+    },
+    /// The same file system UUID with a different superblock (log length, device size, master).
+    #[error("the superblock of file system {0} changed")]
+    SuperblockChanged(uuid::Uuid),
+    /// The header counts fewer entries than were replayed.
+    #[error("the log went backwards: it holds {now} entries, {seen} were replayed")]
+    WentBackwards {
+        /// Entries now.
+        now: u64,
+        /// Entries replayed.
+        seen: u64,
+    },
+    /// A replayed entry is not in its slot any more.
+    #[error("log entry {index} is no longer the one replayed: the log was rewritten")]
+    EntryChanged {
+        /// The slot.
+        index: u64,
+    },
+}
+
 /// Errors from reading, checking and writing a famfs.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -23,16 +55,9 @@ pub enum LogError {
     /// The log header is invalid.
     #[error("{0}")]
     LogHeader(#[from] LogHeaderError),
-    /// The log shrank under us (the device was re-formatted?).
-    #[error(
-        "the log went backwards: {now} entries, {seen} seen before (was the device re-formatted?)"
-    )]
-    LogShrank {
-        /// Entries now.
-        now: u64,
-        /// Entries seen before.
-        seen: u64,
-    },
+    /// The media no longer holds what was replayed.
+    #[error("{0}")]
+    Rewritten(#[from] Rewritten),
     /// This host is not the master.
     #[error(
         "not running on the master node: this host's system UUID is {local}, the file system belongs to {owner}"
@@ -107,9 +132,7 @@ impl LogError {
         use libc::*;
         match self {
             LogError::Media(e) => e.errno(),
-            LogError::Superblock(_) | LogError::LogHeader(_) | LogError::LogShrank { .. } => {
-                EUCLEAN
-            }
+            LogError::Superblock(_) | LogError::LogHeader(_) | LogError::Rewritten(_) => EUCLEAN,
             LogError::NotMaster { .. } => EPERM,
             LogError::LogFull { .. } => ENOSPC,
             LogError::Alloc(AllocError::BadInterleave(_)) => EINVAL,

@@ -1,13 +1,13 @@
 //! [`Famfs`]: an open file system — superblock, log, and the state replayed from it — and
-//! [`Writer`], the master's locked session for appending.
+//! [`Writer`], the master's locked session for appending. Noticing that the log was rewritten
+//! under an open file system, and replaying it again, is in `rewrite`.
 
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use famfs_fsdev::{FsdevError, Media, MediaLock};
+use famfs_fsdev::{Media, MediaLock};
 use uuid::Uuid;
 
-use crate::LogError;
 use crate::alloc::{AllocPolicy, Allocator, BucketRng};
 use crate::entry::{DirEntry, EntryError, FileEntry, LogEntry, check_integrity};
 use crate::header::{COUNTERS_OFFSET, LogHeader};
@@ -17,6 +17,7 @@ use crate::path::{check_not_reserved, check_relpath};
 use crate::replay::{Applied, LogState, Problem};
 use crate::role::Role;
 use crate::superblock::Superblock;
+use crate::{LogError, OffsetMedia};
 
 /// How replay treats an entry that fails its CRC or seqnum check (after one re-read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -46,76 +47,6 @@ pub struct OpenOptions {
     pub meta_files: bool,
 }
 
-/// A view of part of another media: offset 0 here is `base` there.
-#[derive(Debug)]
-pub struct OffsetMedia<M> {
-    inner: M,
-    base: u64,
-    len: u64,
-}
-
-impl<M: Media> OffsetMedia<M> {
-    /// `[base, base + len)` of `inner`.
-    pub fn new(inner: M, base: u64, len: u64) -> Result<Self, FsdevError> {
-        if base.checked_add(len).is_none_or(|e| e > inner.size()) {
-            return Err(FsdevError::BadRange {
-                offset: base,
-                len,
-                size: inner.size(),
-                why: "past the end of the media",
-            });
-        }
-        Ok(OffsetMedia { inner, base, len })
-    }
-
-    /// The underlying media.
-    pub fn inner(&self) -> &M {
-        &self.inner
-    }
-}
-
-impl<M: Media> Media for OffsetMedia<M> {
-    fn size(&self) -> u64 {
-        self.len
-    }
-    fn read_at(&self, off: u64, buf: &mut [u8]) -> Result<(), FsdevError> {
-        self.bound(off, buf.len() as u64)?;
-        self.inner.read_at(self.base + off, buf)
-    }
-    fn write_at(&self, off: u64, data: &[u8]) -> Result<(), FsdevError> {
-        self.bound(off, data.len() as u64)?;
-        self.inner.write_at(self.base + off, data)
-    }
-    fn flush(&self, off: u64, len: u64) -> Result<(), FsdevError> {
-        self.bound(off, len)?;
-        self.inner.flush(self.base + off, len)
-    }
-    fn invalidate(&self, off: u64, len: u64) -> Result<(), FsdevError> {
-        self.bound(off, len)?;
-        self.inner.invalidate(self.base + off, len)
-    }
-    fn lock_exclusive(&self) -> Result<MediaLock, FsdevError> {
-        self.inner.lock_exclusive()
-    }
-    fn describe(&self) -> String {
-        self.inner.describe()
-    }
-}
-
-impl<M: Media> OffsetMedia<M> {
-    fn bound(&self, off: u64, len: u64) -> Result<(), FsdevError> {
-        match off.checked_add(len) {
-            Some(e) if e <= self.len => Ok(()),
-            _ => Err(FsdevError::BadRange {
-                offset: off,
-                len,
-                size: self.len,
-                why: "outside the view",
-            }),
-        }
-    }
-}
-
 /// What a [`Famfs::refresh`] picked up.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RefreshReport {
@@ -137,13 +68,17 @@ const REPLAY_BATCH: u64 = 1927;
 /// An open famfs: checked superblock and log header, and the state replayed from the log.
 #[derive(Debug)]
 pub struct Famfs<L: Media> {
-    log: L,
-    sb: Superblock,
-    header: LogHeader,
-    state: LogState,
-    local: Option<Uuid>,
-    mode: ReplayMode,
+    pub(crate) log: L,
+    pub(crate) sb: Superblock,
+    pub(crate) header: LogHeader,
+    pub(crate) state: LogState,
+    /// How it was opened (this host, root, meta files, device size): to replay it again.
+    pub(crate) opts: OpenOptions,
+    pub(crate) mode: ReplayMode,
     buf: Vec<u8>,
+    /// Index and stored CRC of the last entry replayed that passed its integrity check: if the
+    /// log no longer holds it, the log was rewritten under us.
+    pub(crate) last: Option<(u64, u64)>,
 }
 
 impl<L: Media> Famfs<L> {
@@ -151,37 +86,16 @@ impl<L: Media> Famfs<L> {
     /// whose offset 0 is the log start, e.g. a mounted `.meta/.log`), then replay the log.
     /// A device or mapping holding both goes through [`Famfs::open_device`] instead.
     pub fn open(sb: Superblock, log: L, opts: OpenOptions) -> Result<Self, LogError> {
-        if let Some(real) = opts.device_size
-            && sb.dev_size > real
-        {
-            return Err(LogError::Geometry(format!(
-                "the superblock says the device has {} bytes but it has {real}",
-                sb.dev_size
-            )));
-        }
-        if log.size() < sb.log_len {
-            return Err(LogError::Geometry(format!(
-                "the log is {:#x} bytes but only {:#x} are accessible",
-                sb.log_len,
-                log.size()
-            )));
-        }
-        let mut state = match opts.root {
-            Some(root) => LogState::with_root(&sb, root),
-            None => LogState::new(&sb),
-        };
-        if opts.meta_files {
-            let master = Role::of(Some(&sb), opts.system_uuid) == Role::Master;
-            state.add_meta_files(&sb, if master { 0o644 } else { 0o444 });
-        }
+        let state = Self::fresh_state(&sb, &log, &opts)?;
         let mut fs = Famfs {
             log,
             header: LogHeader::empty(sb.log_len),
             sb,
             state,
-            local: opts.system_uuid,
             mode: opts.replay,
+            opts,
             buf: Vec::new(),
+            last: None,
         };
         fs.refresh()?;
         Ok(fs)
@@ -218,7 +132,7 @@ impl<L: Media> Famfs<L> {
 
     /// This host's role.
     pub fn role(&self) -> Role {
-        Role::of(Some(&self.sb), self.local)
+        Role::of(Some(&self.sb), self.opts.system_uuid)
     }
 
     /// The log media.
@@ -237,13 +151,14 @@ impl<L: Media> Famfs<L> {
             sb: self.sb,
             header: self.header,
             state: self.state,
-            local: self.local,
+            opts: self.opts,
             mode: self.mode,
             buf: self.buf,
+            last: self.last,
         }
     }
 
-    fn read_header(&self) -> Result<LogHeader, LogError> {
+    pub(crate) fn read_header(&self) -> Result<LogHeader, LogError> {
         let mut b = [0u8; LOG_HEADER_SIZE];
         self.log.invalidate(0, LOG_HEADER_SIZE as u64)?;
         self.log.read_at(0, &mut b)?;
@@ -252,25 +167,31 @@ impl<L: Media> Famfs<L> {
         Ok(h)
     }
 
-    /// Whether the log holds entries not replayed yet: one read of the log header (a cache
-    /// line), much cheaper than [`Famfs::refresh`]. An unreadable header is an error.
+    /// Whether the log holds entries not replayed yet: a read of the log header and of the
+    /// last entry replayed (two cache lines and a slot), much cheaper than
+    /// [`Famfs::refresh`]. An unreadable header is an error, and so is a log that no longer
+    /// holds what was replayed ([`LogError::Rewritten`]: see [`Famfs::reload`]).
     pub fn has_new_entries(&self) -> Result<bool, LogError> {
-        Ok(self.read_header()?.next_index > self.state.applied())
+        let h = self.read_header()?;
+        self.check_replayed(&h)?;
+        Ok(h.next_index > self.state.applied())
     }
 
     /// Pick up entries appended since the last replay (by this process or any other host).
+    /// A log that no longer holds what was replayed (re-formatted, rewritten, its counters
+    /// gone backwards) is [`LogError::Rewritten`], and nothing is applied.
     pub fn refresh(&mut self) -> Result<RefreshReport, LogError> {
         let h = self.read_header()?;
+        self.check_replayed(&h)?;
         let start = self.state.applied();
-        if h.next_index < start {
-            return Err(LogError::LogShrank {
-                now: h.next_index,
-                seen: start,
-            });
-        }
         self.header = h;
         let mut report = RefreshReport::default();
         let mut i = start;
+        // At most one node per entry; the bound keeps a hostile header from asking for much.
+        let coming = h.next_index.saturating_sub(start).min(h.slots());
+        self.state
+            .namespace_mut()
+            .reserve(usize::try_from(coming).unwrap_or(0));
         'outer: while i < h.next_index {
             let n = (h.next_index - i).min(REPLAY_BATCH);
             let off = entry_offset(i);
@@ -302,6 +223,7 @@ impl<L: Media> Famfs<L> {
                     }
                 }
                 report.entries += 1;
+                self.last = Some((idx, entry_crc(&slot)));
                 match self.state.apply_checked(idx, &slot) {
                     Applied::File(ino) => report.files.push(ino),
                     Applied::Dir(ino) => report.dirs.push(ino),
@@ -321,7 +243,8 @@ impl<L: Media> Famfs<L> {
         if self.role() != Role::Master {
             return Err(LogError::NotMaster {
                 local: self
-                    .local
+                    .opts
+                    .system_uuid
                     .map_or_else(|| "unknown".to_string(), |u| u.to_string()),
                 owner: self.sb.system_uuid,
             });
@@ -338,6 +261,13 @@ impl<L: Media> Famfs<L> {
             rng: BucketRng::from_entropy(),
         })
     }
+}
+
+/// The CRC an entry stores (its last 8 bytes), which identifies it.
+pub(crate) fn entry_crc(slot: &[u8; LOG_ENTRY_SIZE]) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&slot[crate::layout::LOG_ENTRY_CRC_LEN..]);
+    u64::from_le_bytes(b)
 }
 
 /// The master's locked session: every create and mkdir is appended to the log and applied to
@@ -393,6 +323,7 @@ impl<L: Media> Writer<'_, L> {
         log.write_at(COUNTERS_OFFSET, &next.counter_bytes())?;
         log.flush(0, LOG_HEADER_SIZE as u64)?;
         self.fs.header = next;
+        self.fs.last = Some((index, entry_crc(&bytes)));
         let applied = self.fs.state.apply(index, &bytes);
         Ok((index, applied))
     }

@@ -9,7 +9,8 @@
 //! * [`layout`]: offsets, sizes and raw structs; [`superblock`], [`header`], [`entry`],
 //!   [`fmap`], [`path`]: checked decoding and encoding of each structure.
 //! * [`replay`]: applying entries to a [`namespace::Namespace`] and an [`alloc::Bitmap`].
-//! * [`Famfs`]: an open file system; [`Famfs::refresh`] picks up new entries;
+//! * [`Famfs`]: an open file system; [`Famfs::refresh`] picks up new entries and notices a log
+//!   rewritten under it ([`Rewritten`]), [`Famfs::reload`] replays it again;
 //!   [`Famfs::writer`] gives the master a locked [`Writer`] that appends.
 //! * [`mkfs()`], [`FsckReport`], [`role`].
 //!
@@ -43,12 +44,15 @@ pub mod header;
 pub mod layout;
 mod mkfs;
 pub mod namespace;
+mod offset;
 pub mod path;
 pub mod replay;
+mod rewrite;
 pub mod role;
 pub mod superblock;
 
-pub use error::LogError;
-pub use fs::{Famfs, OffsetMedia, OpenOptions, RefreshReport, ReplayMode, Writer};
+pub use error::{LogError, Rewritten};
+pub use fs::{Famfs, OpenOptions, RefreshReport, ReplayMode, Writer};
 pub use fsck::{Capacity, FsckReport};
 pub use mkfs::{MIN_MKFS_DEVICE_SIZE, MkfsOptions, MkfsOutcome, check_log_len, mkfs};
+pub use offset::OffsetMedia;

@@ -2,7 +2,9 @@
 //!
 //! Inode numbers are dense and start at [`ROOT_INO`] = 1 (FUSE's root id), assigned in the order
 //! nodes are added. Every host replays the same log in the same order, so every host assigns
-//! the same numbers. Nothing is ever removed (famfs has no delete).
+//! the same numbers. Nothing is ever removed (famfs has no delete). A tree replayed again after
+//! the log was rewritten under a mount numbers its log nodes past every number the tree it
+//! replaces used ([`Namespace::number_from`]), so an old number never names a new node.
 
 use std::ffi::{OsStr, OsString};
 use std::hash::{BuildHasher, Hasher};
@@ -138,6 +140,9 @@ pub struct Namespace {
     hasher: DefaultHashBuilder,
     files: u64,
     dirs: u64,
+    /// Nodes at this position and after are numbered `gap` higher (no gap: `usize::MAX`).
+    gap_at: usize,
+    gap: u64,
 }
 
 impl std::fmt::Debug for Namespace {
@@ -173,7 +178,52 @@ impl Namespace {
             hasher: DefaultHashBuilder::default(),
             files: 0,
             dirs: 0,
+            gap_at: usize::MAX,
+            gap: 0,
         }
+    }
+
+    /// Number the nodes added from now on from `first` on, if that is past the next number:
+    /// the numbers in between stay unused. For a tree replayed again after the log was
+    /// rewritten, so that no number of the tree it replaces names one of its nodes. Only the
+    /// first call counts.
+    pub fn number_from(&mut self, first: Ino) {
+        let next = self.nodes.len() as Ino + 1;
+        if self.gap_at == usize::MAX && first > next {
+            self.gap_at = self.nodes.len();
+            self.gap = first - next;
+        }
+    }
+
+    /// Make room for `additional` more nodes (a replay knows how many entries it will apply).
+    pub fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve(additional);
+        let (at, gap) = (self.gap_at, self.gap);
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        self.index.reserve(additional, |&i| {
+            let n = &nodes[Self::pos_of(i, at, gap).expect("indexed inodes exist")];
+            Self::key_hash(hasher, n.parent, n.name.as_bytes())
+        });
+    }
+
+    /// The inode number the next node added gets: one past the highest in use.
+    pub fn next_ino(&self) -> Ino {
+        Self::ino_at(self.nodes.len(), self.gap_at, self.gap)
+    }
+
+    fn ino_at(pos: usize, gap_at: usize, gap: u64) -> Ino {
+        pos as Ino + 1 + if pos >= gap_at { gap } else { 0 }
+    }
+
+    fn pos_of(ino: Ino, gap_at: usize, gap: u64) -> Option<usize> {
+        let i = ino.checked_sub(1)?;
+        let i = match usize::try_from(i).ok()? {
+            i if i < gap_at => i,
+            _ => usize::try_from(i.checked_sub(gap)?)
+                .ok()
+                .filter(|&p| p >= gap_at)?,
+        };
+        Some(i)
     }
 
     fn key_hash(hasher: &DefaultHashBuilder, parent: Ino, name: &[u8]) -> u64 {
@@ -185,7 +235,7 @@ impl Namespace {
 
     /// The node with inode number `ino`.
     pub fn get(&self, ino: Ino) -> Option<&Node> {
-        self.nodes.get(usize::try_from(ino.checked_sub(1)?).ok()?)
+        self.nodes.get(Self::pos_of(ino, self.gap_at, self.gap)?)
     }
 
     /// The child `name` of directory `parent`.
@@ -194,8 +244,8 @@ impl Namespace {
         let h = Self::key_hash(&self.hasher, parent, name);
         self.index
             .find(h, |&ino| {
-                let n = &self.nodes[(ino - 1) as usize];
-                n.parent == parent && n.name.as_bytes() == name
+                self.get(ino)
+                    .is_some_and(|n| n.parent == parent && n.name.as_bytes() == name)
             })
             .copied()
     }
@@ -222,7 +272,8 @@ impl Namespace {
         Ok(ino)
     }
 
-    /// Number of nodes, root included; the highest inode number.
+    /// Number of nodes, root included (the highest inode number, unless
+    /// [`Namespace::number_from`] left a gap).
     pub fn len(&self) -> usize {
         self.nodes.len()
     }
@@ -244,10 +295,11 @@ impl Namespace {
 
     /// All nodes with their inode numbers, in creation order.
     pub fn iter(&self) -> impl Iterator<Item = (Ino, &Node)> {
+        let (at, gap) = (self.gap_at, self.gap);
         self.nodes
             .iter()
             .enumerate()
-            .map(|(i, n)| (i as Ino + 1, n))
+            .map(move |(i, n)| (Self::ino_at(i, at, gap), n))
     }
 
     /// The relative path of `ino` ("" for the root).
@@ -271,7 +323,7 @@ impl Namespace {
         kind: NodeKind,
         log_index: Option<u64>,
     ) -> Result<Ino, NsError> {
-        let ino = self.nodes.len() as Ino + 1;
+        let ino = self.next_ino();
         let is_dir = matches!(kind, NodeKind::Dir(_));
         let Some(pnode) = self.get(parent) else {
             return Err(NsError::Missing(PathBuf::from(format!("inode {parent}"))));
@@ -282,7 +334,9 @@ impl Namespace {
         if self.lookup(parent, name).is_some() {
             return Err(NsError::Exists(self.path_of(parent).join(name)));
         }
-        let NodeKind::Dir(dir) = &mut self.nodes[(parent - 1) as usize].kind else {
+        let (at, gap) = (self.gap_at, self.gap);
+        let ppos = Self::pos_of(parent, at, gap).expect("checked above");
+        let NodeKind::Dir(dir) = &mut self.nodes[ppos].kind else {
             unreachable!("checked above")
         };
         dir.order.push(ino);
@@ -299,7 +353,7 @@ impl Namespace {
         let (nodes, hasher) = (&self.nodes, &self.hasher);
         let h = Self::key_hash(hasher, parent, name.as_bytes());
         self.index.insert_unique(h, ino, |&i| {
-            let n = &nodes[(i - 1) as usize];
+            let n = &nodes[Self::pos_of(i, at, gap).expect("indexed inodes exist")];
             Self::key_hash(hasher, n.parent, n.name.as_bytes())
         });
         if is_dir {
@@ -391,5 +445,32 @@ mod tests {
         assert_eq!((ns.file_count(), ns.dir_count(), ns.len()), (1, 1, 3));
         assert_eq!(ns.get(ROOT_INO).unwrap().as_dir().unwrap().children(), &[d]);
         assert!(ns.get(0).is_none() && ns.get(4).is_none());
+    }
+
+    #[test]
+    fn numbering_past_an_older_tree() {
+        let dir = || NodeKind::Dir(DirNode::default());
+        let mut ns = Namespace::new(a(0o755));
+        let meta = ns.add(ROOT_INO, OsStr::new(".meta"), a(0o755), dir(), None);
+        ns.number_from(1);
+        assert_eq!(ns.next_ino(), 3, "a number in use is no gap");
+        ns.number_from(100);
+        ns.number_from(500);
+        assert_eq!(ns.next_ino(), 100, "only the first call counts");
+        let d = ns.add(ROOT_INO, OsStr::new("d"), a(0o755), dir(), Some(0));
+        let d = d.unwrap();
+        let f = ns.add(d, OsStr::new("f"), a(0o644), file(), Some(1));
+        let (meta, f) = (meta.unwrap(), f.unwrap());
+        assert_eq!((meta, d, f, ns.next_ino()), (2, 100, 101, 102));
+        for gone in [0, 3, 4, 50, 99, 102, u64::MAX] {
+            assert!(ns.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(ns.resolve(b"d/f"), Ok(f));
+        assert_eq!(ns.lookup(ROOT_INO, OsStr::new(".meta")), Some(meta));
+        assert_eq!(ns.path_of(f), PathBuf::from("d/f"));
+        let inos: Vec<Ino> = ns.iter().map(|(i, _)| i).collect();
+        assert_eq!(inos, [1, 2, 100, 101]);
+        assert_eq!(ns.get(d).unwrap().as_dir().unwrap().children(), &[f]);
+        assert_eq!(ns.len(), 4);
     }
 }

@@ -1,66 +1,290 @@
-//! The replayed log the request handlers share, and picking up new entries: a cheap look at the
-//! log header, a replay under the write lock only when it says there is something new, and the
-//! stall policy (an unreadable entry holds back the entries after it for at most
-//! `Config::stall_timeout`, then it is skipped with an error).
+//! The replayed log the request handlers share, and keeping it true to the media:
 //!
-//! The log is reached only through [`Famfs`], whatever its media (the device mapping today).
+//! * New entries: a cheap look at the log (header, last entry replayed, superblock), a replay
+//!   under the write lock only when it says there is something new, and the stall policy (an
+//!   unreadable entry holds back the entries after it for at most `Config::stall_timeout`,
+//!   then it is skipped with an error).
+//! * A log rewritten under the mount (another host re-formatted the device, or rewrote, zeroed
+//!   or rewound the log): the same look notices it ([`famfs_log::Rewritten`]), and the log is
+//!   replayed from scratch into a new tree swapped in under the write lock. The new tree's log
+//!   nodes have inode numbers the old tree never used, and an old number answers ESTALE, so
+//!   the kernel looks its name up again and no old name is ever served with a new file's bytes.
+//! * A media that holds no valid famfs any more (zeroed log, bad superblock, a device that
+//!   shrank so the log cannot be read): every request gets EIO, with one error line saying why,
+//!   until the media holds a valid famfs again.
+//!
+//! The log is reached only through [`Famfs`], whatever its media (the device mapping today),
+//! and the superblock through an optional second media (the device), for the UUID check.
 
+use std::ops::Deref;
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use famfs_fsdev::Media;
-use famfs_log::Famfs;
+use famfs_log::namespace::{Ino, Node};
+use famfs_log::role::Role;
+use famfs_log::superblock::Superblock;
+use famfs_log::{Famfs, LogError};
+use fuse_famfs_proto::Errno;
+
+/// The tree being served, and whether it may be.
+#[derive(Debug)]
+struct Served<L: Media> {
+    fs: Famfs<L>,
+    /// Why nothing is served (the media holds no valid famfs), or `None`.
+    stopped: Option<String>,
+    /// Inode numbers below this that the tree lacks belonged to a tree it replaced.
+    stale_below: Ino,
+    /// Bumped each time the tree is replaced.
+    generation: u64,
+}
+
+/// ESTALE: a file handle (here an inode number) of a tree that was replaced.
+const ESTALE: Errno = Errno::new_clamped(libc::ESTALE);
+
+/// A media holding the superblock at offset 0 (the device).
+pub(crate) struct SuperblockMedia(pub(crate) Box<dyn Media>);
+
+impl std::fmt::Debug for SuperblockMedia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SuperblockMedia")
+            .field(&self.0.describe())
+            .finish()
+    }
+}
 
 /// The log, its lock, and the entry currently stalling replay.
 #[derive(Debug)]
 pub(crate) struct SharedLog<L: Media> {
-    log: RwLock<Famfs<L>>,
+    inner: RwLock<Served<L>>,
+    /// Where the superblock is read again (the device), if there is such a media.
+    superblock: Option<SuperblockMedia>,
+    /// The role the file system was opened with (fixed for the daemon's life).
+    role: Role,
     /// The entry index that did not validate, and since when.
     stall: Mutex<Option<(u64, Instant)>>,
     stall_timeout: Duration,
 }
 
+/// What a refresh did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refreshed {
+    /// Nothing changed.
+    Nothing,
+    /// Entries were added to the tree.
+    Added,
+    /// The tree was replaced (or serving stopped or resumed): caches by inode are stale.
+    Replaced,
+}
+
+/// What a look at the media found.
+enum Look {
+    Current,
+    New,
+    Rewritten(String),
+    Invalid(String),
+}
+
+/// The served tree, for reading; see [`SharedLog::read`].
+pub(crate) struct LogGuard<'a, L: Media>(RwLockReadGuard<'a, Served<L>>);
+
+impl<L: Media> Deref for LogGuard<'_, L> {
+    type Target = Famfs<L>;
+    fn deref(&self) -> &Famfs<L> {
+        &self.0.fs
+    }
+}
+
+impl<L: Media> LogGuard<'_, L> {
+    /// Node `ino`: ENOENT if there is none, ESTALE if it belonged to a tree that was replaced
+    /// (the kernel then looks its name up again).
+    pub(crate) fn node(&self, ino: Ino) -> Result<&Node, Errno> {
+        self.0.fs.state().namespace().get(ino).ok_or({
+            if ino < self.0.stale_below {
+                ESTALE
+            } else {
+                Errno::ENOENT
+            }
+        })
+    }
+
+    /// Which tree this is: bumped each time the tree is replaced.
+    pub(crate) fn generation(&self) -> u64 {
+        self.0.generation
+    }
+}
+
 impl<L: Media> SharedLog<L> {
-    /// Shares `log`; an unreadable entry is skipped after `stall_timeout`.
-    pub(crate) fn new(log: Famfs<L>, stall_timeout: Duration) -> Self {
+    /// Shares `log`; `superblock` is where the superblock can be read again (the device), if
+    /// anywhere; an unreadable entry is skipped after `stall_timeout`.
+    pub(crate) fn new(
+        log: Famfs<L>,
+        superblock: Option<SuperblockMedia>,
+        stall_timeout: Duration,
+    ) -> Self {
         SharedLog {
-            log: RwLock::new(log),
+            role: log.role(),
+            inner: RwLock::new(Served {
+                fs: log,
+                stopped: None,
+                stale_below: 0,
+                generation: 0,
+            }),
+            superblock,
             stall: Mutex::new(None),
             stall_timeout,
         }
     }
 
-    /// The log, for reading (a handler that panicked does not poison it: the log is only
-    /// changed by whole replays).
-    pub(crate) fn read(&self) -> RwLockReadGuard<'_, Famfs<L>> {
-        self.log.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write(&self) -> RwLockWriteGuard<'_, Famfs<L>> {
-        self.log.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Replay new log entries if the log header says there are any. Returns whether anything
-    /// was added. An entry that stays unreadable for longer than the stall timeout is skipped
-    /// with an error, so one corrupt entry cannot hide the rest of the log forever.
-    pub(crate) fn refresh(&self) -> bool {
-        // A header that does not validate counts as nothing new (the cheap check stays quiet;
-        // a full replay would report it on every poll).
-        if !matches!(self.read().has_new_entries(), Ok(true)) {
-            return false;
+    /// The tree, for reading; EIO while the media holds no valid famfs. (A handler that
+    /// panicked does not poison it: the tree is only changed by whole replays.)
+    pub(crate) fn read(&self) -> Result<LogGuard<'_, L>, Errno> {
+        let g = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        if g.stopped.is_some() {
+            return Err(Errno::EIO);
         }
-        let mut log = self.write();
-        let before = log.state().namespace().len();
-        match log.refresh() {
+        Ok(LogGuard(g))
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Served<L>> {
+        self.inner.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Look at the media: superblock (if reachable), log header and last entry replayed.
+    fn look(&self, fs: &Famfs<L>) -> Look {
+        if let Some(m) = &self.superblock {
+            match Superblock::read(m.0.as_ref()) {
+                Ok(sb) => {
+                    if let Err(r) = fs.check_superblock(&sb) {
+                        return Look::Rewritten(r.to_string());
+                    }
+                }
+                Err(e) => return Look::Invalid(format!("cannot read the superblock: {e}")),
+            }
+        }
+        match fs.has_new_entries() {
+            Ok(true) => Look::New,
+            Ok(false) => Look::Current,
+            Err(LogError::Rewritten(r)) => Look::Rewritten(r.to_string()),
+            Err(e) => Look::Invalid(format!("cannot read the log: {e}")),
+        }
+    }
+
+    /// Bring the tree up to date with the media: replay new entries, replay from scratch if
+    /// the log was rewritten, stop serving (EIO) if the media holds no valid famfs, resume
+    /// when it does again.
+    pub(crate) fn refresh(&self) -> Refreshed {
+        {
+            let s = self.inner.read().unwrap_or_else(|p| p.into_inner());
+            if s.stopped.is_none() && matches!(self.look(&s.fs), Look::Current) {
+                return Refreshed::Nothing;
+            }
+        }
+        let mut s = self.write();
+        let look = self.look(&s.fs);
+        let resumed = match (&look, s.stopped.take()) {
+            (Look::Current | Look::New, Some(_)) => {
+                tracing::warn!(
+                    "{}: the log is readable again and unchanged; serving",
+                    s.fs.log_media().describe()
+                );
+                true
+            }
+            (_, stopped) => {
+                s.stopped = stopped;
+                false
+            }
+        };
+        let done = match look {
+            Look::Current => Refreshed::Nothing,
+            Look::New => self.replay_new(&mut s),
+            Look::Rewritten(why) => self.replay_from_scratch(&mut s, &why),
+            Look::Invalid(why) => {
+                Self::stop(&mut s, why);
+                Refreshed::Replaced
+            }
+        };
+        if resumed { Refreshed::Replaced } else { done }
+    }
+
+    /// Stop serving because of `why` (said once, not on every poll).
+    fn stop(s: &mut Served<L>, why: String) {
+        if s.stopped.as_deref() != Some(why.as_str()) {
+            tracing::error!(
+                "{}: {why}; stopped serving: every request gets EIO until the device holds a \
+                 valid famfs again",
+                s.fs.log_media().describe()
+            );
+        }
+        s.stopped = Some(why);
+    }
+
+    /// Replay the entries appended since the last replay.
+    fn replay_new(&self, s: &mut Served<L>) -> Refreshed {
+        let before = s.fs.state().namespace().len();
+        match s.fs.refresh() {
             Ok(report) => {
                 for p in &report.problems {
                     tracing::warn!("{p}");
                 }
-                self.stall_policy(&mut log, report.stalled);
+                self.stall_policy(&mut s.fs, report.stalled);
             }
-            Err(e) => tracing::error!("cannot read the log: {e}; serving what was read before"),
+            // Rewritten between the look and the replay: the next refresh replays it.
+            Err(LogError::Rewritten(r)) => tracing::warn!("{r}"),
+            Err(e) => Self::stop(s, format!("cannot read the log: {e}")),
         }
-        log.state().namespace().len() > before
+        if s.fs.state().namespace().len() > before {
+            Refreshed::Added
+        } else {
+            Refreshed::Nothing
+        }
+    }
+
+    /// The media no longer holds what was replayed (`why`): replay it from scratch into a new
+    /// tree, or stop serving if it holds no valid famfs (or one this host cannot serve in its
+    /// role).
+    fn replay_from_scratch(&self, s: &mut Served<L>, why: &str) -> Refreshed {
+        let dev = s.fs.log_media().describe();
+        let sb = match &self.superblock {
+            Some(m) => match Superblock::read(m.0.as_ref()) {
+                Ok(sb) => sb,
+                Err(e) => {
+                    Self::stop(s, format!("{why}, and the superblock cannot be read: {e}"));
+                    return Refreshed::Replaced;
+                }
+            },
+            None => s.fs.superblock().clone(),
+        };
+        let first_new = s.fs.state().namespace().next_ino();
+        *self.stall.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        match s.fs.reload(sb) {
+            Ok(report) if s.fs.role() == self.role => {
+                for p in &report.problems {
+                    tracing::warn!("{p}");
+                }
+                s.stale_below = first_new;
+                s.generation += 1;
+                s.stopped = None;
+                let st = s.fs.state().stats();
+                tracing::warn!(
+                    "{dev}: {why}; replayed from scratch: {} files, {} directories (the files \
+                     served before are gone: their inode numbers answer ESTALE)",
+                    st.files,
+                    st.dirs
+                );
+                self.stall_policy(&mut s.fs, report.stalled);
+            }
+            Ok(_) => Self::stop(
+                s,
+                format!(
+                    "{why}, and the new file system has another master, which this host \
+                     ({:?}) cannot serve; mount it again",
+                    self.role
+                ),
+            ),
+            Err(e) => Self::stop(s, format!("{why}, and it cannot be replayed: {e}")),
+        }
+        Refreshed::Replaced
     }
 
     /// After a replay that stopped at entry `stalled` (or got through): start the clock on a

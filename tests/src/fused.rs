@@ -95,6 +95,21 @@ pub fn famfs_cli() -> &'static Path {
     }
 }
 
+/// The names in directory `dir`, sorted (panics if it cannot be listed: a test failure).
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()))
+        .map(|e| {
+            e.unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()))
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Whether a famfs FUSE file system is mounted at `mpt` (per `/proc/self/mounts`).
 pub fn is_famfs_mounted(mpt: &Path) -> bool {
     famfs_server::mount::famfs_mount_source(mpt).is_some()

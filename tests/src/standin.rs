@@ -207,6 +207,20 @@ impl StandIn {
         })
     }
 
+    /// Formats the device again in place for master `master` (`mkfs.famfs -f` run by another
+    /// host: the file keeps its size and nothing is truncated, as on a dax device). The
+    /// fixture forgets its files; the pattern seeds continue, so new files get new contents.
+    pub fn reformat(&mut self, master: Uuid) -> Result<(), FixtureError> {
+        let map = self.map()?;
+        let mut opts = MkfsOptions::new(master, self.path.as_os_str().as_bytes());
+        opts.min_device_size = 0;
+        opts.force = true;
+        mkfs(&map, self.size, &opts)?;
+        self.master = master;
+        self.files.clear();
+        Ok(())
+    }
+
     /// The stand-in file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -215,6 +229,14 @@ impl StandIn {
     /// The directory holding it (a good place for mount points).
     pub fn dir(&self) -> &Path {
         self.path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// A directory `name` next to the stand-in (created if needed), for a mount point; removed
+    /// with the stand-in's directory.
+    pub fn mountpoint(&self, name: &str) -> PathBuf {
+        let p = self.dir().join(name);
+        std::fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        p
     }
 
     /// Device size in bytes.

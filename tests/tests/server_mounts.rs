@@ -9,7 +9,7 @@
 
 use std::io::ErrorKind;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,9 @@ use famfs_log::alloc::AllocPolicy;
 use famfs_log::layout::LOG_OFFSET;
 use famfs_log::superblock::Superblock;
 use famfs_log::{Famfs, OpenOptions};
-use famfs_tests::fused::{FusedMount, famfs_cli, is_famfs_mounted, is_mounted, run_expecting_exit};
+use famfs_tests::fused::{
+    FusedMount, famfs_cli, is_famfs_mounted, is_mounted, names, run_expecting_exit,
+};
 use famfs_tests::standin::{FILE_ATTR, INTERLEAVE_3X2M, StandIn, raw_file_entry};
 use famfs_tests::{pattern, prereq};
 use nix::sys::signal::Signal;
@@ -26,30 +28,15 @@ use uuid::Uuid;
 
 const MIB: u64 = 1 << 20;
 
-fn mountpoint(dev: &StandIn, name: &str) -> PathBuf {
-    let p = dev.dir().join(name);
-    std::fs::create_dir_all(&p).unwrap();
-    p
-}
-
 fn uuid_arg(u: Uuid) -> String {
     u.to_string()
-}
-
-fn names(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
 }
 
 // ------------------------------------------------------------------------------------------
 // Corrupt devices
 
 fn assert_refused(dev: &StandIn, what: &str, want_in_message: &[&str]) {
-    let mpt = mountpoint(dev, &format!("mnt-{}", what.replace(' ', "-")));
+    let mpt = dev.mountpoint(&format!("mnt-{}", what.replace(' ', "-")));
     let (status, out) = run_expecting_exit(
         dev.path(),
         &mpt,
@@ -140,7 +127,7 @@ fn a_corrupt_log_header_is_refused_and_nothing_is_mounted() {
     assert_refused(&dev, "log next_index", &["log", "next_index"]);
     map.write(LOG_OFFSET + 32, &counters).unwrap();
     // Repaired: it mounts again.
-    let mpt = mountpoint(&dev, "mnt-ok");
+    let mpt = dev.mountpoint("mnt-ok");
     let m = FusedMount::start(
         dev.path(),
         &mpt,
@@ -185,7 +172,7 @@ fn hostile_log_entries_are_skipped_with_a_warning_and_never_served() {
             .unwrap_or_else(|e| panic!("{what}: {e}"));
     }
     let after = dev.add_file("after", MIB + 7, INTERLEAVE_3X2M).unwrap();
-    let mpt = mountpoint(&dev, "mnt");
+    let mpt = dev.mountpoint("mnt");
     let m = FusedMount::start(
         dev.path(),
         &mpt,
@@ -278,7 +265,7 @@ fn sigkill_leaves_enotconn_no_hung_process_and_umount_l_cleans_up() {
     }
     let mut dev = StandIn::create(4 << 30).unwrap();
     dev.add_file("f", 5 * MIB, AllocPolicy::Contiguous).unwrap();
-    let mpt = mountpoint(&dev, "mnt");
+    let mpt = dev.mountpoint("mnt");
     let mut m = FusedMount::start(
         dev.path(),
         &mpt,
@@ -355,7 +342,7 @@ fn sigterm_unmounts_and_exits_zero_even_with_a_file_open() {
     }
     let mut dev = StandIn::create(4 << 30).unwrap();
     dev.add_file("f", 3 * MIB, AllocPolicy::Contiguous).unwrap();
-    let mpt = mountpoint(&dev, "mnt");
+    let mpt = dev.mountpoint("mnt");
     for (sig, busy) in [
         (Signal::SIGTERM, false),
         (Signal::SIGINT, false),
@@ -428,7 +415,7 @@ fn a_master_appending_through_meta_log_sees_the_file_at_once() {
         return;
     }
     let dev = StandIn::create(4 << 30).unwrap();
-    let mpt = mountpoint(&dev, "mnt");
+    let mpt = dev.mountpoint("mnt");
     // A poll interval far beyond the test: only the synchronous refresh can show the files.
     let m = FusedMount::start(
         dev.path(),
@@ -474,7 +461,7 @@ fn a_client_mount_sees_new_files_within_the_poll_interval() {
         return;
     }
     let dev = StandIn::create(4 << 30).unwrap();
-    let (mm, cm) = (mountpoint(&dev, "master"), mountpoint(&dev, "client"));
+    let (mm, cm) = (dev.mountpoint("master"), dev.mountpoint("client"));
     let client_uuid = Uuid::new_v4();
     let master = FusedMount::start(
         dev.path(),

@@ -169,7 +169,7 @@ impl Adapter {
             | Operation::Fsyncdir(_) => bytes(reply::empty(out, unique)),
             Operation::Readdir(rd) => self.readdir(ino, rd, false, unique, out),
             Operation::Readdirplus(rd) => self.readdir(ino, rd, true, unique, out),
-            Operation::Statfs => bytes(reply::statfs(out, unique, &fs.statfs())),
+            Operation::Statfs => bytes(reply::statfs(out, unique, &fs.statfs()?)),
             Operation::Access(a) => {
                 fs.access(ino, a.mask)?;
                 bytes(reply::empty(out, unique))

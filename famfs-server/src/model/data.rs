@@ -1,11 +1,12 @@
 //! File data: who may open a file for what, its map (GET_FMAP), the device ranges that hold a
-//! READ, and writes in place (the master only; files never grow).
+//! READ, and writes in place (the master only; files never grow). A write the device refuses
+//! (it shrank or went away: the mapping reports a fault, never SIGBUS) is EIO, logged.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use famfs_fsdev::{FileView, Mapping};
-use famfs_log::namespace::Ino;
+use famfs_log::namespace::{Ino, Node};
 use famfs_log::replay::{META_LOG_INO, META_SB_INO};
 use famfs_log::role::Role;
 use fuse_famfs_proto::fmap::FileType;
@@ -15,9 +16,29 @@ use super::FileSystem;
 
 type View = FileView<Arc<Mapping>>;
 
-/// File views by inode, built on first use (a file's map never changes).
+/// File views by inode, built on first use (a file's map never changes), with the generation
+/// of the tree they were built from.
 #[derive(Debug, Default)]
-pub(super) struct ViewCache(RwLock<HashMap<Ino, Arc<View>>>);
+pub(super) struct ViewCache(RwLock<HashMap<Ino, (u64, Arc<View>)>>);
+
+impl ViewCache {
+    /// Forget every view (the tree was replaced).
+    pub(super) fn clear(&self) {
+        self.0.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+/// The map of file node `n` (inode `ino`) and its GET_FMAP file type (the meta files are
+/// typed as such).
+fn typed_fmap(ino: Ino, n: &Node) -> Result<(FileType, Arc<Fmap>), Errno> {
+    let f = n.as_file().ok_or(Errno::EISDIR)?;
+    let file_type = match ino {
+        META_SB_INO => FileType::Superblock,
+        META_LOG_INO => FileType::Log,
+        _ => FileType::Regular,
+    };
+    Ok((file_type, Arc::clone(&f.fmap)))
+}
 
 fn errno_of(e: &famfs_fsdev::FsdevError) -> Errno {
     Errno::from_io(&std::io::Error::from_raw_os_error(e.errno()))
@@ -28,8 +49,8 @@ impl FileSystem {
     /// master, and never the superblock.
     pub fn open_file(&self, ino: Ino, flags: u32) -> Result<(), Errno> {
         {
-            let log = self.log.read();
-            let n = log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
+            let log = self.log.read()?;
+            let n = log.node(ino)?;
             if n.is_dir() {
                 return Err(Errno::EISDIR);
             }
@@ -46,8 +67,8 @@ impl FileSystem {
 
     /// The size of file `ino`.
     pub fn file_size(&self, ino: Ino) -> Result<u64, Errno> {
-        let log = self.log.read();
-        let n = log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
+        let log = self.log.read()?;
+        let n = log.node(ino)?;
         Ok(n.as_file().ok_or(Errno::EISDIR)?.size)
     }
 
@@ -68,29 +89,29 @@ impl FileSystem {
     /// The map of file `ino` (its extents on the device and its size) and the file type
     /// GET_FMAP reports for it: the meta files are typed as such.
     pub fn fmap(&self, ino: Ino) -> Result<(FileType, Arc<Fmap>), Errno> {
-        let log = self.log.read();
-        let n = log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
-        let f = n.as_file().ok_or(Errno::EISDIR)?;
-        let file_type = match ino {
-            META_SB_INO => FileType::Superblock,
-            META_LOG_INO => FileType::Log,
-            _ => FileType::Regular,
-        };
-        Ok((file_type, Arc::clone(&f.fmap)))
+        let log = self.log.read()?;
+        typed_fmap(ino, log.node(ino)?)
     }
 
-    /// The view of file `ino`, built once and cached (files never change).
-    fn view(&self, ino: Ino) -> Result<Arc<View>, Errno> {
-        if let Some(v) = self
+    /// Run `f` on the view of file `ino` in the tree being served, which stays served while `f`
+    /// runs (a tree swapped in after a rewritten log waits): an inode of a replaced tree is
+    /// ESTALE here, so its extents are never touched. Views are built once per tree and cached
+    /// (a file's map never changes).
+    fn with_view<R>(&self, ino: Ino, f: impl FnOnce(&View) -> R) -> Result<R, Errno> {
+        let log = self.log.read()?;
+        let node = log.node(ino)?;
+        let generation = log.generation();
+        if let Some((g, v)) = self
             .views
             .0
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&ino)
+            && *g == generation
         {
-            return Ok(Arc::clone(v));
+            return Ok(f(v));
         }
-        let (_, fmap) = self.fmap(ino)?;
+        let (_, fmap) = typed_fmap(ino, node)?;
         let view = FileView::new(Arc::clone(&self.map), &fmap).map_err(|e| {
             tracing::error!("file {ino}: {e}");
             Errno::EIO
@@ -100,20 +121,20 @@ impl FileSystem {
             .0
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(ino, Arc::clone(&view));
-        Ok(view)
+            .insert(ino, (generation, Arc::clone(&view)));
+        Ok(f(&view))
     }
 
     /// READ of `size` bytes (at most `Config::max_io`) at `off` of file `ino`: the
     /// `(mapping offset, length)` ranges of the device mapping that hold them, in file order,
     /// clipped at the end of the file.
     pub fn read(&self, ino: Ino, off: u64, size: u32) -> Result<Vec<(u64, u64)>, Errno> {
-        let view = self.view(ino)?;
         let len = u64::from(size.min(self.cfg.max_io));
-        Ok(view
-            .segments(off, len)
-            .map(|s| (s.map_offset, s.len))
-            .collect())
+        self.with_view(ino, |view| {
+            view.segments(off, len)
+                .map(|s| (s.map_offset, s.len))
+                .collect()
+        })
     }
 
     /// WRITE of `data` at `off` of file `ino`, in place and flushed; returns the bytes
@@ -126,13 +147,19 @@ impl FileSystem {
         if ino == META_SB_INO {
             return Err(Errno::EPERM);
         }
-        let view = self.view(ino)?;
-        if !data.is_empty() && off >= view.size() {
-            // famfs files are allocated once and never grow.
-            return Err(Errno::EFBIG);
-        }
-        let n = view.write_at(off, data).map_err(|e| errno_of(&e))?;
-        view.flush(off, n as u64).map_err(|e| errno_of(&e))?;
+        let n = self.with_view(ino, |view| {
+            if !data.is_empty() && off >= view.size() {
+                // famfs files are allocated once and never grow.
+                return Err(Errno::EFBIG);
+            }
+            let failed = |e: famfs_fsdev::FsdevError| {
+                tracing::error!("file {ino}: write of {} bytes at {off}: {e}", data.len());
+                errno_of(&e)
+            };
+            let n = view.write_at(off, data).map_err(failed)?;
+            view.flush(off, n as u64).map_err(failed)?;
+            Ok(n)
+        })??;
         if ino == META_LOG_INO && off < famfs_log::layout::LOG_HEADER_SIZE as u64 {
             // An append completes with the header counters: show the new entry right away.
             self.refresh();

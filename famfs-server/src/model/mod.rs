@@ -20,7 +20,7 @@ use fuse_famfs_proto::abi::{self, AttrOut, EntryOut, Kstatfs, SetattrIn};
 
 use crate::attr::AttrPolicy;
 use crate::open::{LogMedia, Opened};
-use crate::refresh::SharedLog;
+use crate::refresh::{Refreshed, SharedLog, SuperblockMedia};
 use crate::{Config, ServerError};
 
 use data::ViewCache;
@@ -99,8 +99,12 @@ impl FileSystem {
         } = crate::open::open(&cfg)?;
         Ok(Arc::new(FileSystem {
             device_name,
-            map,
-            log: SharedLog::new(log, cfg.stall_timeout),
+            map: Arc::clone(&map),
+            log: SharedLog::new(
+                log,
+                Some(SuperblockMedia(Box::new(Arc::clone(&map)))),
+                cfg.stall_timeout,
+            ),
             role,
             attrs: AttrPolicy::new(cfg.timeout, role),
             views: ViewCache::default(),
@@ -125,7 +129,9 @@ impl FileSystem {
 
     /// Number of files and directories currently served (meta files included).
     pub fn node_count(&self) -> usize {
-        self.log.read().state().namespace().len()
+        self.log
+            .read()
+            .map_or(0, |log| log.state().namespace().len())
     }
 
     /// How long the watcher sleeps between looks at the log.
@@ -138,9 +144,18 @@ impl FileSystem {
         PathBuf::from(OsStr::from_bytes(&self.device_name))
     }
 
-    /// Replay new log entries if there are any; returns whether anything was added.
+    /// Bring the tree up to date with the log: replay new entries, or the whole log again if
+    /// another host rewrote it (or stop serving, with EIO, while it holds no valid famfs).
+    /// Returns whether the tree changed.
     pub fn refresh(&self) -> bool {
-        self.log.refresh()
+        match self.log.refresh() {
+            Refreshed::Nothing => false,
+            Refreshed::Added => true,
+            Refreshed::Replaced => {
+                self.views.clear();
+                true
+            }
+        }
     }
 
     /// The error for a change only the famfs CLI may make (through the log): EPERM on the
@@ -158,9 +173,9 @@ impl FileSystem {
     pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<EntryOut, Errno> {
         for attempt in 0..2 {
             {
-                let log = self.log.read();
+                let log = self.log.read()?;
                 let ns = log.state().namespace();
-                let pnode = ns.get(parent).ok_or(Errno::ENOENT)?;
+                let pnode = log.node(parent)?;
                 if !pnode.is_dir() {
                     return Err(Errno::ENOTDIR);
                 }
@@ -178,21 +193,18 @@ impl FileSystem {
 
     /// GETATTR.
     pub fn getattr(&self, ino: Ino) -> Result<AttrOut, Errno> {
-        let log = self.log.read();
-        let n = log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
+        let log = self.log.read()?;
+        let n = log.node(ino)?;
         Ok(self.attrs.attr_out(ino, n))
     }
 
-    /// SETATTR: modes, owners and sizes live in the log, which only the CLI writes, so changing
-    /// them is refused; time updates (and a truncate to the same size) are accepted and not
-    /// kept (famfs has no timestamps).
+    /// SETATTR: modes, owners and sizes live in the log, which only the CLI writes, and famfs
+    /// has no timestamps, so every change is refused like a namespace change (see
+    /// [`crate::attr::setattr_changes`]); only a truncate to the size the file has is accepted.
     pub fn setattr(&self, ino: Ino, s: &SetattrIn) -> Result<AttrOut, Errno> {
-        let log = self.log.read();
-        let n = log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
-        let size = n.as_file().map_or(0, |f| f.size);
-        let changes_owner = s.valid & (abi::FATTR_MODE | abi::FATTR_UID | abi::FATTR_GID) != 0;
-        let changes_size = s.valid & abi::FATTR_SIZE != 0 && (n.is_dir() || s.size != size);
-        if changes_owner || changes_size {
+        let log = self.log.read()?;
+        let n = log.node(ino)?;
+        if crate::attr::setattr_changes(s, n) {
             return Err(self.refuse_change());
         }
         Ok(self.attrs.attr_out(ino, n))
@@ -200,8 +212,8 @@ impl FileSystem {
 
     /// OPENDIR: only directories.
     pub fn opendir(&self, ino: Ino) -> Result<(), Errno> {
-        let log = self.log.read();
-        let n = log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
+        let log = self.log.read()?;
+        let n = log.node(ino)?;
         if n.is_dir() {
             Ok(())
         } else {
@@ -212,8 +224,8 @@ impl FileSystem {
     /// ACCESS with `mask` (`R_OK | W_OK | ...`): writing is for the master, and never for the
     /// superblock.
     pub fn access(&self, ino: Ino, mask: u32) -> Result<(), Errno> {
-        let log = self.log.read();
-        log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
+        let log = self.log.read()?;
+        log.node(ino)?;
         if mask & libc::W_OK as u32 != 0 && (self.role != Role::Master || ino == META_SB_INO) {
             return Err(Errno::EROFS);
         }
@@ -229,9 +241,9 @@ impl FileSystem {
         offset: u64,
         mut f: impl FnMut(&DirEntry<'_>) -> bool,
     ) -> Result<(), Errno> {
-        let log = self.log.read();
+        let log = self.log.read()?;
         let ns = log.state().namespace();
-        let node = ns.get(ino).ok_or(Errno::ENOENT)?;
+        let node = log.node(ino)?;
         let dir = node.as_dir().ok_or(Errno::ENOTDIR)?;
         let entries = [(ino, &b"."[..]), (node.parent, &b".."[..])]
             .into_iter()
@@ -260,12 +272,12 @@ impl FileSystem {
     }
 
     /// STATFS: 2 MiB blocks of the allocation bitmap, log slots as inodes.
-    pub fn statfs(&self) -> Kstatfs {
-        let log = self.log.read();
+    pub fn statfs(&self) -> Result<Kstatfs, Errno> {
+        let log = self.log.read()?;
         let bm = log.state().bitmap();
         let h = log.header();
         let free = bm.nbits() - bm.count_set();
-        Kstatfs {
+        Ok(Kstatfs {
             blocks: bm.nbits(),
             bfree: free,
             bavail: free,
@@ -275,7 +287,7 @@ impl FileSystem {
             namelen: famfs_log::layout::RELPATH_MAX as u32,
             frsize: famfs_fsdev::ALLOC_UNIT as u32,
             ..Default::default()
-        }
+        })
     }
 
     /// GETXATTR: the root directory tells the daemon's pid, device and role; nothing else has
