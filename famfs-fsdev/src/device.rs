@@ -222,13 +222,20 @@ impl DaxDevice {
         if offset.checked_add(len).is_none_or(|end| end > self.size) {
             return Err(bad("past the end of the device"));
         }
-        Mapping::new(
+        let map = Mapping::new(
             Arc::clone(&self.file),
             &self.path,
             offset,
             len,
             self.access == Access::ReadWrite,
-        )
+        )?;
+        // A stand-in regular file lives in the page cache, coherent for everyone sharing it:
+        // cache flushes there are pure cost. dax memory (and a memfd, which benchmarks use to
+        // measure the dax path) keeps them.
+        Ok(match self.kind {
+            DeviceKind::File => map.without_cache_maintenance(),
+            _ => map,
+        })
     }
 
     /// Map the whole device.
@@ -253,6 +260,18 @@ mod tests {
         assert_eq!(dev.size(), 4 * GIB);
         assert_eq!(dev.kind(), &DeviceKind::File);
         assert_eq!(dev.align(), ALLOC_UNIT);
+        let m = dev.map(0, ALLOC_UNIT).unwrap();
+        assert!(
+            !m.has_cache_maintenance(),
+            "a stand-in file's mapping skips cache flushes"
+        );
+        m.invalidate(0, m.len()).unwrap();
+        assert!(
+            m.invalidate(0, m.len() + 1).is_err(),
+            "ranges still checked"
+        );
+        let mem = DaxDevice::memfd("t", 16 * ALLOC_UNIT).unwrap();
+        assert!(mem.map_all().unwrap().has_cache_maintenance());
 
         f.set_len(4 * GIB + 4096).unwrap();
         let e = DaxDevice::open(&p, Access::ReadOnly).unwrap_err();

@@ -23,6 +23,11 @@ pub struct Mapping {
     ptr: NonNull<u8>,
     len: usize,
     writable: bool,
+    /// Whether [`Mapping::flush`] and [`Mapping::invalidate`] run the cache instructions: true
+    /// for dax memory; false for a stand-in regular file, whose pages live in this host's page
+    /// cache, coherent for every process and VM sharing the file (flushing 8 MiB of log there
+    /// costs milliseconds and buys nothing).
+    cache_maintenance: bool,
 }
 
 // SAFETY: the mapping is plain shared memory; all access is through raw-pointer copies that
@@ -66,6 +71,7 @@ impl Mapping {
             ptr: ptr.cast(),
             len: ulen,
             writable,
+            cache_maintenance: true,
         })
     }
 
@@ -81,6 +87,18 @@ impl Mapping {
             .try_clone()
             .map_err(|e| FsdevError::io("dup", path, e))?;
         Mapping::new(Arc::new(own), path, 0, size, false)
+    }
+
+    /// The same mapping without cache maintenance ([`Mapping::flush`] and
+    /// [`Mapping::invalidate`] only check their range): for memory that is coherent anyway.
+    pub(crate) fn without_cache_maintenance(mut self) -> Self {
+        self.cache_maintenance = false;
+        self
+    }
+
+    /// Whether flush and invalidate run cache instructions (false for a stand-in regular file).
+    pub fn has_cache_maintenance(&self) -> bool {
+        self.cache_maintenance
     }
 
     /// Length of the mapping in bytes.
@@ -173,16 +191,20 @@ impl Mapping {
     /// Write back the cache lines of `[off, off + len)` so other hosts see them.
     pub fn flush(&self, off: u64, len: usize) -> Result<(), FsdevError> {
         let o = self.check(off, len)?;
-        // SAFETY: the range is inside the live mapping (checked).
-        unsafe { cache::flush(self.ptr.as_ptr().add(o), len) };
+        if self.cache_maintenance {
+            // SAFETY: the range is inside the live mapping (checked).
+            unsafe { cache::flush(self.ptr.as_ptr().add(o), len) };
+        }
         Ok(())
     }
 
     /// Drop cached copies of `[off, off + len)` so the next read sees what other hosts wrote.
     pub fn invalidate(&self, off: u64, len: usize) -> Result<(), FsdevError> {
         let o = self.check(off, len)?;
-        // SAFETY: the range is inside the live mapping (checked).
-        unsafe { cache::invalidate(self.ptr.as_ptr().add(o), len) };
+        if self.cache_maintenance {
+            // SAFETY: the range is inside the live mapping (checked).
+            unsafe { cache::invalidate(self.ptr.as_ptr().add(o), len) };
+        }
         Ok(())
     }
 }

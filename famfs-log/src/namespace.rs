@@ -222,6 +222,17 @@ impl Namespace {
         Ok(ino)
     }
 
+    /// Make room for `additional` more nodes (names excepted), so that adding them neither
+    /// grows the node table nor rehashes the index: replay sizes the tree from the log header.
+    pub fn reserve(&mut self, additional: usize) {
+        self.nodes.reserve(additional);
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        self.index.reserve(additional, |&i| {
+            let n = &nodes[(i - 1) as usize];
+            Self::key_hash(hasher, n.parent, n.name.as_bytes())
+        });
+    }
+
     /// Number of nodes, root included; the highest inode number.
     pub fn len(&self) -> usize {
         self.nodes.len()

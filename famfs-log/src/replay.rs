@@ -22,6 +22,10 @@ pub const META_SB_INO: Ino = 3;
 /// Inode of `.meta/.log` when [`LogState::add_meta_files`] was used.
 pub const META_LOG_INO: Ino = 4;
 
+/// Most entries [`LogState::reserve`] makes room for at once (a 2 GiB log): a header is
+/// untrusted, so a huge `next_index` must not turn into a huge allocation up front.
+const MAX_RESERVE: u64 = 1 << 22;
+
 /// Most problems kept in memory (the count is always exact).
 pub const MAX_KEPT_PROBLEMS: usize = 1000;
 
@@ -210,6 +214,13 @@ impl LogState {
             (meta, sb_ino, log_ino),
             (META_DIR_INO, META_SB_INO, META_LOG_INO)
         );
+    }
+
+    /// Make room for `entries` more log entries (each adds at most one node), so that a replay
+    /// of that many entries allocates its tables once instead of growing them step by step.
+    pub fn reserve(&mut self, entries: u64) {
+        self.ns
+            .reserve(usize::try_from(entries.min(MAX_RESERVE)).unwrap_or(0));
     }
 
     /// The tree.

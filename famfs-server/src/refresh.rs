@@ -36,7 +36,8 @@ impl<L: Media> SharedLog<L> {
         self.log.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> RwLockWriteGuard<'_, Famfs<L>> {
+    /// The log, for changing it (replays, and the control channel's appends).
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Famfs<L>> {
         self.log.write().unwrap_or_else(|p| p.into_inner())
     }
 

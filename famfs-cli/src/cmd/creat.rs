@@ -8,18 +8,15 @@
 //! progressively and tests can observe (or act at) each point.
 
 use anyhow::Result;
-use famfs_fsdev::Media;
 use famfs_log::alloc::AllocPolicy;
-use famfs_log::namespace::{Attr, FileNode, NodeKind};
-use famfs_log::{Famfs, Writer};
+use famfs_log::namespace::{Attr, FileNode};
 
 use crate::cli::{CreatArgs, InterleaveOpts};
-use crate::cmd::{
-    Target, check_creatable, created_file, effective_ids, resolve_target, thread_count, umask,
-};
+use crate::cmd::{Target, check_creatable, effective_ids, resolve_target, thread_count, umask};
 use crate::error::{count_exit, fail};
-use crate::open::{Data, Location, OpenFs, OpenHow, lookup};
+use crate::open::{Data, Location, OpenHow};
 use crate::progress::Progress;
+use crate::writer::{Found, LogOps, WriteSession};
 use crate::xfer;
 
 /// One file to create.
@@ -184,10 +181,10 @@ impl CreatPlan {
             });
             return Ok(outcome);
         };
-        let mut open = OpenFs::open(loc, self.how)?;
-        let policy = self.interleave.policy(open.fs.superblock().dev_size)?;
-        // The writer (and with it the log lock) lives only inside create_all.
-        let made = self.create_all(&mut open.fs, &policy, events)?;
+        let mut session = WriteSession::open(loc, self.how)?;
+        let policy = self.interleave.policy(session.dev_size())?;
+        // The writer (and with it any log lock) lives only inside create_all.
+        let made = self.create_all(&mut session, &policy, events)?;
         outcome.created = made
             .iter()
             .filter(|m| matches!(m, Some(Made::Created(_))))
@@ -215,7 +212,7 @@ impl CreatPlan {
             });
         }
         for (job, node) in to_fill {
-            if let Err(e) = self.fill(&open.data, job, node, events) {
+            if let Err(e) = self.fill(session.data(), job, node, events) {
                 if self.multi.is_none() {
                     return Err(e);
                 }
@@ -230,14 +227,14 @@ impl CreatPlan {
     /// that failed (multi mode).
     fn create_all(
         &self,
-        fs: &mut Famfs<Box<dyn Media>>,
+        session: &mut WriteSession,
         policy: &AllocPolicy,
         events: &mut dyn FnMut(CreatEvent<'_>),
     ) -> Result<Vec<Option<Made>>> {
-        let mut w = fs.writer()?;
+        let (mut w, _) = session.begin()?;
         let mut made = Vec::with_capacity(self.jobs.len());
         for job in &self.jobs {
-            match create_one(&mut w, job, self.attr, policy) {
+            match create_one(&mut *w, job, self.attr, policy) {
                 Ok(m) => {
                     match &m {
                         Made::Created(node) => events(CreatEvent::Created(&job.target, node)),
@@ -306,7 +303,7 @@ fn multi_jobs(a: &CreatArgs) -> (Vec<Job>, Vec<anyhow::Error>) {
 }
 
 /// What to do for one job, decided from the log state: accept an existing file, or create one.
-fn decide(fs: &Famfs<Box<dyn Media>>, job: &Job) -> Result<Option<FileNode>> {
+fn decide(w: &mut dyn LogOps, job: &Job) -> Result<Option<FileNode>> {
     let shown = &job.target.shown;
     let rel = &job.target.rel;
     if rel.as_os_str().is_empty() {
@@ -315,20 +312,20 @@ fn decide(fs: &Famfs<Box<dyn Media>>, job: &Job) -> Result<Option<FileNode>> {
             format!("{shown}: exists and is not a regular file (the famfs root)"),
         ));
     }
-    if let Some((_, node)) = lookup(fs, rel)? {
-        return match &node.kind {
-            NodeKind::Dir(_) => Err(fail(
+    if let Some(found) = w.lookup(rel)? {
+        return match found {
+            Found::Dir(_) => Err(fail(
                 1,
                 format!("{shown}: exists and is not a regular file"),
             )),
-            NodeKind::File(f) if job.size != 0 && f.size != job.size => Err(fail(
+            Found::File(_, f) if job.size != 0 && f.size != job.size => Err(fail(
                 1,
                 format!(
                     "{shown}: exists and is not the same size ({} bytes, {} requested)",
                     f.size, job.size
                 ),
             )),
-            NodeKind::File(f) => Ok(Some(f.clone())),
+            Found::File(_, f) => Ok(Some(f)),
         };
     }
     if job.size == 0 {
@@ -342,20 +339,15 @@ fn decide(fs: &Famfs<Box<dyn Media>>, job: &Job) -> Result<Option<FileNode>> {
 }
 
 /// Create one file (or accept an existing one of the right size).
-fn create_one(
-    w: &mut Writer<'_, Box<dyn Media>>,
-    job: &Job,
-    attr: Attr,
-    policy: &AllocPolicy,
-) -> Result<Made> {
-    if let Some(existing) = decide(w.famfs(), job)? {
+fn create_one(w: &mut dyn LogOps, job: &Job, attr: Attr, policy: &AllocPolicy) -> Result<Made> {
+    if let Some(existing) = decide(w, job)? {
         return Ok(Made::Existed(existing));
     }
     let shown = &job.target.shown;
-    let (ino, _) = w
+    let node = w
         .create(&job.target.rel, job.size, attr, policy)
         .map_err(|e| fail(1, format!("{shown}: {e}")))?;
-    Ok(Made::Created(created_file(w.famfs(), ino, shown)?))
+    Ok(Made::Created(node))
 }
 
 /// The report step: prints each event as the reference does, and gives the exit status.

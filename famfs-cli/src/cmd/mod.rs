@@ -109,20 +109,6 @@ pub fn check_creatable(t: &Target, rel: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The file node of inode `ino`, which a writer just created (`shown` names it in the error).
-pub fn created_file(
-    fs: &famfs_log::Famfs<Box<dyn famfs_fsdev::Media>>,
-    ino: famfs_log::namespace::Ino,
-    shown: &str,
-) -> Result<famfs_log::namespace::FileNode> {
-    fs.state()
-        .namespace()
-        .get(ino)
-        .and_then(|n| n.as_file())
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{shown}: created but not in the tree"))
-}
-
 /// Resolve a file argument: a famfs path with `--device`, else a host path inside a mounted famfs.
 pub fn resolve_target(arg: impl AsRef<std::ffi::OsStr>, dev: &DeviceOpt) -> Result<Target> {
     let arg = arg.as_ref();
