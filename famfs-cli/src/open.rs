@@ -211,7 +211,14 @@ impl OpenFs {
         let via_file = matches!(dev.kind(), famfs_fsdev::DeviceKind::File) && !force_mmap();
         let map = Arc::new(dev.map_all().map_err(|e| device_error(path, e))?);
         let opts = open_options(how.write, Some(dev.size()))?;
-        let fs = Famfs::open_device(Arc::clone(&map), opts)
+        // A stand-in's log is read with pread: the bytes come from the page cache either way,
+        // and reading through the mapping would fault its pages in one by one.
+        let meta: Box<dyn Media> = if via_file {
+            Box::new(FileMedia::open(path, how.write).map_err(|e| device_error(path, e))?)
+        } else {
+            Box::new(Arc::clone(&map))
+        };
+        let fs = Famfs::open_device(meta, opts)
             .map_err(|e| open_log_error(&path.display().to_string(), e))?;
         Ok(OpenFs {
             fs: fs.into_dyn(),
