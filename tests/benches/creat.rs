@@ -91,7 +91,7 @@ impl Mounted {
         }
         let mpt = dev.dir().join("mnt");
         std::fs::create_dir(&mpt).unwrap();
-        let m = Mounted {
+        let mut m = Mounted {
             mpt,
             famfs: famfs.to_path_buf(),
             daemon: 0,
@@ -106,23 +106,15 @@ impl Mounted {
             .output()
             .unwrap();
         assert!(out.status.success(), "mount: {out:?}");
-        let pid = std::fs::read_dir("/proc")
-            .unwrap()
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-            .find(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                    c.split(|&b| b == 0)
-                        .any(|a| a == m.mpt.as_os_str().as_encoded_bytes())
-                        && c.starts_with(fused.as_os_str().as_encoded_bytes())
-                })
-            })
+        m.daemon = xattr(&m.mpt, "user.famfs.pid")
+            .parse()
             .expect("the daemon's pid");
         m.cmd()
             .args(["mkdir"])
             .arg(m.mpt.join("bench"))
             .output()
             .unwrap();
-        Mounted { daemon: pid, ..m }
+        m
     }
 
     fn cmd(&self) -> Command {
@@ -152,6 +144,19 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = self.cmd().arg("umount").arg(&self.mpt).output();
     }
+}
+
+/// An extended attribute of `path`, as text.
+fn xattr(path: &Path, name: &str) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: NUL-terminated names; the kernel writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    assert!(r >= 0, "getxattr {name}: {}", std::io::Error::last_os_error());
+    buf.truncate(r as usize);
+    String::from_utf8(buf).unwrap()
 }
 
 /// CPU time (user + system) of this process's waited-for children.
