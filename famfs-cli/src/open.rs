@@ -190,8 +190,19 @@ fn open_log_error(what: &str, e: LogError) -> anyhow::Error {
 }
 
 impl OpenFs {
-    /// Open the famfs on an unmounted device or stand-in file.
+    /// Open the famfs on an unmounted device or stand-in file (a stand-in's log is read with
+    /// pread).
     pub fn device(path: &Path, how: OpenHow) -> Result<OpenFs> {
+        Self::device_with(path, how, false)
+    }
+
+    /// As [`OpenFs::device`], reading the log through the device mapping even for a stand-in
+    /// (`fsck -m`).
+    pub fn device_mapped(path: &Path, how: OpenHow) -> Result<OpenFs> {
+        Self::device_with(path, how, true)
+    }
+
+    fn device_with(path: &Path, how: OpenHow, log_by_mapping: bool) -> Result<OpenFs> {
         if let Err(e) = std::fs::metadata(path) {
             return Err(fail(
                 e.raw_os_error().unwrap_or(libc::ENOENT),
@@ -213,7 +224,7 @@ impl OpenFs {
         let opts = open_options(how.write, Some(dev.size()))?;
         // A stand-in's log is read with pread: the bytes come from the page cache either way,
         // and reading through the mapping would fault its pages in one by one.
-        let meta: Box<dyn Media> = if via_file {
+        let meta: Box<dyn Media> = if via_file && !log_by_mapping {
             Box::new(FileMedia::open(path, how.write).map_err(|e| device_error(path, e))?)
         } else {
             Box::new(Arc::clone(&map))
@@ -295,13 +306,7 @@ impl Data {
     pub fn file(&self, rel: &Path, node: &FileNode, write: bool) -> Result<FileData> {
         match self {
             Data::Device { map, via_file } => {
-                let wire = node.fmap.to_wire(node.size).map_err(|e| {
-                    fail(
-                        libc::EUCLEAN,
-                        format!("{}: bad file map: {e}", display_rel(rel)),
-                    )
-                })?;
-                let view = FileView::new(Arc::clone(map), &wire)
+                let view = FileView::new(Arc::clone(map), &node.fmap)
                     .map_err(|e| fail(e.errno(), format!("{}: {e}", display_rel(rel))))?;
                 Ok(FileData::View {
                     view,

@@ -1,46 +1,52 @@
 //! Text formats: the tree listing of `logplay --ls`, the map of `getmap`, bucket statistics.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use famfs_fmap::{Fmap, FmapKind};
 use famfs_log::alloc::Bitmap;
-use famfs_log::fmap::Fmap;
 use famfs_log::layout::ALLOC_UNIT;
-use famfs_log::namespace::{Namespace, NodeKind, ROOT_INO};
+use famfs_log::namespace::{Namespace, Node, NodeKind, ROOT_INO};
 
 /// One line per node below the root, depth first, children in log order:
 /// `TYPE MODE UID GID SIZE PATH` with `d`/`f` types and a trailing `/` on directories.
 pub fn tree_lines(ns: &Namespace) -> Vec<String> {
-    let mut out = Vec::new();
+    tree_lines_with(ns, |m| m)
+}
+
+/// Visit every node below the root with its path, depth first, children in log order (the order
+/// of the listing, in text and in JSON).
+pub fn walk_tree(ns: &Namespace, mut visit: impl FnMut(PathBuf, &Node)) {
     let mut stack = vec![ROOT_INO];
     while let Some(ino) = stack.pop() {
         let Some(node) = ns.get(ino) else { continue };
         if ino != ROOT_INO {
-            let path = ns.path_of(ino);
-            let a = node.attr;
-            out.push(match &node.kind {
-                NodeKind::Dir(_) => format!(
-                    "d {:04o} {:>6} {:>6} {:>14} {}/",
-                    a.mode & 0o7777,
-                    a.uid,
-                    a.gid,
-                    0,
-                    path.display()
-                ),
-                NodeKind::File(f) => format!(
-                    "f {:04o} {:>6} {:>6} {:>14} {}",
-                    a.mode & 0o7777,
-                    a.uid,
-                    a.gid,
-                    f.size,
-                    path.display()
-                ),
-            });
+            visit(ns.path_of(ino), node);
         }
         if let NodeKind::Dir(d) = &node.kind {
             stack.extend(d.children().iter().rev());
         }
     }
+}
+
+/// As [`tree_lines`], showing `mode_of(mode)` for each logged mode (a client shows modes
+/// without write bits).
+pub fn tree_lines_with(ns: &Namespace, mode_of: impl Fn(u32) -> u32) -> Vec<String> {
+    let mut out = Vec::new();
+    walk_tree(ns, |path, node| {
+        let a = node.attr;
+        let mode = mode_of(a.mode) & 0o7777;
+        let (kind, size, slash) = match &node.kind {
+            NodeKind::Dir(_) => ('d', 0, "/"),
+            NodeKind::File(f) => ('f', f.size, ""),
+        };
+        out.push(format!(
+            "{kind} {mode:04o} {:>6} {:>6} {size:>14} {}{slash}",
+            a.uid,
+            a.gid,
+            path.display()
+        ));
+    });
     out
 }
 
@@ -49,14 +55,14 @@ pub fn getmap_text(shown: &Path, size: u64, fmap: &Fmap) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "File:     {}", shown.display());
     let _ = writeln!(o, "\tsize:    {size}");
-    match fmap {
-        Fmap::Simple(exts) => {
+    match &fmap.kind {
+        FmapKind::Simple(exts) => {
             let _ = writeln!(o, "\textents: {}", exts.len());
             for e in exts {
                 let _ = writeln!(o, "\t\t{:x}\t{}", e.offset, e.len);
             }
         }
-        Fmap::Interleaved(ies) => {
+        FmapKind::Interleaved(ies) => {
             let _ = writeln!(o, "\textents: {}", ies.len());
             for ie in ies {
                 let _ = writeln!(o, "Interleave_Param chunk_size: {}", ie.chunk_size);
@@ -121,7 +127,7 @@ pub fn bucket_stats(bm: &Bitmap, dev_size: u64, nbuckets: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_log::fmap::{Extent, Interleave};
+    use famfs_fmap::{Extent, InterleavedExtent};
     use famfs_log::namespace::{Attr, DirNode, FileNode};
     use std::ffi::OsStr;
     use std::sync::Arc;
@@ -155,7 +161,10 @@ mod tests {
                 NodeKind::File(FileNode {
                     size,
                     flags: 2,
-                    fmap: Arc::new(Fmap::Simple(vec![Extent::new(ALLOC_UNIT * 10, ALLOC_UNIT)])),
+                    fmap: Arc::new(Fmap::simple(
+                        size,
+                        vec![Extent::new(0, ALLOC_UNIT * 10, ALLOC_UNIT)],
+                    )),
                 }),
                 None,
             )
@@ -180,21 +189,27 @@ mod tests {
 
     #[test]
     fn getmap_matches_the_reference_layout() {
-        let f = Fmap::Simple(vec![
-            Extent::new(0x4000_0000, 4 << 20),
-            Extent::new(0x8020_0000, 2 << 20),
-        ]);
+        let f = Fmap::simple(
+            5 << 20,
+            vec![
+                Extent::new(0, 0x4000_0000, 4 << 20),
+                Extent::new(0, 0x8020_0000, 2 << 20),
+            ],
+        );
         assert_eq!(
             getmap_text(Path::new("/mnt/famfs/f"), 5 << 20, &f),
             "File:     /mnt/famfs/f\n\tsize:    5242880\n\textents: 2\n\t\t40000000\t4194304\n\t\t80200000\t2097152\n"
         );
-        let f = Fmap::Interleaved(vec![Interleave {
-            chunk_size: 2 << 20,
-            strips: vec![
-                Extent::new(0x200_0000, 4 << 20),
-                Extent::new(0x4000_0000, 4 << 20),
-            ],
-        }]);
+        let f = Fmap::striped(
+            7 << 20,
+            vec![InterleavedExtent::new(
+                2 << 20,
+                vec![
+                    Extent::new(0, 0x200_0000, 4 << 20),
+                    Extent::new(0, 0x4000_0000, 4 << 20),
+                ],
+            )],
+        );
         assert_eq!(
             getmap_text(Path::new("s"), 7 << 20, &f),
             "File:     s\n\tsize:    7340032\n\textents: 1\nInterleave_Param chunk_size: 2097152\n\

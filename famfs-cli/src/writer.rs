@@ -16,7 +16,7 @@ use famfs_server::control::proto::{Answer, Request, WireAttr, WireError, WireFma
 
 use crate::control::{Client, Connect};
 use crate::error::fail;
-use crate::open::{Data, Location, OpenFs, OpenHow, lookup, system_uuid_for_writing};
+use crate::open::{Data, Location, OpenHow, lookup, system_uuid_for_writing};
 use crate::paths::display_rel;
 
 /// What a lookup found.
@@ -145,7 +145,8 @@ impl WriteSession {
     /// one, else in this process.
     pub fn open(loc: &Location, how: OpenHow) -> Result<WriteSession> {
         if let Location::Mount(root) = loc {
-            match crate::control::connect(root, system_uuid_for_writing()?)? {
+            let connected = crate::control::connect(root, system_uuid_for_writing()?);
+            match connected.map_err(|e| client_mount(root, e))? {
                 Connect::Ready(c) => {
                     return Ok(WriteSession {
                         dev_size: c.dev_size,
@@ -159,7 +160,7 @@ impl WriteSession {
                 ),
             }
         }
-        let open = OpenFs::open(loc, how)?;
+        let open = crate::cmd::open_writable(loc, how)?;
         Ok(WriteSession {
             dev_size: open.fs.superblock().dev_size,
             meta: Meta::Local(Box::new(open.fs)),
@@ -190,6 +191,15 @@ impl WriteSession {
             Meta::Remote(c) => Box::new(RemoteOps(c)),
         };
         Ok((ops, &self.data))
+    }
+}
+
+/// A daemon that serves the mount as a client refuses appends with EROFS: say so as an
+/// in-process writer does.
+fn client_mount(root: &Path, e: anyhow::Error) -> anyhow::Error {
+    match e.downcast_ref::<OpError>() {
+        Some(op) if op.errno() == libc::EROFS => crate::cmd::client_mount_error(root).unwrap_or(e),
+        _ => e,
     }
 }
 
@@ -332,7 +342,7 @@ impl LogOps for RemoteOps<'_> {
     fn append_file(&mut self, entry: FileEntry) -> Result<u64, OpError> {
         let req = Request::AppendFile {
             path: WirePath::of(&entry.path),
-            size: entry.size,
+            size: entry.size(),
             flags: entry.flags,
             attr: WireAttr {
                 mode: entry.mode,

@@ -29,6 +29,8 @@
 
 mod adapter;
 mod attr;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 pub mod control;
 mod error;

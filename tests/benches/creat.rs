@@ -154,7 +154,11 @@ fn xattr(path: &Path, name: &str) -> String {
     let mut buf = vec![0u8; 256];
     // SAFETY: NUL-terminated names; the kernel writes at most buf.len() bytes into buf.
     let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert!(r >= 0, "getxattr {name}: {}", std::io::Error::last_os_error());
+    assert!(
+        r >= 0,
+        "getxattr {name}: {}",
+        std::io::Error::last_os_error()
+    );
     buf.truncate(r as usize);
     String::from_utf8(buf).unwrap()
 }

@@ -130,7 +130,7 @@ fn bench_read(passes: u64) {
         size / MIB,
         t.elapsed().as_secs_f64()
     );
-    let famfs_log::fmap::Fmap::Simple(exts) = &f.fmap else {
+    let fuse_famfs_proto::fmap::FmapKind::Simple(exts) = &f.fmap.kind else {
         panic!("contiguous file with an interleaved map");
     };
     let ext = exts[0];

@@ -170,9 +170,10 @@ fn hello<L: Media>(
             }));
         }
         if fs.role() != Role::Master {
+            // EROFS, as writing the mount's .meta/.log would fail: this daemon is a client.
             return Err(WireError::new(
                 ErrorKind::NotMaster,
-                libc::EPERM,
+                libc::EROFS,
                 format!(
                     "not running on the master node: the famfs_fused serving this mount is a \
                      client (the file system belongs to {})",
@@ -316,7 +317,7 @@ fn append_file<L: Media>(
     attr: WireAttr,
     fmap: &WireFmap,
 ) -> Result<Answer, WireError> {
-    let fmap = fmap.to_fmap().map_err(|e| {
+    let fmap = fmap.to_fmap(size).map_err(|e| {
         WireError::new(
             ErrorKind::Invalid,
             libc::EINVAL,
@@ -326,7 +327,6 @@ fn append_file<L: Media>(
     with_writer(log, s, path, |w| {
         let entry = FileEntry {
             path: path.to_path_buf(),
-            size,
             flags,
             uid: attr.uid,
             gid: attr.gid,

@@ -25,9 +25,9 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+use famfs_fmap::{Extent, Fmap, FmapKind, InterleavedExtent};
 use famfs_log::LogError;
 use famfs_log::alloc::{AllocPolicy, InterleaveParams};
-use famfs_log::fmap::{Extent, Fmap, Interleave};
 use famfs_log::namespace::{Attr, FileNode, Node, NodeKind, NsError};
 use serde::{Deserialize, Serialize};
 
@@ -151,7 +151,8 @@ impl From<WirePolicy> for AllocPolicy {
     }
 }
 
-/// A file map: `[devindex, offset, len]` extents, or striped extents.
+/// A file map as the log stores it: `[devindex, offset, len]` extents, or striped extents (whose
+/// share of the file follows from the file size, as in the log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WireFmap {
@@ -171,22 +172,19 @@ pub struct WireStripes {
 }
 
 fn wire_extent(e: &Extent) -> [u64; 3] {
-    [e.devindex, e.offset, e.len]
+    [u64::from(e.dev_index), e.offset, e.len]
 }
 
-fn extent(e: &[u64; 3]) -> Extent {
-    Extent {
-        devindex: e[0],
-        offset: e[1],
-        len: e[2],
-    }
+fn extent(e: &[u64; 3]) -> Result<Extent, String> {
+    let dev = u32::try_from(e[0]).map_err(|_| format!("device index {}", e[0]))?;
+    Ok(Extent::new(dev, e[1], e[2]))
 }
 
 impl From<&Fmap> for WireFmap {
     fn from(m: &Fmap) -> Self {
-        match m {
-            Fmap::Simple(v) => WireFmap::Simple(v.iter().map(wire_extent).collect()),
-            Fmap::Interleaved(v) => WireFmap::Interleaved(
+        match &m.kind {
+            FmapKind::Simple(v) => WireFmap::Simple(v.iter().map(wire_extent).collect()),
+            FmapKind::Interleaved(v) => WireFmap::Interleaved(
                 v.iter()
                     .map(|i| WireStripes {
                         chunk_size: i.chunk_size,
@@ -199,21 +197,25 @@ impl From<&Fmap> for WireFmap {
 }
 
 impl WireFmap {
-    /// The map, checked as a log entry's map is (counts, alignment, device 0, chunk sizes).
-    pub fn to_fmap(&self) -> Result<Fmap, String> {
+    /// The map of a file of `size` bytes, checked as a log entry's map is (counts, alignment,
+    /// device 0, chunk sizes).
+    pub fn to_fmap(&self, size: u64) -> Result<Fmap, String> {
         let m = match self {
-            WireFmap::Simple(v) => Fmap::Simple(v.iter().map(extent).collect()),
-            WireFmap::Interleaved(v) => Fmap::Interleaved(
+            WireFmap::Simple(v) => {
+                Fmap::simple(size, v.iter().map(extent).collect::<Result<_, _>>()?)
+            }
+            WireFmap::Interleaved(v) => Fmap::striped(
+                size,
                 v.iter()
-                    .map(|i| Interleave {
-                        chunk_size: i.chunk_size,
-                        strips: i.strips.iter().map(extent).collect(),
+                    .map(|i| {
+                        let strips = i.strips.iter().map(extent).collect::<Result<_, _>>()?;
+                        Ok(InterleavedExtent::new(i.chunk_size, strips))
                     })
-                    .collect(),
+                    .collect::<Result<_, String>>()?,
             ),
         };
-        let raw = m.encode().map_err(|e| e.to_string())?;
-        Fmap::decode(&raw).map_err(|e| e.to_string())
+        let raw = famfs_log::fmap::encode(&m).map_err(|e| e.to_string())?;
+        famfs_log::fmap::decode(&raw, size).map_err(|e| e.to_string())
     }
 }
 
@@ -259,7 +261,7 @@ impl WireFile {
         Ok(FileNode {
             size: self.size,
             flags: self.flags,
-            fmap: std::sync::Arc::new(self.fmap.to_fmap()?),
+            fmap: std::sync::Arc::new(self.fmap.to_fmap(self.size)?),
         })
     }
 }
@@ -738,10 +740,15 @@ mod tests {
 
     #[test]
     fn maps_are_checked_on_the_way_in() {
-        let m = Fmap::Simple(vec![Extent::new(4 << 20, 2 << 20)]);
+        let m = Fmap::simple(5, vec![Extent::new(0, 4 << 20, 2 << 20)]);
         let w = WireFmap::from(&m);
-        assert_eq!(w.to_fmap().unwrap(), m);
-        assert!(WireFmap::Simple(vec![[0, 1, 2]]).to_fmap().is_err());
-        assert!(WireFmap::Simple(vec![]).to_fmap().is_err());
+        assert_eq!(w.to_fmap(5).unwrap(), m);
+        assert!(WireFmap::Simple(vec![[0, 1, 2]]).to_fmap(5).is_err());
+        assert!(WireFmap::Simple(vec![]).to_fmap(5).is_err());
+        assert!(
+            WireFmap::Simple(vec![[1 << 40, 0, 2 << 20]])
+                .to_fmap(5)
+                .is_err()
+        );
     }
 }

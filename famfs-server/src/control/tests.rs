@@ -392,13 +392,13 @@ fn the_channel_writes_the_bytes_an_in_process_writer_writes() {
     // A file entry at 16 MiB, leaving a hole at 12-16 MiB below the cursor.
     let clone = FileEntry {
         path: "d/clone".into(),
-        size: 1,
         flags: FM_ALL_HOSTS_RW,
         uid: 1,
         gid: 2,
         mode: 0o444,
-        fmap: famfs_log::fmap::Fmap::Simple(vec![famfs_log::fmap::Extent::new(16 << 20, 2 << 20)]),
+        fmap: famfs_fmap::Fmap::simple(1, vec![famfs_fmap::Extent::new(0, 16 << 20, 2 << 20)]),
     };
+
     let session1: [(&str, u64, u32); 3] = [
         ("d/a", 1, 0o600),
         ("d/big", 6 << 20, 0o640),
