@@ -12,7 +12,9 @@ use famfs_log::alloc::AllocPolicy;
 use famfs_log::entry::{FileEntry, LogEntry};
 use famfs_log::namespace::{Attr, FileNode, NodeKind};
 use famfs_log::{Famfs, LogError, Writer};
-use famfs_server::control::proto::{Answer, Request, WireAttr, WireError, WireFmap, WirePath};
+use famfs_server::control::proto::{
+    Answer, ErrorKind, Request, WireAttr, WireError, WireFmap, WireNode, WirePath,
+};
 
 use crate::control::{Client, Connect};
 use crate::error::fail;
@@ -48,6 +50,15 @@ impl Found {
             Found::Dir(a) | Found::File(a, _) => *a,
         }
     }
+}
+
+/// What [`LogOps::find_or_create`] did.
+#[derive(Debug)]
+pub enum Placed {
+    /// Logged a new file.
+    Created(FileNode),
+    /// Something is at the path already (nothing was logged).
+    Existing(Found),
 }
 
 /// A failed log operation: its errno, its message, and its cause (printed by `{:#}` as the
@@ -114,6 +125,21 @@ pub trait LogOps {
         attr: Attr,
         policy: &AllocPolicy,
     ) -> Result<FileNode, OpError>;
+    /// What is at `rel`, or else a new file logged there, in one step (one request through the
+    /// daemon). The outer error is the lookup's (as [`LogOps::lookup`] gives it), the inner one
+    /// the create's.
+    fn find_or_create(
+        &mut self,
+        rel: &Path,
+        size: u64,
+        attr: Attr,
+        policy: &AllocPolicy,
+    ) -> Result<Result<Placed, OpError>> {
+        Ok(match self.lookup(rel)? {
+            Some(found) => Ok(Placed::Existing(found)),
+            None => self.create(rel, size, attr, policy).map(Placed::Created),
+        })
+    }
     /// Log a directory (the parent must exist).
     fn mkdir(&mut self, rel: &Path, attr: Attr) -> Result<(), OpError>;
     /// Log a directory and its missing parents, telling `created` about each.
@@ -277,30 +303,70 @@ fn unexpected(a: &Answer) -> OpError {
     internal(format!("unexpected answer from the famfs daemon: {a:?}"))
 }
 
+/// A lookup's error, as [`LocalOps`] gives it (`rel: message`, the errno as exit status).
+fn lookup_error(rel: &Path, e: &WireError) -> anyhow::Error {
+    fail(e.errno, format!("{}: {}", display_rel(rel), e.message()))
+}
+
+/// A node the daemon reported.
+fn found_of(rel: &Path, n: WireNode) -> Result<Found, OpError> {
+    Ok(match n.file {
+        None => Found::Dir(n.attr.into()),
+        Some(f) => Found::File(
+            n.attr.into(),
+            f.to_file_node()
+                .map_err(|e| internal(format!("{}: {e}", display_rel(rel))))?,
+        ),
+    })
+}
+
+/// The file the daemon logged.
+fn logged_file(rel: &Path, a: Answer) -> Result<FileNode, OpError> {
+    match a {
+        Answer::Logged {
+            node: Some(n @ WireNode { file: Some(_), .. }),
+            ..
+        } => match found_of(rel, n)? {
+            Found::File(_, f) => Ok(f),
+            Found::Dir(_) => Err(internal(format!(
+                "{}: logged as a directory",
+                rel.display()
+            ))),
+        },
+        other => Err(unexpected(&other)),
+    }
+}
+
+impl RemoteOps<'_> {
+    fn create_req(
+        &self,
+        rel: &Path,
+        size: u64,
+        attr: Attr,
+        policy: &AllocPolicy,
+        existing: bool,
+    ) -> Request {
+        Request::Create {
+            path: WirePath::of(rel),
+            size,
+            attr: attr.into(),
+            policy: policy.into(),
+            existing,
+        }
+    }
+}
+
 impl LogOps for RemoteOps<'_> {
     fn lookup(&mut self, rel: &Path) -> Result<Option<Found>> {
         let req = Request::Lookup {
             path: WirePath::of(rel),
         };
-        let node = match self.0.call(&req)? {
-            Ok(Answer::Node { node }) => node,
-            Ok(other) => return Err(unexpected(&other).into()),
-            Err(e) => {
-                return Err(fail(
-                    e.errno,
-                    format!("{}: {}", display_rel(rel), e.message()),
-                ));
-            }
-        };
-        let Some(n) = node else { return Ok(None) };
-        Ok(Some(match n.file {
-            None => Found::Dir(n.attr.into()),
-            Some(f) => Found::File(
-                n.attr.into(),
-                f.to_file_node()
-                    .map_err(|e| internal(format!("{}: {e}", display_rel(rel))))?,
-            ),
-        }))
+        match self.0.call(&req)? {
+            Ok(Answer::Node { node: None }) => Ok(None),
+            Ok(Answer::Node { node: Some(n) }) => Ok(Some(found_of(rel, n)?)),
+            Ok(other) => Err(unexpected(&other).into()),
+            Err(e) => Err(lookup_error(rel, &e)),
+        }
     }
 
     fn create(
@@ -310,20 +376,25 @@ impl LogOps for RemoteOps<'_> {
         attr: Attr,
         policy: &AllocPolicy,
     ) -> Result<FileNode, OpError> {
-        let req = Request::Create {
-            path: WirePath::of(rel),
-            size,
-            attr: attr.into(),
-            policy: policy.into(),
-        };
-        match self.call(&req)? {
-            Answer::Logged { node: Some(n), .. } => n
-                .file
-                .ok_or_else(|| internal(format!("{}: logged as a directory", rel.display())))?
-                .to_file_node()
-                .map_err(|e| internal(format!("{}: {e}", rel.display()))),
-            other => Err(unexpected(&other)),
-        }
+        let req = self.create_req(rel, size, attr, policy, false);
+        logged_file(rel, self.call(&req)?)
+    }
+
+    fn find_or_create(
+        &mut self,
+        rel: &Path,
+        size: u64,
+        attr: Attr,
+        policy: &AllocPolicy,
+    ) -> Result<Result<Placed, OpError>> {
+        let req = self.create_req(rel, size, attr, policy, true);
+        Ok(match self.0.call(&req)? {
+            Ok(Answer::Node { node: Some(n) }) => found_of(rel, n).map(Placed::Existing),
+            Ok(a) => logged_file(rel, a).map(Placed::Created),
+            // With `existing`, a path through a file is refused by the lookup (see the protocol).
+            Err(e) if e.kind == ErrorKind::NotADirectory => return Err(lookup_error(rel, &e)),
+            Err(e) => Err(e.into()),
+        })
     }
 
     fn mkdir(&mut self, rel: &Path, attr: Attr) -> Result<(), OpError> {

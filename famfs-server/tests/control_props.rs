@@ -44,23 +44,26 @@ fn request() -> impl Strategy<Value = Request> {
             path(),
             any::<u64>(),
             attr(),
-            any::<bool>(),
+            any::<(bool, bool)>(),
             any::<[u64; 3]>()
         )
             .prop_map(
-                |(path, size, attr, striped, [nbuckets, nstrips, chunk_size])| Request::Create {
-                    path,
-                    size,
-                    attr,
-                    policy: if striped {
-                        WirePolicy::Interleaved {
-                            nbuckets,
-                            nstrips,
-                            chunk_size,
-                        }
-                    } else {
-                        WirePolicy::Contiguous
-                    },
+                |(path, size, attr, (striped, existing), [nbuckets, nstrips, chunk_size])| {
+                    Request::Create {
+                        path,
+                        size,
+                        attr,
+                        policy: if striped {
+                            WirePolicy::Interleaved {
+                                nbuckets,
+                                nstrips,
+                                chunk_size,
+                            }
+                        } else {
+                            WirePolicy::Contiguous
+                        },
+                        existing,
+                    }
                 }
             ),
         (path(), attr(), any::<bool>()).prop_map(|(path, attr, parents)| Request::Mkdir {

@@ -14,7 +14,7 @@ use crate::cmd::{Target, check_creatable, real_ids, resolve_target, umask};
 use crate::error::{exit_code_of, fail};
 use crate::open::{Data, OpenHow};
 use crate::progress::Progress;
-use crate::writer::{LogOps, WriteSession};
+use crate::writer::{Found, LogOps, Placed, WriteSession};
 use crate::xfer;
 
 /// A failure that stops the whole copy (out of space, log full, miscompare, a bad source type).
@@ -83,23 +83,34 @@ impl Copier<'_, '_> {
     ) -> Result<Option<FileNode>, Abort> {
         let shown = self.dest.show(rel);
         let size = meta.len();
-        // Some(None): a directory is there.
-        let existing = match self.w.lookup(rel) {
-            Ok(x) => x.map(|n| n.as_file().cloned()),
-            Err(e) => {
-                self.warn(format!("{e:#}"));
-                return Ok(None);
+        let placed = if self.compare {
+            match self.w.lookup(rel) {
+                Ok(Some(found)) => Placed::Existing(found),
+                Ok(None) => {
+                    self.warn(format!("compare: {shown} does not exist"));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.warn(format!("{e:#}"));
+                    return Ok(None);
+                }
+            }
+        } else {
+            match self.place_file(rel, self.file_mode(meta), size)? {
+                Some(p) => p,
+                None => return Ok(None),
             }
         };
-        match existing {
-            Some(None) => {
+        match placed {
+            Placed::Created(node) => Ok(Some(node)),
+            Placed::Existing(Found::Dir(_)) => {
                 self.warn(format!(
                     "{shown} is a directory; cannot copy {} over it",
                     src.display()
                 ));
                 Ok(None)
             }
-            Some(Some(f)) if f.size != size => Err(Abort(fail(
+            Placed::Existing(Found::File(_, f)) if f.size != size => Err(Abort(fail(
                 1,
                 format!(
                     "{shown}: file exists with {} bytes; {} has {size} (only a same-size file is \
@@ -108,17 +119,13 @@ impl Copier<'_, '_> {
                     src.display()
                 ),
             ))),
-            Some(Some(f)) => Ok(Some(f)),
-            None if self.compare => {
-                self.warn(format!("compare: {shown} does not exist"));
-                Ok(None)
-            }
-            None => self.create_file(rel, self.file_mode(meta), size),
+            Placed::Existing(Found::File(_, f)) => Ok(Some(f)),
         }
     }
 
-    /// Log a new file of `size` bytes at `rel`. `None` (after a warning) when it cannot be.
-    fn create_file(&mut self, rel: &Path, mode: u32, size: u64) -> Result<Option<FileNode>, Abort> {
+    /// What is at `rel`, or else a new file of `size` bytes logged there (one request through
+    /// the daemon). `None` (after a warning) when neither can be had.
+    fn place_file(&mut self, rel: &Path, mode: u32, size: u64) -> Result<Option<Placed>, Abort> {
         let shown = self.dest.show(rel);
         if let Err(e) = check_creatable(self.dest, rel) {
             self.warn(format!("{e:#}"));
@@ -129,11 +136,15 @@ impl Copier<'_, '_> {
             uid: self.uid,
             gid: self.gid,
         };
-        match self.w.create(rel, size, attr, &self.policy) {
-            Ok(node) => Ok(Some(node)),
-            Err(e) if e.errno() == libc::ENOSPC => Err(Abort(fail(1, format!("{shown}: {e}")))),
-            Err(e) => {
+        match self.w.find_or_create(rel, size, attr, &self.policy) {
+            Ok(Ok(placed)) => Ok(Some(placed)),
+            Ok(Err(e)) if e.errno() == libc::ENOSPC => Err(Abort(fail(1, format!("{shown}: {e}")))),
+            Ok(Err(e)) => {
                 self.warn(format!("{shown}: {e}"));
+                Ok(None)
+            }
+            Err(e) => {
+                self.warn(format!("{e:#}"));
                 Ok(None)
             }
         }

@@ -16,7 +16,7 @@ use crate::cmd::{Target, check_creatable, effective_ids, resolve_target, thread_
 use crate::error::{count_exit, fail};
 use crate::open::{Data, Location, OpenHow};
 use crate::progress::Progress;
-use crate::writer::{Found, LogOps, WriteSession};
+use crate::writer::{Found, LogOps, Placed, WriteSession};
 use crate::xfer;
 
 /// One file to create.
@@ -43,7 +43,8 @@ pub struct CreatPlan {
     multi: Option<usize>,
     attr: Attr,
     interleave: InterleaveOpts,
-    threads: usize,
+    /// `-t`, checked (the default, the CPUs available, is only looked up to fill files).
+    threadct: Option<i64>,
 }
 
 /// Something [`CreatPlan::execute`] did, in order.
@@ -119,7 +120,9 @@ impl CreatPlan {
             ));
         }
         a.interleave.precheck()?;
-        let threads = thread_count(a.threadct)?;
+        if a.threadct.is_some() {
+            thread_count(a.threadct)?;
+        }
         let multi = (!a.multi.is_empty()).then_some(a.multi.len());
         if multi.is_some() && (a.seed.is_some() || a.file.is_some() || a.size.is_some()) {
             return Err(fail(1, "-S|-s|FILE and --multi are incompatible"));
@@ -154,7 +157,7 @@ impl CreatPlan {
                 gid: a.owner.gid.unwrap_or(egid),
             },
             interleave: a.interleave.clone(),
-            threads,
+            threadct: a.threadct,
         })
     }
 
@@ -205,14 +208,16 @@ impl CreatPlan {
             .filter_map(|(j, m)| m.as_ref().map(|m| (j, m.node())))
             .collect();
         outcome.to_fill = to_fill.len();
-        if !to_fill.is_empty() {
-            events(CreatEvent::Filling {
-                files: to_fill.len(),
-                threads: self.threads,
-            });
+        if to_fill.is_empty() {
+            return Ok(outcome);
         }
+        let threads = thread_count(self.threadct)?;
+        events(CreatEvent::Filling {
+            files: to_fill.len(),
+            threads,
+        });
         for (job, node) in to_fill {
-            if let Err(e) = self.fill(session.data(), job, node, events) {
+            if let Err(e) = self.fill(session.data(), job, node, threads, events) {
                 if self.multi.is_none() {
                     return Err(e);
                 }
@@ -258,12 +263,13 @@ impl CreatPlan {
         data: &Data,
         job: &Job,
         node: &FileNode,
+        threads: usize,
         events: &mut dyn FnMut(CreatEvent<'_>),
     ) -> Result<()> {
         let file = data.file(&job.target.rel, node, true)?;
         events(CreatEvent::FillStart(&job.target, node.size));
         let progress = Progress::new(node.size, &format!("famfs creat: {}", job.target.shown));
-        xfer::fill_pattern(&file, job.seed.unwrap_or(0), self.threads, &progress)?;
+        xfer::fill_pattern(&file, job.seed.unwrap_or(0), threads, &progress)?;
         progress.finish();
         events(CreatEvent::Filled(&job.target, node.size));
         Ok(())
@@ -302,8 +308,29 @@ fn multi_jobs(a: &CreatArgs) -> (Vec<Job>, Vec<anyhow::Error>) {
     (jobs, rejected)
 }
 
-/// What to do for one job, decided from the log state: accept an existing file, or create one.
-fn decide(w: &mut dyn LogOps, job: &Job) -> Result<Option<FileNode>> {
+/// An existing node at a job's path: accepted when it is a file of the requested size (of any
+/// size when none was given).
+fn accept_existing(job: &Job, found: Found) -> Result<FileNode> {
+    let shown = &job.target.shown;
+    match found {
+        Found::Dir(_) => Err(fail(
+            1,
+            format!("{shown}: exists and is not a regular file"),
+        )),
+        Found::File(_, f) if job.size != 0 && f.size != job.size => Err(fail(
+            1,
+            format!(
+                "{shown}: exists and is not the same size ({} bytes, {} requested)",
+                f.size, job.size
+            ),
+        )),
+        Found::File(_, f) => Ok(f),
+    }
+}
+
+/// Create one file, or accept an existing one of the right size (decided under the log lock:
+/// one request through the daemon).
+fn create_one(w: &mut dyn LogOps, job: &Job, attr: Attr, policy: &AllocPolicy) -> Result<Made> {
     let shown = &job.target.shown;
     let rel = &job.target.rel;
     if rel.as_os_str().is_empty() {
@@ -312,42 +339,21 @@ fn decide(w: &mut dyn LogOps, job: &Job) -> Result<Option<FileNode>> {
             format!("{shown}: exists and is not a regular file (the famfs root)"),
         ));
     }
-    if let Some(found) = w.lookup(rel)? {
-        return match found {
-            Found::Dir(_) => Err(fail(
+    if job.size == 0 {
+        return match w.lookup(rel)? {
+            Some(found) => Ok(Made::Existed(accept_existing(job, found)?)),
+            None => Err(fail(
                 1,
-                format!("{shown}: exists and is not a regular file"),
+                format!("{shown}: new file size=zero (give -s SIZE)"),
             )),
-            Found::File(_, f) if job.size != 0 && f.size != job.size => Err(fail(
-                1,
-                format!(
-                    "{shown}: exists and is not the same size ({} bytes, {} requested)",
-                    f.size, job.size
-                ),
-            )),
-            Found::File(_, f) => Ok(Some(f)),
         };
     }
-    if job.size == 0 {
-        return Err(fail(
-            1,
-            format!("{shown}: new file size=zero (give -s SIZE)"),
-        ));
-    }
     check_creatable(&job.target, rel)?;
-    Ok(None)
-}
-
-/// Create one file (or accept an existing one of the right size).
-fn create_one(w: &mut dyn LogOps, job: &Job, attr: Attr, policy: &AllocPolicy) -> Result<Made> {
-    if let Some(existing) = decide(w, job)? {
-        return Ok(Made::Existed(existing));
+    match w.find_or_create(rel, job.size, attr, policy)? {
+        Ok(Placed::Existing(found)) => Ok(Made::Existed(accept_existing(job, found)?)),
+        Ok(Placed::Created(node)) => Ok(Made::Created(node)),
+        Err(e) => Err(fail(1, format!("{shown}: {e}"))),
     }
-    let shown = &job.target.shown;
-    let node = w
-        .create(&job.target.rel, job.size, attr, policy)
-        .map_err(|e| fail(1, format!("{shown}: {e}")))?;
-    Ok(Made::Created(node))
 }
 
 /// The report step: prints each event as the reference does, and gives the exit status.

@@ -15,9 +15,11 @@
 //! process under the `.meta/.log` lock, as before.
 //!
 //! **Wire format**: [`proto`] (length-prefixed JSON frames, versioned). **Requests** are
-//! answered by [`ops`] from the model's shared [`Famfs`](famfs_log::Famfs), one request at a
-//! time per connection; appends are serialized by the log's lock (one writer per request, which
-//! also takes the media lock), so concurrent clients interleave whole entries.
+//! answered by [`ops`] from the model's shared [`Famfs`](famfs_log::Famfs) on one thread, which
+//! polls every connection: requests are handled one at a time in arrival order, each append
+//! under the log's lock (one writer per request, which also takes the media lock), so
+//! concurrent clients interleave whole entries. A client holds nothing between its requests
+//! (`cp` copies a file's data between two of them).
 //!
 //! Started from `famfs_fused` with [`start`]; the [`ControlServer`] it returns removes the
 //! socket when dropped.
@@ -26,12 +28,12 @@ pub mod proto;
 
 mod ops;
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::FileSystem;
 use crate::refresh::SharedLog;
@@ -119,53 +121,101 @@ pub fn start(fs: Arc<FileSystem>, opts: ControlOptions) -> std::io::Result<Contr
         socket: path.clone(),
     };
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    let shared = Arc::new(Shared {
+    let shared = Shared {
         fs: Arc::clone(&fs),
         opts,
         requests: AtomicU64::new(0),
-        active: AtomicUsize::new(0),
-    });
+    };
     std::thread::Builder::new()
         .name("famfs-control".into())
-        .spawn(move || accept_loop(&listener, &shared))?;
+        .spawn(move || serve(&listener, &shared))?;
     fs.publish_control(&path);
     tracing::info!("control channel at {}", path.display());
     Ok(server)
 }
 
-/// What every connection shares.
+/// What the serving thread shares with nobody else but the file system.
 struct Shared {
     fs: Arc<FileSystem>,
     opts: ControlOptions,
     requests: AtomicU64,
-    active: AtomicUsize,
 }
 
-fn accept_loop(listener: &UnixListener, shared: &Arc<Shared>) {
-    for conn in listener.incoming() {
-        let stream = match conn {
-            Ok(s) => s,
+/// One client connection: its socket (non-blocking), bytes read but not yet a whole frame,
+/// and its session.
+struct Conn {
+    stream: UnixStream,
+    inbuf: Vec<u8>,
+    session: Session,
+}
+
+/// Serve every connection from this one thread, woken by poll(2): a client's `connect` and its
+/// first request usually cost one wake-up, and requests are answered one at a time, in
+/// arrival order.
+fn serve(listener: &UnixListener, shared: &Shared) {
+    if let Err(e) = listener.set_nonblocking(true) {
+        tracing::error!("control channel: {e}; not serving");
+        return;
+    }
+    let mut conns: Vec<Conn> = Vec::new();
+    loop {
+        let ready = match wait_ready(listener, &conns) {
+            Ok(r) => r,
             Err(e) => {
-                tracing::warn!("control channel: accept: {e}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                continue;
+                tracing::error!("control channel: poll: {e}; not serving");
+                return;
             }
         };
-        if shared.active.fetch_add(1, Ordering::AcqRel) >= MAX_CONNECTIONS {
-            shared.active.fetch_sub(1, Ordering::AcqRel);
-            refuse_busy(stream);
-            continue;
+        // Back to front, so that removing a connection moves only one already handled.
+        for i in (0..conns.len()).rev() {
+            if ready[i + 1] && !service(&mut conns[i], shared) {
+                conns.swap_remove(i);
+            }
         }
-        let sh = Arc::clone(shared);
-        let spawned = std::thread::Builder::new()
-            .name("famfs-control-conn".into())
-            .spawn(move || {
-                serve_connection(stream, &sh);
-                sh.active.fetch_sub(1, Ordering::AcqRel);
-            });
-        if let Err(e) = spawned {
-            shared.active.fetch_sub(1, Ordering::AcqRel);
-            tracing::warn!("control channel: cannot start a connection thread: {e}");
+        if ready[0] {
+            accept_all(listener, &mut conns);
+        }
+    }
+}
+
+/// Which of the listener (index 0) and the connections (1..) have something to read (or hung
+/// up).
+fn wait_ready(listener: &UnixListener, conns: &[Conn]) -> nix::Result<Vec<bool>> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut fds: Vec<PollFd<'_>> = std::iter::once(listener.as_fd())
+        .chain(conns.iter().map(|c| c.stream.as_fd()))
+        .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+        .collect();
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(fds.iter().map(|f| f.any().unwrap_or(true)).collect())
+}
+
+fn accept_all(listener: &UnixListener, conns: &mut Vec<Conn>) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) if conns.len() >= MAX_CONNECTIONS => refuse_busy(stream),
+            Ok((stream, _)) => {
+                let root = peer_is_root(&stream);
+                if stream.set_nonblocking(true).is_ok() {
+                    conns.push(Conn {
+                        stream,
+                        inbuf: Vec::new(),
+                        session: Session::new(root),
+                    });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+            Err(e) => {
+                tracing::warn!("control channel: accept: {e}");
+                return;
+            }
         }
     }
 }
@@ -190,37 +240,74 @@ fn peer_is_root(stream: &UnixStream) -> bool {
     }
 }
 
-fn serve_connection(stream: UnixStream, shared: &Shared) {
-    let mut session = Session::new(peer_is_root(&stream));
-    let Ok(w) = stream.try_clone() else { return };
-    let mut reader = BufReader::new(stream);
-    let mut writer = BufWriter::new(w);
-    let mut buf = Vec::new();
-    let ctx_device = shared.fs.device_name_bytes();
+/// Read what `c` sent and answer every whole frame; false when the connection is done (closed,
+/// broken, or a frame too large).
+fn service(c: &mut Conn, shared: &Shared) -> bool {
+    let mut chunk = [0u8; 8192];
     loop {
-        match proto::read_frame(&mut reader, &mut buf) {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::debug!("control channel: {e}; closing the connection");
-                return;
-            }
+        match c.stream.read(&mut chunk) {
+            Ok(0) => return false,
+            Ok(n) => c.inbuf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
         }
+    }
+    while let Some(n) = whole_frame(&c.inbuf) {
+        let Some(n) = n else {
+            tracing::debug!("control channel: frame too large; closing the connection");
+            return false;
+        };
         shared.requests.fetch_add(1, Ordering::Relaxed);
         let ctx = ops::Ctx {
-            device: ctx_device,
+            device: shared.fs.device_name_bytes(),
             mountpoint: shared.opts.mountpoint.as_deref(),
             log_control: shared.opts.log_control.as_deref(),
             requests: &shared.requests,
         };
-        let reply = answer(shared.fs.shared_log(), &mut session, &ctx, &buf);
-        if proto::write_frame(&mut writer, &reply)
-            .and_then(|()| writer.flush())
-            .is_err()
-        {
-            return;
+        let reply = answer(
+            shared.fs.shared_log(),
+            &mut c.session,
+            &ctx,
+            &c.inbuf[4..4 + n],
+        );
+        c.inbuf.drain(..4 + n);
+        let mut out = Vec::with_capacity(4 + reply.len());
+        if proto::write_frame(&mut out, &reply).is_err() || !send_all(&c.stream, &out) {
+            return false;
         }
     }
+    true
+}
+
+/// The body length of the frame at the start of `buf`: `None` while incomplete, `Some(None)`
+/// for a frame longer than [`proto::MAX_FRAME`].
+fn whole_frame(buf: &[u8]) -> Option<Option<usize>> {
+    let len = u32::from_le_bytes(buf.get(..4)?.try_into().ok()?) as usize;
+    if len > proto::MAX_FRAME {
+        return Some(None);
+    }
+    (buf.len() >= 4 + len).then_some(Some(len))
+}
+
+/// Write all of `bytes` to a non-blocking socket, waiting (up to 5 s at a time) for room.
+fn send_all(mut stream: &UnixStream, mut bytes: &[u8]) -> bool {
+    use nix::poll::{PollFd, PollFlags, poll};
+    use std::os::fd::AsFd;
+    while !bytes.is_empty() {
+        match stream.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut fds = [PollFd::new(stream.as_fd(), PollFlags::POLLOUT)];
+                if !matches!(poll(&mut fds, 5000u16), Ok(n) if n > 0) {
+                    return false;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    true
 }
 
 /// The reply to one frame (never panics: a handler that does is answered as an internal

@@ -125,7 +125,16 @@ pub(crate) fn handle<L: Media>(
             size,
             attr,
             policy,
-        } => create(log, s, &path_of(&path)?, size, attr, policy),
+            existing,
+        } => {
+            let spec = NewFile {
+                size,
+                attr,
+                policy,
+                existing,
+            };
+            create(log, s, &path_of(&path)?, spec)
+        }
         Request::Mkdir {
             path,
             attr,
@@ -193,23 +202,26 @@ fn hello<L: Media>(
 }
 
 fn lookup<L: Media>(log: &SharedLog<L>, path: &Path) -> Result<Answer, WireError> {
-    let fs = log.read();
+    Ok(Answer::Node {
+        node: node_at(&log.read(), path)?,
+    })
+}
+
+/// The node at `path` as a reader of the log sees it (the mount's meta files are the mount's,
+/// not the log's: an in-process reader of the log does not see them either).
+fn node_at<L: Media>(fs: &Famfs<L>, path: &Path) -> Result<Option<WireNode>, WireError> {
     let ns = fs.state().namespace();
     let p = path.as_os_str().as_bytes();
-    // The meta files are the mount's, not the log's: an in-process reader of the log does not
-    // see them either.
     let meta_is_local = ns
         .lookup(ROOT_INO, OsStr::new(".meta"))
         .and_then(|i| ns.get(i))
         .is_some_and(|n| n.log_index.is_none());
     if is_meta(p) && meta_is_local {
-        return Ok(Answer::Node { node: None });
+        return Ok(None);
     }
     match ns.resolve(p) {
-        Ok(ino) => Ok(Answer::Node {
-            node: ns.get(ino).map(WireNode::from),
-        }),
-        Err(NsError::Missing(_)) => Ok(Answer::Node { node: None }),
+        Ok(ino) => Ok(ns.get(ino).map(WireNode::from)),
+        Err(NsError::Missing(_)) => Ok(None),
         Err(e) => Err(WireError::new(
             ErrorKind::NotADirectory,
             libc::ENOTDIR,
@@ -249,22 +261,34 @@ fn node_of<L: Media>(fs: &Famfs<L>, ino: u64) -> Option<WireNode> {
     fs.state().namespace().get(ino).map(WireNode::from)
 }
 
+/// What a `create` request asks for.
+struct NewFile {
+    size: u64,
+    attr: WireAttr,
+    policy: WirePolicy,
+    /// Report what is at the path instead of refusing.
+    existing: bool,
+}
+
 fn create<L: Media>(
     log: &SharedLog<L>,
     s: &mut Session,
     path: &Path,
-    size: u64,
-    attr: WireAttr,
-    policy: WirePolicy,
+    spec: NewFile,
 ) -> Result<Answer, WireError> {
     with_writer(log, s, path, |w| {
-        let policy = policy.into();
+        if spec.existing
+            && let Some(node) = node_at(w.famfs(), path)?
+        {
+            return Ok(Answer::Node { node: Some(node) });
+        }
+        let policy = spec.policy.into();
         if let famfs_log::alloc::AllocPolicy::Interleaved(p) = &policy {
             p.validate(w.famfs().superblock().dev_size)
                 .map_err(|e| log_err(e.into()))?;
         }
         let (ino, _) = w
-            .create(path, size, attr.into(), &policy)
+            .create(path, spec.size, spec.attr.into(), &policy)
             .map_err(log_err)?;
         let node = node_of(w.famfs(), ino);
         let index = w.famfs().header().next_index - 1;

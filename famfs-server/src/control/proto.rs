@@ -292,6 +292,11 @@ pub enum Request {
         attr: WireAttr,
         /// Placement.
         policy: WirePolicy,
+        /// When something is at `path` already, answer [`Answer::Node`] with it instead of
+        /// refusing (a lookup and a create in one request, under one lock). A path through a
+        /// file is then refused as a lookup refuses it (`not-a-directory`).
+        #[serde(default)]
+        existing: bool,
     },
     /// Log a directory; with `parents`, also its missing parents (an existing directory is
     /// fine then).
@@ -350,7 +355,7 @@ pub enum Answer {
         /// The device served.
         device: WirePath,
     },
-    /// To `lookup`.
+    /// To `lookup`, and to `create` with `existing` when something is there.
     Node {
         /// The node, or `None` when nothing is there.
         node: Option<WireNode>,
@@ -666,6 +671,7 @@ mod tests {
                 gid: 0,
             },
             policy: WirePolicy::Contiguous,
+            existing: false,
         };
         let body = encode_request(&req);
         let text = String::from_utf8(body.clone()).unwrap();

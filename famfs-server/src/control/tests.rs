@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::ops::{Ctx, Session};
 use super::proto::{
-    Answer, ErrorKind, Request, WireAttr, WireError, WireFmap, WirePath, WirePolicy,
+    Answer, ErrorKind, Request, WireAttr, WireError, WireFmap, WireNode, WirePath, WirePolicy,
     encode_request, parse_reply,
 };
 use super::{LogControl, answer};
@@ -142,6 +142,7 @@ fn create(path: &str, size: u64) -> Request {
         size,
         attr: FILE,
         policy: WirePolicy::Contiguous,
+        existing: false,
     }
 }
 
@@ -250,6 +251,34 @@ fn requests_do_what_the_writer_does() {
         err_kind(c.call(&mkdir(".meta/y", true))),
         ErrorKind::Reserved
     );
+    // With `existing`, what is there is reported instead of refused (nothing logged); a path
+    // through a file is refused as a lookup refuses it.
+    let find = |path: &str| Request::Create {
+        path: p(path),
+        size: 1,
+        attr: FILE,
+        policy: WirePolicy::Contiguous,
+        existing: true,
+    };
+    let before = log.read().header().next_index;
+    let Answer::Node { node: Some(n) } = c.call(&find("a/b/f")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(n.file.unwrap().size, (2 << 20) + 1);
+    assert!(matches!(
+        c.call(&find("a")).unwrap(),
+        Answer::Node {
+            node: Some(WireNode { file: None, .. })
+        }
+    ));
+    let e = c.call(&find("a/b/f/x")).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotADirectory);
+    assert_eq!(e.message(), "a/b/f is not a directory");
+    assert_eq!(log.read().header().next_index, before, "nothing logged");
+    assert!(matches!(
+        c.call(&find("a/new")).unwrap(),
+        Answer::Logged { node: Some(_), .. }
+    ));
     // Refusals carry the writer's errors.
     let e = c.call(&create("a/b/f", 1)).unwrap_err();
     assert_eq!((e.kind, e.errno), (ErrorKind::Exists, libc::EEXIST));
@@ -287,6 +316,7 @@ fn requests_do_what_the_writer_does() {
             nstrips: 99,
             chunk_size: 3,
         },
+        existing: false,
     };
     assert_eq!(err_kind(c.call(&bad)), ErrorKind::Invalid);
     // A file entry with a given map (clone): logged even though it cross-links.
@@ -438,6 +468,7 @@ fn the_channel_writes_the_bytes_an_in_process_writer_writes() {
             size: *size,
             attr: attr(*mode),
             policy: WirePolicy::Contiguous,
+            existing: i == 2,
         })
         .unwrap();
         if i == 0 {
@@ -468,6 +499,7 @@ fn the_channel_writes_the_bytes_an_in_process_writer_writes() {
         size: 3 << 20,
         attr: attr(0o640),
         policy: WirePolicy::Contiguous,
+        existing: true,
     })
     .unwrap();
     assert_eq!(log.read().header().next_index, 8);
@@ -542,4 +574,111 @@ proptest! {
         let mut fs = log.write();
         prop_assert!(fs.refresh().is_ok());
     }
+}
+
+#[test]
+fn frames_are_cut_from_the_stream() {
+    assert_eq!(super::whole_frame(b"\x02\x00\x00"), None);
+    assert_eq!(super::whole_frame(b"\x02\x00\x00\x00{"), None);
+    assert_eq!(super::whole_frame(b"\x02\x00\x00\x00{}x"), Some(Some(2)));
+    assert_eq!(
+        super::whole_frame(&(u32::MAX.to_le_bytes())),
+        Some(None),
+        "too large"
+    );
+}
+
+/// The socket: root only (mode 0600, published in `user.famfs.control`), several clients
+/// served in turn by one thread, frames that arrive in pieces, and a client that sends garbage
+/// or hangs up does not stop the others; the socket goes when the server is dropped.
+#[test]
+fn the_socket_serves_clients_in_turn() {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::net::UnixStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("dev.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    {
+        let dev = famfs_fsdev::DaxDevice::open(&img, famfs_fsdev::Access::ReadWrite).unwrap();
+        let mut o = MkfsOptions::new(master(), "/dev/dax0.0");
+        o.min_device_size = 0;
+        mkfs(&dev.map_all().unwrap(), 64 << 20, &o).unwrap();
+    }
+    let mut cfg = crate::Config::new(&img);
+    cfg.system_uuid = Some(master());
+    let fs = crate::FileSystem::open(cfg).unwrap();
+    assert!(fs.getxattr(1, b"user.famfs.control").is_err(), "not yet");
+    let socket = dir.path().join("ctl.sock");
+    let server = super::start(
+        std::sync::Arc::clone(&fs),
+        super::ControlOptions {
+            socket: socket.clone(),
+            mountpoint: None,
+            log_control: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        fs.getxattr(1, b"user.famfs.control").unwrap(),
+        socket.as_os_str().as_encoded_bytes()
+    );
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let call = |s: &mut UnixStream, req: &Request| -> Result<Answer, WireError> {
+        super::proto::write_frame(s, &encode_request(req)).unwrap();
+        let mut buf = Vec::new();
+        assert!(super::proto::read_frame(s, &mut buf).unwrap());
+        parse_reply(&buf).unwrap()
+    };
+    let hello = Request::Hello {
+        host: Some(master().to_string()),
+    };
+    let mut a = UnixStream::connect(&socket).unwrap();
+    let mut b = UnixStream::connect(&socket).unwrap();
+    let mut junk = UnixStream::connect(&socket).unwrap();
+    junk.write_all(b"\x05\x00\x00\x00notjs").unwrap();
+    let mut buf = Vec::new();
+    assert!(super::proto::read_frame(&mut junk, &mut buf).unwrap());
+    assert_eq!(
+        parse_reply(&buf).unwrap().unwrap_err().kind,
+        ErrorKind::BadRequest
+    );
+    junk.write_all(&u32::MAX.to_le_bytes()).unwrap();
+    let mut rest = Vec::new();
+    junk.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "a too large frame closes the connection");
+    if !nix::unistd::geteuid().is_root() {
+        // Anyone else is refused, whatever they ask.
+        let e = call(&mut a, &hello).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Permission);
+        return;
+    }
+    call(&mut a, &hello).unwrap();
+    call(&mut b, &hello).unwrap();
+    // A frame in pieces, while another client is answered.
+    let body = encode_request(&create("from-a", 1));
+    let mut frame = (body.len() as u32).to_le_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    a.write_all(&frame[..7]).unwrap();
+    call(&mut b, &create("from-b", 1)).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    a.write_all(&frame[7..]).unwrap();
+    buf.clear();
+    assert!(super::proto::read_frame(&mut a, &mut buf).unwrap());
+    assert!(matches!(
+        parse_reply(&buf).unwrap().unwrap(),
+        Answer::Logged { index: 1, .. }
+    ));
+    drop(b);
+    let Answer::Status(st) = call(&mut a, &Request::Status).unwrap() else {
+        panic!()
+    };
+    assert_eq!((st.files, st.requests), (2, 6));
+    drop(server);
+    assert!(!socket.exists(), "removed when the server is dropped");
 }
