@@ -44,6 +44,11 @@ pub struct OpenOptions {
     /// Add `.meta/.superblock` and `.meta/.log` (inodes 2–4) before replaying, as a mounted
     /// file system shows them; `.log` is 0644 for the master and 0444 for clients.
     pub meta_files: bool,
+    /// Keep no file maps: every file node gets one shared empty map. For reports that need the
+    /// tree, the counts and the allocation bitmap but not where each file's bytes are (fsck,
+    /// logplay): replay then allocates two blocks fewer per file. Placement and overlaps are
+    /// checked as always.
+    pub skip_maps: bool,
 }
 
 /// A view of part of another media: offset 0 here is `base` there.
@@ -171,6 +176,9 @@ impl<L: Media> Famfs<L> {
             Some(root) => LogState::with_root(&sb, root),
             None => LogState::new(&sb),
         };
+        if opts.skip_maps {
+            state.skip_maps();
+        }
         if opts.meta_files {
             let master = Role::of(Some(&sb), opts.system_uuid) == Role::Master;
             state.add_meta_files(&sb, if master { 0o644 } else { 0o444 });

@@ -130,6 +130,8 @@ pub struct LogState {
     stats: Stats,
     problems: Vec<Problem>,
     daxdevs: Vec<AddDaxdevEntry>,
+    /// With [`LogState::skip_maps`]: the map every file node shares.
+    shared_map: Option<Arc<Fmap>>,
 }
 
 impl LogState {
@@ -159,7 +161,14 @@ impl LogState {
             stats: Stats::default(),
             problems: Vec::new(),
             daxdevs: Vec::new(),
+            shared_map: None,
         }
+    }
+
+    /// Keep no file maps from now on: each file node applied gets one shared empty map (see
+    /// [`crate::OpenOptions::skip_maps`]).
+    pub fn skip_maps(&mut self) {
+        self.shared_map = Some(Arc::new(Fmap::simple(0, Vec::new())));
     }
 
     /// Add the meta files the mounted file system shows, before any log entry is applied:
@@ -345,7 +354,10 @@ impl LogState {
                 let node = NodeKind::File(FileNode {
                     size,
                     flags: f.flags,
-                    fmap: Arc::new(f.fmap),
+                    fmap: match &self.shared_map {
+                        Some(m) => Arc::clone(m),
+                        None => Arc::new(f.fmap),
+                    },
                 });
                 let added = self
                     .ns
