@@ -5,10 +5,13 @@
 //! * `famfs cp --device` of a 1 GiB host file into a stand-in device, fresh and restarted (the
 //!   destination already exists), against copying the same file with `std::fs::copy` into a new
 //!   file and overwriting an existing file, on the same file system;
-//! * `famfs verify --device` against reading the source file once.
+//! * `famfs verify --device` against reading the source file once;
+//! * `famfs fsck DEV` of a full 8 MiB log (15,420 entries), a whole process, against the
+//!   process start of `famfs --version` (target: ≤ 5 ms).
 //!
 //! Run: `cargo bench -p famfs-cli` (set `FAMFS_BENCH_DIR` to pick the file system; default
-//! `/dev/shm` when present, so the page cache is not throttled by a disk).
+//! `/dev/shm` when present, so the page cache is not throttled by a disk); `-- fsck`, `-- cp`
+//! or `-- pattern` runs one part.
 
 use std::hint::black_box;
 use std::os::unix::fs::FileExt;
@@ -252,6 +255,112 @@ fn bench_cp(dir: &Path) {
     );
 }
 
+/// CPU time (user + system) of this process's waited-for children.
+fn children_cpu() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given and keeps no pointer to it.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Wall and CPU time of one run of `cmd`, in ms.
+fn run_timed(cmd: &mut Command) -> (f64, f64) {
+    let (t, c) = (Instant::now(), children_cpu());
+    let out = cmd.output().expect("spawn");
+    assert!(out.status.success(), "{cmd:?}: {out:?}");
+    (t.elapsed().as_secs_f64() * 1e3, (children_cpu() - c) * 1e3)
+}
+
+fn median_range(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[v.len() / 2], v[0], v[v.len() - 1])
+}
+
+/// Fill the log of stand-in `img` (formatted for `me`) to the last slot with 4 KiB files in
+/// directories of 1000.
+fn fill_log(img: &Path, me: uuid::Uuid) -> u64 {
+    use famfs_fsdev::{Access, DaxDevice};
+    use famfs_log::alloc::AllocPolicy;
+    use famfs_log::namespace::Attr;
+    let dev = DaxDevice::open(img, Access::ReadWrite).unwrap();
+    let map = dev.map_all().unwrap();
+    let opts = famfs_log::OpenOptions {
+        system_uuid: Some(me),
+        ..Default::default()
+    };
+    let mut fs = famfs_log::Famfs::open_device(&map, opts).unwrap();
+    let mut w = fs.writer().unwrap();
+    let slots = w.famfs().header().slots();
+    let a = Attr {
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    let mut n = w.famfs().header().next_index;
+    while n < slots {
+        let d = format!("d{:03}", n / 1001);
+        w.mkdir(d.as_ref(), a).unwrap();
+        n += 1;
+        for i in 0..1000.min(slots - n) {
+            w.create(
+                format!("{d}/f{i:04}").as_ref(),
+                4096,
+                a,
+                &AllocPolicy::Contiguous,
+            )
+            .unwrap();
+            n += 1;
+        }
+    }
+    n
+}
+
+fn bench_fsck(dir: &Path) {
+    const UUID: &str = "6a1c4d2e-0000-4000-8000-00000000be4c";
+    let img = dir.join("full.img");
+    std::fs::File::create(&img)
+        .unwrap()
+        .set_len(64 * GIB)
+        .unwrap();
+    run(famfs(dir).args(["--version"]));
+    let mkfs = Command::new(env!("CARGO_BIN_EXE_mkfs-famfs"))
+        .env("FAMFS_SYSTEM_UUID", UUID)
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(mkfs.status.success(), "{mkfs:?}");
+    let entries = fill_log(&img, UUID.parse().unwrap());
+    let dev = img.to_str().unwrap();
+    let (mut fsck, mut start, mut fsck_cpu, mut start_cpu) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..31 {
+        let (w, c) = run_timed(famfs(dir).args(["--version"]));
+        start.push(w);
+        start_cpu.push(c);
+        let (w, c) = run_timed(famfs(dir).args(["fsck", dev]));
+        fsck.push(w);
+        fsck_cpu.push(c);
+    }
+    let show = |what: &str, wall: &[f64], cpu: &[f64]| {
+        let (m, lo, hi) = median_range(wall.to_vec());
+        let (c, _, _) = median_range(cpu.to_vec());
+        println!("  {what:<28} {m:6.2} ms [{lo:5.2}, {hi:6.2}]   CPU {c:5.2} ms");
+        m
+    };
+    println!("famfs fsck of a full 8 MiB log ({entries} entries), whole process, 31 runs:");
+    let f = show("famfs fsck DEV", &fsck, &fsck_cpu);
+    let s = show("famfs --version (start)", &start, &start_cpu);
+    println!(
+        "  fsck beyond process start: {:.2} ms; ratio fsck/start {:.2}; target fsck <= 5 ms: {}",
+        f - s,
+        f / s,
+        if f <= 5.0 { "met" } else { "NOT MET" }
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing: run a quick check.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -261,8 +370,20 @@ fn main() {
         println!("cli bench: quick check only (run with `cargo bench` for figures)");
         return;
     }
-    bench_pattern();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |s: &str| args.is_empty() || args.iter().any(|a| s.contains(a.as_str()));
+    if want("pattern") {
+        bench_pattern();
+    }
     let dir = bench_dir();
-    bench_cp(&dir);
+    if want("fsck") {
+        bench_fsck(&dir);
+    }
+    if want("cp") {
+        bench_cp(&dir);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -153,6 +153,15 @@ pub struct OpenFs {
     pub location: Location,
 }
 
+/// What a report ([`OpenFs::open_for_report`]) needs of an open.
+#[derive(Debug, Clone, Copy, Default)]
+struct Report {
+    /// Keep no file maps.
+    skip_maps: bool,
+    /// Read a stand-in's log through the mapping.
+    log_by_mapping: bool,
+}
+
 /// How to open.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenHow {
@@ -190,8 +199,13 @@ fn open_log_error(what: &str, e: LogError) -> anyhow::Error {
 }
 
 impl OpenFs {
-    /// Open the famfs on an unmounted device or stand-in file.
+    /// Open the famfs on an unmounted device or stand-in file (a stand-in's log is read with
+    /// pread).
     pub fn device(path: &Path, how: OpenHow) -> Result<OpenFs> {
+        Self::device_with(path, how, Report::default())
+    }
+
+    fn device_with(path: &Path, how: OpenHow, report: Report) -> Result<OpenFs> {
         if let Err(e) = std::fs::metadata(path) {
             return Err(fail(
                 e.raw_os_error().unwrap_or(libc::ENOENT),
@@ -210,8 +224,18 @@ impl OpenFs {
         let dev = DaxDevice::open(path, access).map_err(|e| device_error(path, e))?;
         let via_file = matches!(dev.kind(), famfs_fsdev::DeviceKind::File) && !force_mmap();
         let map = Arc::new(dev.map_all().map_err(|e| device_error(path, e))?);
-        let opts = open_options(how.write, Some(dev.size()))?;
-        let fs = Famfs::open_device(Arc::clone(&map), opts)
+        let opts = OpenOptions {
+            skip_maps: report.skip_maps,
+            ..open_options(how.write, Some(dev.size()))?
+        };
+        // A stand-in's log is read with pread: the bytes come from the page cache either way,
+        // and reading through the mapping would fault its pages in one by one.
+        let meta: Box<dyn Media> = if via_file && !report.log_by_mapping {
+            Box::new(FileMedia::open(path, how.write).map_err(|e| device_error(path, e))?)
+        } else {
+            Box::new(Arc::clone(&map))
+        };
+        let fs = Famfs::open_device(meta, opts)
             .map_err(|e| open_log_error(&path.display().to_string(), e))?;
         Ok(OpenFs {
             fs: fs.into_dyn(),
@@ -222,6 +246,10 @@ impl OpenFs {
 
     /// Open the famfs mounted at `root` through its meta files.
     pub fn mounted(root: &Path, how: OpenHow) -> Result<OpenFs> {
+        Self::mounted_with(root, how, Report::default())
+    }
+
+    fn mounted_with(root: &Path, how: OpenHow, report: Report) -> Result<OpenFs> {
         let what = root.display().to_string();
         let sb_path = root.join(".meta/.superblock");
         let log_path = root.join(".meta/.log");
@@ -252,7 +280,10 @@ impl OpenFs {
             }
             Err(e) => return Err(fail(e.errno(), format!("{}: {e}", log_path.display()))),
         };
-        let opts = open_options(how.write, None)?;
+        let opts = OpenOptions {
+            skip_maps: report.skip_maps,
+            ..open_options(how.write, None)?
+        };
         let fs = Famfs::open(sb?, Box::new(log) as Box<dyn Media>, opts)
             .map_err(|e| open_log_error(&what, e))?;
         Ok(OpenFs {
@@ -264,9 +295,23 @@ impl OpenFs {
 
     /// Open whatever `loc` names.
     pub fn open(loc: &Location, how: OpenHow) -> Result<OpenFs> {
+        Self::open_with(loc, how, Report::default())
+    }
+
+    /// Open `loc` for a report on the log (fsck, logplay): no file maps are kept, and with
+    /// `log_by_mapping` a stand-in's log is read through the device mapping (`-m`).
+    pub fn open_for_report(loc: &Location, how: OpenHow, log_by_mapping: bool) -> Result<OpenFs> {
+        let report = Report {
+            skip_maps: true,
+            log_by_mapping,
+        };
+        Self::open_with(loc, how, report)
+    }
+
+    fn open_with(loc: &Location, how: OpenHow, report: Report) -> Result<OpenFs> {
         match loc {
-            Location::Device(p) => Self::device(p, how),
-            Location::Mount(p) => Self::mounted(p, how),
+            Location::Device(p) => Self::device_with(p, how, report),
+            Location::Mount(p) => Self::mounted_with(p, how, report),
         }
     }
 }

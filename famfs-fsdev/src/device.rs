@@ -229,7 +229,7 @@ impl DaxDevice {
             len,
             self.access == Access::ReadWrite,
             // A stand-in lives in the page cache, which every process of the host sees alike.
-            matches!(self.kind, DeviceKind::DaxChar { .. }),
+            !matches!(self.kind, DeviceKind::File),
         )
     }
 
@@ -255,6 +255,18 @@ mod tests {
         assert_eq!(dev.size(), 4 * GIB);
         assert_eq!(dev.kind(), &DeviceKind::File);
         assert_eq!(dev.align(), ALLOC_UNIT);
+        let m = dev.map(0, ALLOC_UNIT).unwrap();
+        assert!(
+            !m.has_cache_ops(),
+            "a stand-in file's mapping skips cache flushes"
+        );
+        m.invalidate(0, m.len()).unwrap();
+        assert!(
+            m.invalidate(0, m.len() + 1).is_err(),
+            "ranges still checked"
+        );
+        let mem = DaxDevice::memfd("t", 16 * ALLOC_UNIT).unwrap();
+        assert!(mem.map_all().unwrap().has_cache_ops());
 
         f.set_len(4 * GIB + 4096).unwrap();
         let e = DaxDevice::open(&p, Access::ReadOnly).unwrap_err();

@@ -267,5 +267,50 @@ mod tests {
             assert!(text.contains(label), "{label}:\n{text}");
         }
         assert!(r.render(true, false).contains("Allocated space:"));
+
+        // Without maps (as fsck opens): the same report, a crossing entry still caught.
+        let e = crate::entry::LogEntry::File(crate::entry::FileEntry {
+            path: "clone".into(),
+            flags: 2,
+            uid: 0,
+            gid: 0,
+            mode: 0o644,
+            fmap: fs
+                .state()
+                .namespace()
+                .get(fs.state().namespace().resolve(b"f").unwrap())
+                .unwrap()
+                .as_file()
+                .unwrap()
+                .fmap
+                .as_ref()
+                .clone(),
+        });
+        fs.writer().unwrap().append(&e).unwrap();
+        let dev = fs.log_media().inner().clone();
+        let lean = Famfs::open_device(
+            dev,
+            OpenOptions {
+                system_uuid: Some(me),
+                skip_maps: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let (a, b) = (FsckReport::of(&fs), FsckReport::of(&lean));
+        assert_eq!(b.collisions(), 2);
+        assert_eq!(
+            (a.stats, a.capacity, a.problems.len()),
+            (b.stats, b.capacity, b.problems.len())
+        );
+        assert_eq!(a.render(false, true), b.render(false, true));
+        let ns = lean.state().namespace();
+        let f = ns
+            .get(ns.resolve(b"f").unwrap())
+            .unwrap()
+            .as_file()
+            .unwrap();
+        assert_eq!(f.size, 3 << 20, "sizes are kept");
+        assert_eq!(f.fmap.capacity(), 0, "maps are not");
     }
 }

@@ -256,18 +256,17 @@ impl Namespace {
         if path.is_empty() {
             return Ok(ino);
         }
-        let mut walked = PathBuf::new();
-        for comp in components(path) {
-            walked.push(comp);
+        // The first `n` components, for an error (built only then: replay resolves a parent for
+        // every entry).
+        let walked = |n: usize| components(path).take(n).collect::<PathBuf>();
+        for (k, comp) in components(path).enumerate() {
             let node = self.get(ino).expect("inode numbers in the tree are valid");
             if !node.is_dir() {
-                return Err(NsError::NotADirectory(
-                    walked.parent().unwrap_or(&walked).into(),
-                ));
+                return Err(NsError::NotADirectory(walked(k.max(1))));
             }
             ino = self
                 .lookup(ino, comp)
-                .ok_or_else(|| NsError::Missing(walked.clone()))?;
+                .ok_or_else(|| NsError::Missing(walked(k + 1)))?;
         }
         Ok(ino)
     }
@@ -331,7 +330,13 @@ impl Namespace {
         if !pnode.is_dir() {
             return Err(NsError::NotADirectory(self.path_of(parent)));
         }
-        if self.lookup(parent, name).is_some() {
+        // One hash for the duplicate check and the insertion.
+        let h = Self::key_hash(&self.hasher, parent, name.as_bytes());
+        let taken = self.index.find(h, |&i| {
+            let n = &self.nodes[(i - 1) as usize];
+            n.parent == parent && n.name.as_bytes() == name.as_bytes()
+        });
+        if taken.is_some() {
             return Err(NsError::Exists(self.path_of(parent).join(name)));
         }
         let (at, gap) = (self.gap_at, self.gap);
@@ -351,7 +356,6 @@ impl Namespace {
             log_index,
         });
         let (nodes, hasher) = (&self.nodes, &self.hasher);
-        let h = Self::key_hash(hasher, parent, name.as_bytes());
         self.index.insert_unique(h, ino, |&i| {
             let n = &nodes[Self::pos_of(i, at, gap).expect("indexed inodes exist")];
             Self::key_hash(hasher, n.parent, n.name.as_bytes())

@@ -56,6 +56,11 @@ pub fn check_not_reserved(path: &[u8]) -> Result<(), PathProblem> {
 /// normal components (no `.`, `..` or empty components). This is stricter than the reference,
 /// which accepts `..`; such an entry could name a file outside the file system.
 pub fn check_relpath(path: &[u8]) -> Result<(), PathProblem> {
+    check_path(path, true)
+}
+
+/// [`check_relpath`], with the scan for NUL bytes only if `scan_nul`.
+fn check_path(path: &[u8], scan_nul: bool) -> Result<(), PathProblem> {
     if path.is_empty() {
         return Err(PathProblem::Empty);
     }
@@ -65,7 +70,7 @@ pub fn check_relpath(path: &[u8]) -> Result<(), PathProblem> {
     if path.len() > RELPATH_MAX {
         return Err(PathProblem::TooLong(path.len()));
     }
-    if path.contains(&0) {
+    if scan_nul && path.contains(&0) {
         return Err(PathProblem::NotTerminated);
     }
     for comp in path.split(|&b| b == b'/') {
@@ -88,7 +93,8 @@ pub fn decode_relpath(field: &[u8; RELPATH_FIELD]) -> Result<&[u8], PathProblem>
         return Err(PathProblem::TrailingBytes);
     }
     let p = &field[..nul];
-    check_relpath(p)?;
+    // No NUL scan: the field was cut at the first NUL.
+    check_path(p, false)?;
     Ok(p)
 }
 

@@ -25,6 +25,10 @@ pub const META_SB_INO: Ino = 3;
 /// Inode of `.meta/.log` when [`LogState::add_meta_files`] was used.
 pub const META_LOG_INO: Ino = 4;
 
+/// Most entries [`LogState::reserve`] makes room for at once (a 2 GiB log): a header is
+/// untrusted, so a huge `next_index` must not turn into a huge allocation up front.
+const MAX_RESERVE: u64 = 1 << 22;
+
 /// Most problems kept in memory (the count is always exact).
 pub const MAX_KEPT_PROBLEMS: usize = 1000;
 
@@ -126,6 +130,8 @@ pub struct LogState {
     stats: Stats,
     problems: Vec<Problem>,
     daxdevs: Vec<AddDaxdevEntry>,
+    /// With [`LogState::skip_maps`]: the map every file node shares.
+    shared_map: Option<Arc<Fmap>>,
 }
 
 impl LogState {
@@ -155,7 +161,14 @@ impl LogState {
             stats: Stats::default(),
             problems: Vec::new(),
             daxdevs: Vec::new(),
+            shared_map: None,
         }
+    }
+
+    /// Keep no file maps from now on: each file node applied gets one shared empty map (see
+    /// [`crate::OpenOptions::skip_maps`]).
+    pub fn skip_maps(&mut self) {
+        self.shared_map = Some(Arc::new(Fmap::simple(0, Vec::new())));
     }
 
     /// Add the meta files the mounted file system shows, before any log entry is applied:
@@ -217,6 +230,13 @@ impl LogState {
             (meta, sb_ino, log_ino),
             (META_DIR_INO, META_SB_INO, META_LOG_INO)
         );
+    }
+
+    /// Make room for `entries` more log entries (each adds at most one node), so that a replay
+    /// of that many entries allocates its tables once instead of growing them step by step.
+    pub fn reserve(&mut self, entries: u64) {
+        self.ns
+            .reserve(usize::try_from(entries.min(MAX_RESERVE)).unwrap_or(0));
     }
 
     /// The tree.
@@ -334,7 +354,10 @@ impl LogState {
                 let node = NodeKind::File(FileNode {
                     size,
                     flags: f.flags,
-                    fmap: Arc::new(f.fmap),
+                    fmap: match &self.shared_map {
+                        Some(m) => Arc::clone(m),
+                        None => Arc::new(f.fmap),
+                    },
                 });
                 let added = self
                     .ns

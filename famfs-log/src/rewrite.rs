@@ -48,6 +48,9 @@ impl<L: Media> Famfs<L> {
             Some(root) => LogState::with_root(sb, root),
             None => LogState::new(sb),
         };
+        if opts.skip_maps {
+            state.skip_maps();
+        }
         if opts.meta_files {
             let master = Role::of(Some(sb), opts.system_uuid) == Role::Master;
             state.add_meta_files(sb, if master { 0o644 } else { 0o444 });

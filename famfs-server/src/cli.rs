@@ -52,4 +52,8 @@ pub struct Args {
     /// More logging (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Do not offer the control channel (the CLI then appends to the log itself, as with an
+    /// older daemon).
+    #[arg(long)]
+    pub no_control: bool,
 }

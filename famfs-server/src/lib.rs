@@ -24,6 +24,7 @@
 //! | [`FileSystem`] | the model: typed answers (entries, attributes, listings, maps, READ segments, writes, statfs, xattrs) |
 //! | `open`, `refresh`, `attr` | opening a device (probe, role, log), picking up new log entries (stall policy), attribute policy |
 //! | [`mount`], [`watch`] | mount(2) of `/dev/fuse`; the log watcher thread |
+//! | [`control`] | the CLI's request channel: appends (creat, mkdir, cp, clone) and status |
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod adapter;
@@ -31,6 +32,7 @@ mod attr;
 #[cfg(feature = "cli")]
 pub mod cli;
 mod config;
+pub mod control;
 mod error;
 mod model;
 pub mod mount;

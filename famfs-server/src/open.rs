@@ -105,6 +105,7 @@ pub(crate) fn open(cfg: &Config) -> Result<Opened, ServerError> {
             replay: ReplayMode::Strict,
             meta_files: true,
             root: None,
+            skip_maps: false,
         },
     )
     .map_err(famfs_err)?;

@@ -114,6 +114,22 @@ impl<L: Media> LogGuard<'_, L> {
     }
 }
 
+/// The served tree, for appending to it (the control channel); see [`SharedLog::write_log`].
+pub(crate) struct LogWriteGuard<'a, L: Media>(RwLockWriteGuard<'a, Served<L>>);
+
+impl<L: Media> Deref for LogWriteGuard<'_, L> {
+    type Target = Famfs<L>;
+    fn deref(&self) -> &Famfs<L> {
+        &self.0.fs
+    }
+}
+
+impl<L: Media> std::ops::DerefMut for LogWriteGuard<'_, L> {
+    fn deref_mut(&mut self) -> &mut Famfs<L> {
+        &mut self.0.fs
+    }
+}
+
 impl<L: Media> SharedLog<L> {
     /// Shares `log`; `superblock` is where the superblock can be read again (the device), if
     /// anywhere; an unreadable entry is skipped after `stall_timeout`.
@@ -144,6 +160,15 @@ impl<L: Media> SharedLog<L> {
             return Err(Errno::EIO);
         }
         Ok(LogGuard(g))
+    }
+
+    /// The tree, for appending to it; EIO while the media holds no valid famfs.
+    pub(crate) fn write_log(&self) -> Result<LogWriteGuard<'_, L>, Errno> {
+        let g = self.write();
+        if g.stopped.is_some() {
+            return Err(Errno::EIO);
+        }
+        Ok(LogWriteGuard(g))
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, Served<L>> {

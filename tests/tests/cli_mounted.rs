@@ -1,6 +1,7 @@
 //! End-to-end tests of the mounted forms of the `famfs` CLI with the real daemon (`famfs_fused`):
 //! `famfs mount` / `umount`, and creat, mkdir, cp, logplay, fsck, getmap, verify, flush, chkread
-//! and clone on paths inside the mount, appending through `MPT/.meta/.log` under its lock.
+//! and clone on paths inside the mount: appending through the daemon's control channel, or
+//! (without one) through `MPT/.meta/.log` under its lock.
 //!
 //! Needs root, `/dev/fuse` and the `famfs_fused` binary (built from the workspace). Without them
 //! the tests skip loudly, or fail when `CI=true`.
@@ -612,5 +613,161 @@ fn creat_through_a_client_mount_says_not_master() {
             out.stderr
         );
     }
+    fx.umount();
+}
+
+/// The daemon's state, asked through its control channel (the socket named by the mount
+/// root's `user.famfs.control`).
+fn control_status(mpt: &Path) -> Option<famfs_server::control::proto::Status> {
+    use famfs_server::control::proto::{self, Answer, CONTROL_XATTR, Request};
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(mpt.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(CONTROL_XATTR).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: NUL-terminated names; the kernel writes at most buf.len() bytes into buf.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r < 0 {
+        return None;
+    }
+    buf.truncate(r as usize);
+    let socket = PathBuf::from(std::ffi::OsStr::from_bytes(&buf));
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let md = std::fs::metadata(&socket).unwrap();
+    assert_eq!(
+        (md.permissions().mode() & 0o777, md.uid()),
+        (0o600, 0),
+        "root only"
+    );
+    let mut s = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    proto::write_frame(&mut s, &proto::encode_request(&Request::Status)).unwrap();
+    let mut reply = Vec::new();
+    assert!(proto::read_frame(&mut s, &mut reply).unwrap());
+    match proto::parse_reply(&reply).unwrap() {
+        Ok(Answer::Status(st)) => Some(*st),
+        other => panic!("status: {other:?}"),
+    }
+}
+
+/// The log region of a stand-in image (superblock excluded: its UUIDs differ per mkfs).
+fn log_region(img: &Path) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::File::open(img).unwrap();
+    let mut buf = vec![0u8; 8 << 20];
+    f.read_exact_at(&mut buf, 2 << 20).unwrap();
+    buf
+}
+
+/// The same commands — successes and refusals — through the daemon's control channel and
+/// appending in the CLI process (`FAMFS_CONTROL=off`): the same output, exit codes, data, and
+/// log bytes.
+#[test]
+fn the_daemon_appends_what_the_cli_would() {
+    if !can_mount() {
+        return;
+    }
+    let (a, b) = (Fixture::new("ctl-a"), Fixture::new("ctl-b"));
+    a.mount();
+    b.mount();
+    let host = a.dir.path().join("host.bin");
+    std::fs::write(&host, bytes(3, (5 << 20) + 7)).unwrap();
+    let tree = a.dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::write(tree.join("one"), bytes(4, 1000)).unwrap();
+    std::fs::write(tree.join("sub/two"), bytes(5, 3 << 20)).unwrap();
+    let (h, t) = (host.to_str().unwrap(), tree.to_str().unwrap());
+    let steps: &[&[&str]] = &[
+        &["mkdir", "-p", "a/b/c"],
+        &["mkdir", "-m", "0700", "a/private"],
+        &["creat", "-s", "3m", "-r", "-S", "42", "-m", "0600", "a/pat"],
+        &["creat", "-M", "m1,4k", "-M", "m2,5m,7", "-M", "a/pat,0"],
+        &["cp", h, "a/b/"],
+        &["cp", "-r", t, "a/tree"],
+        &["clone", "a/pat", "a/clone"],
+        &["creat", "-s", "4k", "a"],
+        &["creat", "-s", "8k", "a/pat"],
+        &["creat", "-s", "4k", "a/pat/x"],
+        &["creat", "-s", "4k", "nope/f"],
+        &["creat", "-s", "4k", ".meta/x"],
+        &["mkdir", "a"],
+        &["mkdir", "x/y"],
+        &["mkdir", "-p", "a/pat/x"],
+        &["mkdir", "-p", ".meta/x"],
+        &["cp", h, "a/pat"],
+        &["clone", "a", "a/c2"],
+        &["creat", "-s", "4k", "-r", "-S", "9", "a/b/c/last"],
+    ];
+    let ra = Runner::new(&a.mpt);
+    let rb = Runner::new(&b.mpt).with_env("FAMFS_CONTROL", "off");
+    let norm = |s: &str, fx: &Fixture| s.replace(fx.mpt.to_str().unwrap(), "MPT");
+    for args in steps {
+        let (oa, ob) = (ra.famfs(args), rb.famfs(args));
+        assert_eq!(
+            (oa.code, norm(&oa.stdout, &a), norm(&oa.stderr, &a)),
+            (ob.code, norm(&ob.stdout, &b), norm(&ob.stderr, &b)),
+            "{args:?}: through the daemon vs in process"
+        );
+    }
+    for (r, fx) in [(&ra, &a), (&rb, &b)] {
+        let out = r.as_client().famfs(&["creat", "-s", "4k", "c"]);
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(
+            out.stderr.contains("not running on the master node"),
+            "{out:?}"
+        );
+        r.famfs(&["verify", "-S", "42", "a/pat"]).ok("verify");
+        r.famfs(&["verify", "-S", "7", "m2"]).ok("verify multi");
+        assert_eq!(
+            std::fs::read(fx.m("a/tree/sub/two")).unwrap(),
+            bytes(5, 3 << 20)
+        );
+    }
+    // The daemon of A did the appending; B's daemon was never asked.
+    let (sa, sb) = (
+        control_status(&a.mpt).unwrap(),
+        control_status(&b.mpt).unwrap(),
+    );
+    assert!(sa.requests > 20, "{sa:?}");
+    assert_eq!(sb.requests, 1, "only this status request: {sb:?}");
+    assert_eq!((sa.files, sa.dirs), (sb.files, sb.dirs));
+    a.umount();
+    b.umount();
+    assert!(log_region(&a.img) == log_region(&b.img), "the logs differ");
+}
+
+/// A daemon without the control channel (older, or `--no-control`): the CLI says so in a
+/// debug line and appends in its own process, as before.
+#[test]
+fn without_the_channel_the_cli_appends_itself() {
+    if !can_mount() {
+        return;
+    }
+    let fx = Fixture::new("ctl-old");
+    let wrapper = fx.dir.path().join("old_fused");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec {} --no-control \"$@\"\n",
+            bins().fused.as_ref().unwrap().display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fx.r.with_env("FAMFS_FUSED", wrapper.to_str().unwrap())
+        .famfs(&["mount", fx.dev(), fx.mpt.to_str().unwrap()])
+        .ok("mount");
+    assert!(control_status(&fx.mpt).is_none(), "no channel offered");
+    let out =
+        fx.r.famfs(&["-vv", "creat", "-s", "4k", &fx.m("f")])
+            .ok("creat");
+    assert!(
+        out.stderr.contains("no control channel")
+            && out.stderr.contains("appending to the log in this process"),
+        "{}",
+        out.stderr
+    );
+    fx.r.famfs(&["mkdir", "-p", &fx.m("d/e")]).ok("mkdir -p");
+    assert!(Path::new(&fx.m("d/e")).is_dir());
+    assert!(Path::new(&fx.m("f")).is_file());
     fx.umount();
 }

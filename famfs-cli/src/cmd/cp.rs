@@ -6,18 +6,15 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use famfs_fsdev::Media;
-use famfs_log::Writer;
 use famfs_log::alloc::AllocPolicy;
 use famfs_log::namespace::{Attr, FileNode};
 
 use crate::cli::CpArgs;
-use crate::cmd::{
-    Target, check_creatable, created_file, open_writable, real_ids, resolve_target, umask,
-};
+use crate::cmd::{Target, check_creatable, real_ids, resolve_target, umask};
 use crate::error::{exit_code_of, fail};
-use crate::open::{Data, OpenFs, OpenHow, lookup};
+use crate::open::{Data, OpenHow};
 use crate::progress::Progress;
+use crate::writer::{Found, LogOps, Placed, WriteSession};
 use crate::xfer;
 
 /// A failure that stops the whole copy (out of space, log full, miscompare, a bad source type).
@@ -25,7 +22,7 @@ struct Abort(anyhow::Error);
 
 /// Everything one copy needs.
 struct Copier<'w, 'a> {
-    w: &'w mut Writer<'a, Box<dyn Media>>,
+    w: &'w mut (dyn LogOps + 'a),
     data: &'w Data,
     dest: &'w Target,
     policy: AllocPolicy,
@@ -86,23 +83,34 @@ impl Copier<'_, '_> {
     ) -> Result<Option<FileNode>, Abort> {
         let shown = self.dest.show(rel);
         let size = meta.len();
-        // Some(None): a directory is there.
-        let existing = match lookup(self.w.famfs(), rel) {
-            Ok(x) => x.map(|(_, n)| n.as_file().cloned()),
-            Err(e) => {
-                self.warn(format!("{e:#}"));
-                return Ok(None);
+        let placed = if self.compare {
+            match self.w.lookup(rel) {
+                Ok(Some(found)) => Placed::Existing(found),
+                Ok(None) => {
+                    self.warn(format!("compare: {shown} does not exist"));
+                    return Ok(None);
+                }
+                Err(e) => {
+                    self.warn(format!("{e:#}"));
+                    return Ok(None);
+                }
+            }
+        } else {
+            match self.place_file(rel, self.file_mode(meta), size)? {
+                Some(p) => p,
+                None => return Ok(None),
             }
         };
-        match existing {
-            Some(None) => {
+        match placed {
+            Placed::Created(node) => Ok(Some(node)),
+            Placed::Existing(Found::Dir(_)) => {
                 self.warn(format!(
                     "{shown} is a directory; cannot copy {} over it",
                     src.display()
                 ));
                 Ok(None)
             }
-            Some(Some(f)) if f.size != size => Err(Abort(fail(
+            Placed::Existing(Found::File(_, f)) if f.size != size => Err(Abort(fail(
                 1,
                 format!(
                     "{shown}: file exists with {} bytes; {} has {size} (only a same-size file is \
@@ -111,17 +119,13 @@ impl Copier<'_, '_> {
                     src.display()
                 ),
             ))),
-            Some(Some(f)) => Ok(Some(f)),
-            None if self.compare => {
-                self.warn(format!("compare: {shown} does not exist"));
-                Ok(None)
-            }
-            None => self.create_file(rel, self.file_mode(meta), size),
+            Placed::Existing(Found::File(_, f)) => Ok(Some(f)),
         }
     }
 
-    /// Log a new file of `size` bytes at `rel`. `None` (after a warning) when it cannot be.
-    fn create_file(&mut self, rel: &Path, mode: u32, size: u64) -> Result<Option<FileNode>, Abort> {
+    /// What is at `rel`, or else a new file of `size` bytes logged there (one request through
+    /// the daemon). `None` (after a warning) when neither can be had.
+    fn place_file(&mut self, rel: &Path, mode: u32, size: u64) -> Result<Option<Placed>, Abort> {
         let shown = self.dest.show(rel);
         if let Err(e) = check_creatable(self.dest, rel) {
             self.warn(format!("{e:#}"));
@@ -132,19 +136,18 @@ impl Copier<'_, '_> {
             uid: self.uid,
             gid: self.gid,
         };
-        let ino = match self.w.create(rel, size, attr, &self.policy) {
-            Ok((ino, _)) => ino,
-            Err(e) if e.errno() == libc::ENOSPC => {
-                return Err(Abort(fail(1, format!("{shown}: {e}"))));
+        match self.w.find_or_create(rel, size, attr, &self.policy) {
+            Ok(Ok(placed)) => Ok(Some(placed)),
+            Ok(Err(e)) if e.errno() == libc::ENOSPC => Err(Abort(fail(1, format!("{shown}: {e}")))),
+            Ok(Err(e)) => {
+                self.warn(format!("{shown}: {e}"));
+                Ok(None)
             }
             Err(e) => {
-                self.warn(format!("{shown}: {e}"));
-                return Ok(None);
+                self.warn(format!("{e:#}"));
+                Ok(None)
             }
-        };
-        created_file(self.w.famfs(), ino, &shown)
-            .map(Some)
-            .map_err(Abort)
+        }
     }
 
     /// Move (or with `-c` compare) the bytes of `src` into famfs file `rel`.
@@ -182,8 +185,8 @@ impl Copier<'_, '_> {
     /// Make sure famfs directory `rel` exists (creating it with `mode`).
     fn ensure_dir(&mut self, rel: &Path, mode: u32) -> Result<bool, Abort> {
         let shown = self.dest.show(rel);
-        match lookup(self.w.famfs(), rel) {
-            Ok(Some((_, n))) if n.is_dir() => Ok(true),
+        match self.w.lookup(rel) {
+            Ok(Some(n)) if n.is_dir() => Ok(true),
             Ok(Some(_)) => {
                 self.warn(format!("{shown} exists and is not a directory"));
                 Ok(false)
@@ -313,10 +316,10 @@ impl<'a> CpPlan<'a> {
     }
 
     /// Decide from the log state what the destination is (or refuse it).
-    fn destination(&self, fs: &famfs_log::Famfs<Box<dyn Media>>) -> Result<Dest> {
+    fn destination(&self, w: &mut dyn LogOps) -> Result<Dest> {
         let shown = &self.dest.shown;
         let multi = self.sources.len() > 1;
-        match lookup(fs, &self.dest.rel)?.map(|(_, n)| n.is_dir()) {
+        match w.lookup(&self.dest.rel)?.map(|n| n.is_dir()) {
             Some(true) => Ok(Dest::Dir),
             Some(false) if self.recursive || multi => Err(fail(
                 1,
@@ -325,7 +328,7 @@ impl<'a> CpPlan<'a> {
             Some(false) => Ok(Dest::Path),
             None => {
                 let parent = self.dest.rel.parent().unwrap_or(Path::new(""));
-                if !lookup(fs, parent)?.is_some_and(|(_, n)| n.is_dir()) {
+                if !w.lookup(parent)?.is_some_and(|n| n.is_dir()) {
                     return Err(fail(1, format!("{shown}: parent directory does not exist")));
                 }
                 match (multi, self.recursive) {
@@ -414,14 +417,13 @@ fn report(outcome: CpOutcome) -> i32 {
 /// `famfs cp`: plan, open and lock, decide the destination, copy, report.
 pub fn cp(a: CpArgs, verbose: u8) -> Result<i32> {
     let plan = CpPlan::new(&a)?;
-    let mut open = open_writable(&plan.dest.loc, plan.how)?;
-    let policy = a.interleave.policy(open.fs.superblock().dev_size)?;
+    let mut session = WriteSession::open(&plan.dest.loc, plan.how)?;
+    let policy = a.interleave.policy(session.dev_size())?;
     let (ruid, rgid) = real_ids();
-    let OpenFs { fs, data, .. } = &mut open;
-    let mut w = fs.writer()?;
-    let dest = plan.destination(w.famfs())?;
+    let (mut w, data) = session.begin()?;
+    let dest = plan.destination(&mut *w)?;
     let mut c = Copier {
-        w: &mut w,
+        w: &mut *w,
         data,
         dest: &plan.dest,
         policy,

@@ -8,19 +8,15 @@
 //! progressively and tests can observe (or act at) each point.
 
 use anyhow::Result;
-use famfs_fsdev::Media;
 use famfs_log::alloc::AllocPolicy;
-use famfs_log::namespace::{Attr, FileNode, NodeKind};
-use famfs_log::{Famfs, Writer};
+use famfs_log::namespace::{Attr, FileNode};
 
 use crate::cli::{CreatArgs, InterleaveOpts};
-use crate::cmd::{
-    Target, check_creatable, created_file, effective_ids, open_writable, resolve_target,
-    thread_count, umask,
-};
+use crate::cmd::{Target, check_creatable, effective_ids, resolve_target, thread_count, umask};
 use crate::error::{count_exit, fail};
-use crate::open::{Data, Location, OpenHow, lookup};
+use crate::open::{Data, Location, OpenHow};
 use crate::progress::Progress;
+use crate::writer::{Found, LogOps, Placed, WriteSession};
 use crate::xfer;
 
 /// One file to create.
@@ -47,7 +43,8 @@ pub struct CreatPlan {
     multi: Option<usize>,
     attr: Attr,
     interleave: InterleaveOpts,
-    threads: usize,
+    /// `-t`, checked (the default, the CPUs available, is only looked up to fill files).
+    threadct: Option<i64>,
 }
 
 /// Something [`CreatPlan::execute`] did, in order.
@@ -123,7 +120,9 @@ impl CreatPlan {
             ));
         }
         a.interleave.precheck()?;
-        let threads = thread_count(a.threadct)?;
+        if a.threadct.is_some() {
+            thread_count(a.threadct)?;
+        }
         let multi = (!a.multi.is_empty()).then_some(a.multi.len());
         if multi.is_some() && (a.seed.is_some() || a.file.is_some() || a.size.is_some()) {
             return Err(fail(1, "-S|-s|FILE and --multi are incompatible"));
@@ -158,7 +157,7 @@ impl CreatPlan {
                 gid: a.owner.gid.unwrap_or(egid),
             },
             interleave: a.interleave.clone(),
-            threads,
+            threadct: a.threadct,
         })
     }
 
@@ -185,10 +184,10 @@ impl CreatPlan {
             });
             return Ok(outcome);
         };
-        let mut open = open_writable(loc, self.how)?;
-        let policy = self.interleave.policy(open.fs.superblock().dev_size)?;
-        // The writer (and with it the log lock) lives only inside create_all.
-        let made = self.create_all(&mut open.fs, &policy, events)?;
+        let mut session = WriteSession::open(loc, self.how)?;
+        let policy = self.interleave.policy(session.dev_size())?;
+        // The writer (and with it any log lock) lives only inside create_all.
+        let made = self.create_all(&mut session, &policy, events)?;
         outcome.created = made
             .iter()
             .filter(|m| matches!(m, Some(Made::Created(_))))
@@ -209,14 +208,16 @@ impl CreatPlan {
             .filter_map(|(j, m)| m.as_ref().map(|m| (j, m.node())))
             .collect();
         outcome.to_fill = to_fill.len();
-        if !to_fill.is_empty() {
-            events(CreatEvent::Filling {
-                files: to_fill.len(),
-                threads: self.threads,
-            });
+        if to_fill.is_empty() {
+            return Ok(outcome);
         }
+        let threads = thread_count(self.threadct)?;
+        events(CreatEvent::Filling {
+            files: to_fill.len(),
+            threads,
+        });
         for (job, node) in to_fill {
-            if let Err(e) = self.fill(&open.data, job, node, events) {
+            if let Err(e) = self.fill(session.data(), job, node, threads, events) {
                 if self.multi.is_none() {
                     return Err(e);
                 }
@@ -231,14 +232,14 @@ impl CreatPlan {
     /// that failed (multi mode).
     fn create_all(
         &self,
-        fs: &mut Famfs<Box<dyn Media>>,
+        session: &mut WriteSession,
         policy: &AllocPolicy,
         events: &mut dyn FnMut(CreatEvent<'_>),
     ) -> Result<Vec<Option<Made>>> {
-        let mut w = fs.writer()?;
+        let (mut w, _) = session.begin()?;
         let mut made = Vec::with_capacity(self.jobs.len());
         for job in &self.jobs {
-            match create_one(&mut w, job, self.attr, policy) {
+            match create_one(&mut *w, job, self.attr, policy) {
                 Ok(m) => {
                     match &m {
                         Made::Created(node) => events(CreatEvent::Created(&job.target, node)),
@@ -262,12 +263,13 @@ impl CreatPlan {
         data: &Data,
         job: &Job,
         node: &FileNode,
+        threads: usize,
         events: &mut dyn FnMut(CreatEvent<'_>),
     ) -> Result<()> {
         let file = data.file(&job.target.rel, node, true)?;
         events(CreatEvent::FillStart(&job.target, node.size));
         let progress = Progress::new(node.size, &format!("famfs creat: {}", job.target.shown));
-        xfer::fill_pattern(&file, job.seed.unwrap_or(0), self.threads, &progress)?;
+        xfer::fill_pattern(&file, job.seed.unwrap_or(0), threads, &progress)?;
         progress.finish();
         events(CreatEvent::Filled(&job.target, node.size));
         Ok(())
@@ -306,8 +308,29 @@ fn multi_jobs(a: &CreatArgs) -> (Vec<Job>, Vec<anyhow::Error>) {
     (jobs, rejected)
 }
 
-/// What to do for one job, decided from the log state: accept an existing file, or create one.
-fn decide(fs: &Famfs<Box<dyn Media>>, job: &Job) -> Result<Option<FileNode>> {
+/// An existing node at a job's path: accepted when it is a file of the requested size (of any
+/// size when none was given).
+fn accept_existing(job: &Job, found: Found) -> Result<FileNode> {
+    let shown = &job.target.shown;
+    match found {
+        Found::Dir(_) => Err(fail(
+            1,
+            format!("{shown}: exists and is not a regular file"),
+        )),
+        Found::File(_, f) if job.size != 0 && f.size != job.size => Err(fail(
+            1,
+            format!(
+                "{shown}: exists and is not the same size ({} bytes, {} requested)",
+                f.size, job.size
+            ),
+        )),
+        Found::File(_, f) => Ok(f),
+    }
+}
+
+/// Create one file, or accept an existing one of the right size (decided under the log lock:
+/// one request through the daemon).
+fn create_one(w: &mut dyn LogOps, job: &Job, attr: Attr, policy: &AllocPolicy) -> Result<Made> {
     let shown = &job.target.shown;
     let rel = &job.target.rel;
     if rel.as_os_str().is_empty() {
@@ -316,47 +339,21 @@ fn decide(fs: &Famfs<Box<dyn Media>>, job: &Job) -> Result<Option<FileNode>> {
             format!("{shown}: exists and is not a regular file (the famfs root)"),
         ));
     }
-    if let Some((_, node)) = lookup(fs, rel)? {
-        return match &node.kind {
-            NodeKind::Dir(_) => Err(fail(
+    if job.size == 0 {
+        return match w.lookup(rel)? {
+            Some(found) => Ok(Made::Existed(accept_existing(job, found)?)),
+            None => Err(fail(
                 1,
-                format!("{shown}: exists and is not a regular file"),
+                format!("{shown}: new file size=zero (give -s SIZE)"),
             )),
-            NodeKind::File(f) if job.size != 0 && f.size != job.size => Err(fail(
-                1,
-                format!(
-                    "{shown}: exists and is not the same size ({} bytes, {} requested)",
-                    f.size, job.size
-                ),
-            )),
-            NodeKind::File(f) => Ok(Some(f.clone())),
         };
     }
-    if job.size == 0 {
-        return Err(fail(
-            1,
-            format!("{shown}: new file size=zero (give -s SIZE)"),
-        ));
-    }
     check_creatable(&job.target, rel)?;
-    Ok(None)
-}
-
-/// Create one file (or accept an existing one of the right size).
-fn create_one(
-    w: &mut Writer<'_, Box<dyn Media>>,
-    job: &Job,
-    attr: Attr,
-    policy: &AllocPolicy,
-) -> Result<Made> {
-    if let Some(existing) = decide(w.famfs(), job)? {
-        return Ok(Made::Existed(existing));
+    match w.find_or_create(rel, job.size, attr, policy)? {
+        Ok(Placed::Existing(found)) => Ok(Made::Existed(accept_existing(job, found)?)),
+        Ok(Placed::Created(node)) => Ok(Made::Created(node)),
+        Err(e) => Err(fail(1, format!("{shown}: {e}"))),
     }
-    let shown = &job.target.shown;
-    let (ino, _) = w
-        .create(&job.target.rel, job.size, attr, policy)
-        .map_err(|e| fail(1, format!("{shown}: {e}")))?;
-    Ok(Made::Created(created_file(w.famfs(), ino, shown)?))
 }
 
 /// The report step: prints each event as the reference does, and gives the exit status.

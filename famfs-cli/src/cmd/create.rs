@@ -3,20 +3,21 @@
 use std::path::Path;
 
 use anyhow::Result;
-use famfs_log::entry::{FileEntry, LogEntry};
+use famfs_log::entry::FileEntry;
 use famfs_log::layout::FM_ALL_HOSTS_RW;
 use famfs_log::namespace::Attr;
 
 use crate::cli::{CloneArgs, MkdirArgs};
-use crate::cmd::{check_creatable, effective_ids, open_writable, resolve_target};
+use crate::cmd::{check_creatable, effective_ids, resolve_target};
 use crate::error::fail;
-use crate::open::{OpenHow, lookup};
+use crate::open::OpenHow;
 use crate::paths::display_rel;
+use crate::writer::{Found, WriteSession};
 
 /// `famfs mkdir`.
 pub fn mkdir(a: MkdirArgs, verbose: u8) -> Result<i32> {
     let t = resolve_target(&a.path, &a.dev)?;
-    let mut open = open_writable(
+    let mut session = WriteSession::open(
         &t.loc,
         OpenHow {
             write: true,
@@ -31,16 +32,20 @@ pub fn mkdir(a: MkdirArgs, verbose: u8) -> Result<i32> {
         uid: a.owner.uid.unwrap_or(euid),
         gid: a.owner.gid.unwrap_or(egid),
     };
-    let mut w = open.fs.writer()?;
+    let (mut w, _) = session.begin()?;
     if a.parents {
-        w.mkdir_p_with(&t.rel, attr, |prefix| -> Result<()> {
-            check_creatable(&t, prefix)?;
+        // Nothing may be made under the root's reserved .meta (the first directory -p would
+        // make there).
+        if let Some(first) = t.rel.components().next() {
+            check_creatable(&t, Path::new(first.as_os_str()))
+                .map_err(|e| fail(1, format!("{}: {e:#}", t.shown)))?;
+        }
+        w.mkdir_p(&t.rel, attr, &mut |prefix| {
             if verbose > 0 {
                 println!("famfs mkdir: created directory '{}'", t.show(prefix));
             }
-            Ok(())
         })
-        .map_err(|e| fail(1, format!("{}: {e:#}", t.shown)))?;
+        .map_err(|e| fail(1, format!("{}: {:#}", t.shown, anyhow::Error::new(e))))?;
         return Ok(0);
     }
     if t.rel.as_os_str().is_empty() {
@@ -49,12 +54,12 @@ pub fn mkdir(a: MkdirArgs, verbose: u8) -> Result<i32> {
             format!("{}: File exists (the famfs root)", t.shown),
         ));
     }
-    match lookup(w.famfs(), &t.rel)? {
+    match w.lookup(&t.rel)? {
         Some(_) => return Err(fail(1, format!("{}: File exists", t.shown))),
         None => {
             let parent = t.rel.parent().unwrap_or(Path::new(""));
-            match lookup(w.famfs(), parent)? {
-                Some((_, n)) if n.is_dir() => {}
+            match w.lookup(parent)? {
+                Some(n) if n.is_dir() => {}
                 Some(_) => {
                     return Err(fail(1, format!("{}: parent is not a directory", t.shown)));
                 }
@@ -86,7 +91,7 @@ pub fn clone(a: CloneArgs) -> Result<i32> {
             format!("{} and {} are not in the same famfs", src.shown, dst.shown),
         ));
     }
-    let mut open = open_writable(
+    let mut session = WriteSession::open(
         &src.loc,
         OpenHow {
             write: true,
@@ -94,17 +99,15 @@ pub fn clone(a: CloneArgs) -> Result<i32> {
             allow_mounted: false,
         },
     )?;
-    let mut w = open.fs.writer()?;
-    let (node, file) = match lookup(w.famfs(), &src.rel)? {
-        Some((_, n)) => match n.as_file() {
-            Some(f) => (n.clone(), f.clone()),
-            None => {
-                return Err(fail(
-                    1,
-                    format!("bad source path {}: not a file", src.shown),
-                ));
-            }
-        },
+    let (mut w, _) = session.begin()?;
+    let (attr, file) = match w.lookup(&src.rel)? {
+        Some(Found::File(attr, f)) => (attr, f),
+        Some(Found::Dir(_)) => {
+            return Err(fail(
+                1,
+                format!("bad source path {}: not a file", src.shown),
+            ));
+        }
         None => {
             return Err(fail(
                 1,
@@ -112,12 +115,12 @@ pub fn clone(a: CloneArgs) -> Result<i32> {
             ));
         }
     };
-    if lookup(w.famfs(), &dst.rel)?.is_some() {
+    if w.lookup(&dst.rel)?.is_some() {
         return Err(fail(1, format!("{}: File exists", dst.shown)));
     }
     check_creatable(&dst, &dst.rel)?;
     let parent = dst.rel.parent().unwrap_or(Path::new(""));
-    if !lookup(w.famfs(), parent)?.is_some_and(|(_, n)| n.is_dir()) {
+    if !w.lookup(parent)?.is_some_and(|n| n.is_dir()) {
         return Err(fail(
             1,
             format!("{}: parent directory does not exist", dst.shown),
@@ -130,13 +133,13 @@ pub fn clone(a: CloneArgs) -> Result<i32> {
         } else {
             file.flags
         },
-        uid: node.attr.uid,
-        gid: node.attr.gid,
-        mode: node.attr.mode,
+        uid: attr.uid,
+        gid: attr.gid,
+        mode: attr.mode,
         fmap: (*file.fmap).clone(),
     };
-    let (index, _) = w
-        .append(&LogEntry::File(entry))
+    let index = w
+        .append_file(entry)
         .map_err(|e| fail(1, format!("{}: {e}", dst.shown)))?;
     println!(
         "famfs clone: logged {} (entry {index}) with the extents of {}; the file system is now \

@@ -78,6 +78,7 @@ fn replay(
         system_uuid: system_uuid_for_reading(),
         device_size,
         replay: ReplayMode::Lenient,
+        skip_maps: true,
         ..Default::default()
     };
     Famfs::open(sb, log, opts).map_err(|e| match e {
@@ -141,6 +142,6 @@ pub fn open_for_check(
             let log = mapped_file(&root.join(".meta/.log"))?;
             replay(&what, sb, Box::new(log), None)
         }
-        _ => Ok(OpenFs::open(loc, how)?.fs),
+        _ => Ok(OpenFs::open_for_report(loc, how, access == MetaAccess::Mmap)?.fs),
     }
 }

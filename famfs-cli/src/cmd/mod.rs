@@ -118,7 +118,7 @@ pub fn open_writable(loc: &Location, how: crate::open::OpenHow) -> Result<crate:
 }
 
 /// The error for writing through `root` when its daemon serves it as a client, if it does.
-fn client_mount_error(root: &Path) -> Option<anyhow::Error> {
+pub(crate) fn client_mount_error(root: &Path) -> Option<anyhow::Error> {
     let role = crate::cmd::umount::get_xattr(root, "user.famfs.role")?;
     if role != b"client" {
         return None;
@@ -139,20 +139,6 @@ fn client_mount_error(root: &Path) -> Option<anyhow::Error> {
             root.display()
         ),
     ))
-}
-
-/// The file node of inode `ino`, which a writer just created (`shown` names it in the error).
-pub fn created_file(
-    fs: &famfs_log::Famfs<Box<dyn famfs_fsdev::Media>>,
-    ino: famfs_log::namespace::Ino,
-    shown: &str,
-) -> Result<famfs_log::namespace::FileNode> {
-    fs.state()
-        .namespace()
-        .get(ino)
-        .and_then(|n| n.as_file())
-        .cloned()
-        .ok_or_else(|| anyhow::anyhow!("{shown}: created but not in the tree"))
 }
 
 /// Resolve a file argument: a famfs path with `--device`, else a host path inside a mounted famfs.

@@ -11,9 +11,24 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser;
 use famfs_server::cli::{Args, Dax};
+use famfs_server::control::{self, ControlOptions, LogControl};
 use famfs_server::mount::{self, MountOptions};
 use famfs_server::{Config, DaxPolicy, FileSystem, session, watch};
 use nix::sys::signal::{SigSet, Signal};
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt, reload, util::SubscriberInitExt};
+
+/// The log filter, changeable through the control channel (`set-log-level`).
+struct Filter(reload::Handle<EnvFilter, tracing_subscriber::Registry>);
+
+impl LogControl for Filter {
+    fn filter(&self) -> String {
+        self.0.with_current(|f| f.to_string()).unwrap_or_default()
+    }
+    fn set_filter(&self, filter: &str) -> Result<(), String> {
+        let f = EnvFilter::try_new(filter).map_err(|e| format!("{filter:?}: {e}"))?;
+        self.0.reload(f).map_err(|e| e.to_string())
+    }
+}
 
 fn main() {
     let args = Args::parse();
@@ -22,15 +37,17 @@ fn main() {
         1 => "info",
         _ => "debug",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let (filter, handle) = reload::Layer::new(filter);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    if let Err(e) = run(args) {
+    if let Err(e) = run(args, Arc::new(Filter(handle))) {
         eprintln!("famfs_fused: {}", error_chain(&e));
         std::process::exit(1);
     }
@@ -53,7 +70,7 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout >= 0.0) {
         bail!("--timeout must be a non-negative number of seconds");
     }
@@ -96,6 +113,19 @@ fn run(args: Args) -> anyhow::Result<()> {
             default_permissions: !args.no_default_permissions,
         },
     )?;
+    // The CLI's request channel (removed when `_control` drops, after the session).
+    let _control = (!args.no_control)
+        .then(|| {
+            let opts = ControlOptions {
+                socket: control::default_socket_path(),
+                mountpoint: Some(mpt.clone()),
+                log_control: Some(log_control),
+            };
+            control::start(Arc::clone(&fs), opts)
+                .map_err(|e| tracing::warn!("no control channel (the CLI appends itself): {e}"))
+                .ok()
+        })
+        .flatten();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
     {

@@ -27,6 +27,9 @@ use data::ViewCache;
 
 /// The extended attributes of the root directory, NUL-separated (LISTXATTR).
 const ROOT_XATTRS: &[u8] = b"user.famfs.pid\0user.famfs.device\0user.famfs.role\0";
+/// As [`ROOT_XATTRS`], once the control channel is published.
+const ROOT_XATTRS_CONTROL: &[u8] =
+    b"user.famfs.pid\0user.famfs.device\0user.famfs.role\0user.famfs.control\0";
 
 /// An open famfs served to the kernel: the replayed log, the device mapping, and this host's
 /// role. Shared by every worker; every answer takes the log's read lock only.
@@ -39,6 +42,8 @@ pub struct FileSystem {
     role: Role,
     attrs: AttrPolicy,
     views: ViewCache,
+    /// The control channel's socket path, once it listens (`user.famfs.control`).
+    control: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// One directory entry, as [`FileSystem::readdir`] lists it.
@@ -108,6 +113,7 @@ impl FileSystem {
             role,
             attrs: AttrPolicy::new(cfg.timeout, role),
             views: ViewCache::default(),
+            control: std::sync::OnceLock::new(),
             cfg,
         }))
     }
@@ -137,6 +143,21 @@ impl FileSystem {
     /// How long the watcher sleeps between looks at the log.
     pub fn poll_interval(&self) -> Duration {
         self.cfg.poll
+    }
+
+    /// The shared log (the control channel appends through it).
+    pub(crate) fn shared_log(&self) -> &SharedLog<LogMedia> {
+        &self.log
+    }
+
+    /// Publish the control channel's socket path in the root's `user.famfs.control`.
+    pub(crate) fn publish_control(&self, socket: &std::path::Path) {
+        let _ = self.control.set(socket.as_os_str().as_bytes().to_vec());
+    }
+
+    /// The device name, as bytes.
+    pub(crate) fn device_name_bytes(&self) -> &[u8] {
+        &self.device_name
     }
 
     /// The device name GET_DAXDEV reports.
@@ -303,13 +324,18 @@ impl FileSystem {
                 Role::Master => b"master".to_vec(),
                 _ => b"client".to_vec(),
             }),
+            b"user.famfs.control" => self.control.get().cloned().ok_or(Errno::ENODATA),
             _ => Err(Errno::ENODATA),
         }
     }
 
     /// LISTXATTR: the names [`FileSystem::getxattr`] answers for `ino`, NUL-terminated.
     pub fn listxattr(&self, ino: Ino) -> &'static [u8] {
-        if ino == ROOT_INO { ROOT_XATTRS } else { b"" }
+        match (ino == ROOT_INO, self.control.get().is_some()) {
+            (true, true) => ROOT_XATTRS_CONTROL,
+            (true, false) => ROOT_XATTRS,
+            (false, _) => b"",
+        }
     }
 
     /// GET_DAXDEV: the path of device `index` (a famfs has one device, index 0).
