@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use famfs_server::mount::{self, MountOptions};
-use famfs_server::{Config, DaxPolicy, FileSystem, session, watch};
+use famfs_server::{Config, DaxPolicy, FileSystem, Transport, session, watch};
 use nix::sys::signal::{SigSet, Signal};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -23,6 +23,16 @@ enum Dax {
     Always,
     /// Always serve READ/WRITE from the device mapping.
     Off,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TransportArg {
+    /// FUSE over io_uring when the kernel offers it, else the /dev/fuse loop (says why at -v).
+    Auto,
+    /// FUSE over io_uring (Linux 6.14+ with the fuse module parameter enable_uring=Y), or fail.
+    Uring,
+    /// The /dev/fuse read/writev loop.
+    Dev,
 }
 
 /// Serve a famfs device (a /dev/daxX.Y or a stand-in file) over FUSE at MPT.
@@ -55,9 +65,13 @@ struct Args {
     /// How often to look for new log entries, in milliseconds.
     #[arg(long, default_value_t = 100)]
     poll_ms: u64,
-    /// Request-handling threads.
+    /// Request-handling threads of the /dev/fuse loop (io_uring uses one per CPU).
     #[arg(long, default_value_t = 4)]
     threads: usize,
+    /// How requests reach the daemon: io_uring queues pinned one per CPU (each request is
+    /// answered on the CPU that made it), or the /dev/fuse read/writev loop.
+    #[arg(long, value_enum, default_value_t = TransportArg::Auto)]
+    transport: TransportArg,
     /// More logging (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -124,6 +138,11 @@ fn run(args: Args) -> anyhow::Result<()> {
     };
     cfg.poll = Duration::from_millis(args.poll_ms.max(1));
     cfg.threads = args.threads.clamp(1, 64);
+    cfg.transport = match args.transport {
+        TransportArg::Auto => Transport::Auto,
+        TransportArg::Uring => Transport::Uring,
+        TransportArg::Dev => Transport::Dev,
+    };
     let fs = FileSystem::open(cfg).context("cannot serve this device")?;
 
     // Signals are handled by one thread; every other thread inherits the blocked mask.
