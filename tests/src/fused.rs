@@ -128,6 +128,8 @@ pub struct FusedMount {
     mpt: PathBuf,
     log: PathBuf,
     status: Option<ExitStatus>,
+    /// `enable_uring` held on for a daemon started with `--transport uring`.
+    _knob: Option<crate::knobs::Knob>,
 }
 
 impl FusedMount {
@@ -158,12 +160,19 @@ impl FusedMount {
         }
     }
 
-    /// Starts the daemon without waiting for the mount.
+    /// Starts the daemon without waiting for the mount. With `$FAMFS_TEST_TRANSPORT` set, it
+    /// gets `--transport` with that value first (and `enable_uring` is held on for `uring`).
     pub fn spawn(device: &Path, mpt: &Path, args: &[&str]) -> Result<FusedMount, String> {
         let log = mpt.with_extension("fused.log");
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(famfs_fused())
+        let transport = crate::knobs::transport_from_env();
+        let knob = crate::knobs::for_transport(transport, "famfs_fused");
+        let mut cmd = Command::new(famfs_fused());
+        if let Some(t) = transport {
+            cmd.args(["--transport", crate::knobs::transport_arg(t)]);
+        }
+        let child = cmd
             .args(args)
             .arg(device)
             .arg(mpt)
@@ -177,6 +186,7 @@ impl FusedMount {
             mpt: mpt.to_path_buf(),
             log,
             status: None,
+            _knob: knob,
         })
     }
 
