@@ -84,7 +84,7 @@ fn prepare_uring(
     if cfg.transport == Transport::Uring {
         return Err(ServerError::Uring(why));
     }
-    tracing::info!("FUSE over io_uring not used ({why}); serving /dev/fuse");
+    tracing::info!("FUSE over io_uring not used: {why}; using the /dev/fuse loop");
     Ok(None)
 }
 
@@ -114,7 +114,7 @@ pub fn run(
             if required {
                 return Err(ServerError::Uring(why));
             }
-            tracing::info!("FUSE over io_uring not used ({why}); serving /dev/fuse");
+            tracing::info!("FUSE over io_uring not used: {why}; using the /dev/fuse loop");
         } else {
             let n = p.len();
             let (running, registered) = p.start(&adapter);
@@ -131,7 +131,7 @@ pub fn run(
                     return Err(ServerError::Uring(why));
                 }
                 Err(why) => {
-                    tracing::info!("FUSE over io_uring not used ({why}); serving /dev/fuse");
+                    tracing::info!("FUSE over io_uring not used: {why}; using the /dev/fuse loop");
                     let result = serve_dev(&adapter, first, clone);
                     running.join();
                     return result;
@@ -158,9 +158,10 @@ fn serve_dev(
             }
         }
     }
-    let first = Arc::try_unwrap(first).map_err(|_| {
-        ServerError::Channel(std::io::Error::other("the first descriptor is still shared"))
-    })?;
+    // Queue threads of a ring not used may still hold the descriptor for a moment.
+    let first = Arc::try_unwrap(first)
+        .or_else(|shared| shared.try_clone())
+        .map_err(ServerError::Channel)?;
     fds.insert(0, first);
     serve(adapter, fds)
 }

@@ -160,13 +160,15 @@ impl FusedMount {
         }
     }
 
-    /// Starts the daemon without waiting for the mount. With `$FAMFS_TEST_TRANSPORT` set, it
-    /// gets `--transport` with that value first (and `enable_uring` is held on for `uring`).
+    /// Starts the daemon without waiting for the mount. With `$FAMFS_TEST_TRANSPORT` set and no
+    /// `--transport` in `args`, it gets `--transport` with that value first (and
+    /// `enable_uring` is held on for `uring`).
     pub fn spawn(device: &Path, mpt: &Path, args: &[&str]) -> Result<FusedMount, String> {
         let log = mpt.with_extension("fused.log");
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let transport = crate::knobs::transport_from_env();
+        let transport = crate::knobs::transport_from_env()
+            .filter(|_| !args.iter().any(|a| a.starts_with("--transport")));
         let knob = crate::knobs::for_transport(transport, "famfs_fused");
         let mut cmd = Command::new(famfs_fused());
         if let Some(t) = transport {

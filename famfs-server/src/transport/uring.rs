@@ -33,7 +33,7 @@ pub const ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
 pub fn not_offered_reason() -> String {
     match std::fs::read_to_string(ENABLE_URING) {
         Ok(v) if v.trim() == "Y" => "the kernel did not offer it in INIT".into(),
-        Ok(_) => format!("the fuse module parameter is off ({ENABLE_URING} = N)"),
+        Ok(_) => format!("the fuse module parameter enable_uring is off ({ENABLE_URING})"),
         Err(_) => format!(
             "this kernel has no FUSE over io_uring (no {ENABLE_URING}; needs Linux 6.14+ \
              with CONFIG_FUSE_IO_URING)"
