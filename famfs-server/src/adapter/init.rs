@@ -86,9 +86,7 @@ pub fn max_pages_limit() -> u32 {
 /// The request size asked for in INIT, `(max_pages, max_write)`: `cfg.max_io` rounded down to
 /// pages, at most `limit` pages (the kernel would cap it there anyway), at least one page.
 pub fn request_size(cfg: &Config, limit: u32) -> (u16, u32) {
-    let pages = (cfg.max_io / PAGE)
-        .min(limit)
-        .clamp(1, u32::from(u16::MAX));
+    let pages = (cfg.max_io / PAGE).min(limit).clamp(1, u32::from(u16::MAX));
     (pages as u16, pages * PAGE)
 }
 
@@ -124,11 +122,7 @@ fn wanted(cfg: &Config, rawio: bool, uring: bool) -> InitConfig {
 }
 
 /// Negotiate the kernel's offer `init` (EPROTO if it cannot be answered).
-fn negotiate(
-    cfg: &Config,
-    init: &InitIn,
-    uring: bool,
-) -> Result<(Connection, Negotiated), Errno> {
+fn negotiate(cfg: &Config, init: &InitIn, uring: bool) -> Result<(Connection, Negotiated), Errno> {
     let neg = reply::negotiate(init, &wanted(cfg, has_cap_sys_rawio(), uring))
         .map_err(|_| Errno::EPROTO)?;
     tracing::info!(

@@ -12,8 +12,8 @@ use std::os::fd::RawFd;
 use std::ptr::NonNull;
 
 use fuse_famfs_proto::abi::{
-    FUSE_IO_URING_CMD_COMMIT_AND_FETCH, FUSE_IO_URING_CMD_REGISTER, FUSE_URING_IOV_SEGS,
-    InHeader, RingEntryError, RingRequest, UringCmdReq, UringReqHeader,
+    FUSE_IO_URING_CMD_COMMIT_AND_FETCH, FUSE_IO_URING_CMD_REGISTER, FUSE_URING_IOV_SEGS, InHeader,
+    RingEntryError, RingRequest, UringCmdReq, UringReqHeader,
 };
 use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use nix::sys::mman::{MapFlags, ProtFlags};
@@ -63,7 +63,13 @@ impl Entry {
             },
         ];
         // SAFETY: IOV_AT + 32 <= PREFIX: inside the mapping, which nothing else uses yet.
-        unsafe { e.base.as_ptr().add(IOV_AT).cast::<[libc::iovec; 2]>().write_unaligned(iov) };
+        unsafe {
+            e.base
+                .as_ptr()
+                .add(IOV_AT)
+                .cast::<[libc::iovec; 2]>()
+                .write_unaligned(iov)
+        };
         Ok(e)
     }
 
@@ -86,7 +92,12 @@ impl Entry {
     /// Stores `h` as the header buffer (before committing).
     pub(crate) fn set_header(&mut self, h: &UringReqHeader) {
         // SAFETY: as in `header`; `&mut self` means no other access through this entry.
-        unsafe { self.base.as_ptr().cast::<UringReqHeader>().write_unaligned(*h) };
+        unsafe {
+            self.base
+                .as_ptr()
+                .cast::<UringReqHeader>()
+                .write_unaligned(*h)
+        };
     }
 
     /// The request in this entry in /dev/fuse form: the header and fixed argument are copied
@@ -132,7 +143,13 @@ pub(crate) fn parse(e: &Entry) -> (UringReqHeader, Result<RingRequest, RingEntry
 }
 
 /// An `IORING_OP_URING_CMD` SQE for /dev/fuse descriptor `fd`.
-fn uring_cmd(fd: RawFd, op: u32, req: &UringCmdReq, iov: Option<u64>, tag: u64) -> squeue::Entry128 {
+fn uring_cmd(
+    fd: RawFd,
+    op: u32,
+    req: &UringCmdReq,
+    iov: Option<u64>,
+    tag: u64,
+) -> squeue::Entry128 {
     let mut cmd = [0u8; 80];
     cmd[..UringCmdReq::SIZE].copy_from_slice(req.as_bytes());
     let mut b = opcode::UringCmd80::new(types::Fd(fd), op).cmd(cmd);
@@ -171,7 +188,13 @@ pub(crate) fn register_sqe(fd: RawFd, qid: u16, e: &Entry, tag: u64) -> squeue::
         qid,
         ..Default::default()
     };
-    uring_cmd(fd, FUSE_IO_URING_CMD_REGISTER, &req, Some(e.iov_addr()), tag)
+    uring_cmd(
+        fd,
+        FUSE_IO_URING_CMD_REGISTER,
+        &req,
+        Some(e.iov_addr()),
+        tag,
+    )
 }
 
 /// The COMMIT_AND_FETCH command for the reply to `commit_id` in entry `tag` of queue `qid`.
@@ -239,9 +262,17 @@ mod tests {
             FUSE_IO_URING_CMD_REGISTER,
             "cmd_op"
         );
-        assert_eq!(u64::from_ne_bytes(s[16..24].try_into().unwrap()), e.iov_addr(), "addr");
+        assert_eq!(
+            u64::from_ne_bytes(s[16..24].try_into().unwrap()),
+            e.iov_addr(),
+            "addr"
+        );
         assert_eq!(u32::from_ne_bytes(s[24..28].try_into().unwrap()), 2, "len");
-        assert_eq!(u64::from_ne_bytes(s[32..40].try_into().unwrap()), 5, "user_data");
+        assert_eq!(
+            u64::from_ne_bytes(s[32..40].try_into().unwrap()),
+            5,
+            "user_data"
+        );
         let cmd = UringCmdReq::read_from_bytes(&s[48..72]).unwrap();
         assert_eq!((cmd.qid, cmd.commit_id), (3, 0));
         assert!(s[72..].iter().all(|&b| b == 0));

@@ -137,7 +137,9 @@ pub enum RingEntryError {
         capacity: usize,
     },
     /// `in_header.len` is not header + fixed argument (at most 128 bytes) + payload.
-    #[error("request length {len} does not fit a 40-byte header, a fixed argument of at most 128 bytes and a payload of {payload}")]
+    #[error(
+        "request length {len} does not fit a 40-byte header, a fixed argument of at most 128 bytes and a payload of {payload}"
+    )]
     BadLength {
         /// `in_header.len`.
         len: u32,
@@ -290,10 +292,7 @@ mod tests {
         assert_eq!(h.set_reply(err.as_bytes()), Some(0));
         // Too short to be a reply, or a length below the header's.
         assert_eq!(h.set_reply(&[0u8; 8]), None);
-        let bad = OutHeader {
-            len: 3,
-            ..err
-        };
+        let bad = OutHeader { len: 3, ..err };
         assert_eq!(h.set_reply(bad.as_bytes()), None);
     }
 }
