@@ -288,13 +288,7 @@ impl Data {
     pub fn file(&self, rel: &Path, node: &FileNode, write: bool) -> Result<FileData> {
         match self {
             Data::Device { map, via_file } => {
-                let wire = node.fmap.to_wire(node.size).map_err(|e| {
-                    fail(
-                        libc::EUCLEAN,
-                        format!("{}: bad file map: {e}", display_rel(rel)),
-                    )
-                })?;
-                let view = FileView::new(Arc::clone(map), &wire)
+                let view = FileView::new(Arc::clone(map), &node.fmap)
                     .map_err(|e| fail(e.errno(), format!("{}: {e}", display_rel(rel))))?;
                 Ok(FileData::View {
                     view,

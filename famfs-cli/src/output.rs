@@ -3,8 +3,8 @@
 use std::fmt::Write;
 use std::path::Path;
 
+use famfs_fmap::{Fmap, FmapKind};
 use famfs_log::alloc::Bitmap;
-use famfs_log::fmap::Fmap;
 use famfs_log::layout::ALLOC_UNIT;
 use famfs_log::namespace::{Namespace, NodeKind, ROOT_INO};
 
@@ -49,14 +49,14 @@ pub fn getmap_text(shown: &Path, size: u64, fmap: &Fmap) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "File:     {}", shown.display());
     let _ = writeln!(o, "\tsize:    {size}");
-    match fmap {
-        Fmap::Simple(exts) => {
+    match &fmap.kind {
+        FmapKind::Simple(exts) => {
             let _ = writeln!(o, "\textents: {}", exts.len());
             for e in exts {
                 let _ = writeln!(o, "\t\t{:x}\t{}", e.offset, e.len);
             }
         }
-        Fmap::Interleaved(ies) => {
+        FmapKind::Interleaved(ies) => {
             let _ = writeln!(o, "\textents: {}", ies.len());
             for ie in ies {
                 let _ = writeln!(o, "Interleave_Param chunk_size: {}", ie.chunk_size);
@@ -121,7 +121,7 @@ pub fn bucket_stats(bm: &Bitmap, dev_size: u64, nbuckets: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use famfs_log::fmap::{Extent, Interleave};
+    use famfs_fmap::{Extent, InterleavedExtent};
     use famfs_log::namespace::{Attr, DirNode, FileNode};
     use std::ffi::OsStr;
     use std::sync::Arc;
@@ -155,7 +155,10 @@ mod tests {
                 NodeKind::File(FileNode {
                     size,
                     flags: 2,
-                    fmap: Arc::new(Fmap::Simple(vec![Extent::new(ALLOC_UNIT * 10, ALLOC_UNIT)])),
+                    fmap: Arc::new(Fmap::simple(
+                        size,
+                        vec![Extent::new(0, ALLOC_UNIT * 10, ALLOC_UNIT)],
+                    )),
                 }),
                 None,
             )
@@ -180,21 +183,27 @@ mod tests {
 
     #[test]
     fn getmap_matches_the_reference_layout() {
-        let f = Fmap::Simple(vec![
-            Extent::new(0x4000_0000, 4 << 20),
-            Extent::new(0x8020_0000, 2 << 20),
-        ]);
+        let f = Fmap::simple(
+            5 << 20,
+            vec![
+                Extent::new(0, 0x4000_0000, 4 << 20),
+                Extent::new(0, 0x8020_0000, 2 << 20),
+            ],
+        );
         assert_eq!(
             getmap_text(Path::new("/mnt/famfs/f"), 5 << 20, &f),
             "File:     /mnt/famfs/f\n\tsize:    5242880\n\textents: 2\n\t\t40000000\t4194304\n\t\t80200000\t2097152\n"
         );
-        let f = Fmap::Interleaved(vec![Interleave {
-            chunk_size: 2 << 20,
-            strips: vec![
-                Extent::new(0x200_0000, 4 << 20),
-                Extent::new(0x4000_0000, 4 << 20),
-            ],
-        }]);
+        let f = Fmap::striped(
+            7 << 20,
+            vec![InterleavedExtent::new(
+                2 << 20,
+                vec![
+                    Extent::new(0, 0x200_0000, 4 << 20),
+                    Extent::new(0, 0x4000_0000, 4 << 20),
+                ],
+            )],
+        );
         assert_eq!(
             getmap_text(Path::new("s"), 7 << 20, &f),
             "File:     s\n\tsize:    7340032\n\textents: 1\nInterleave_Param chunk_size: 2097152\n\

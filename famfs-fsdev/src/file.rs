@@ -2,8 +2,7 @@
 //! file map, straight from the device mapping — what a famfs-enabled kernel does on a fault,
 //! and what the server and the CLI do on a stock kernel.
 
-use fuse_famfs_proto::Fmap;
-use fuse_famfs_proto::fmap::{FmapKind, Resolver};
+use famfs_fmap::{DevOffset, FileOffset, Fmap, Resolver};
 
 use std::borrow::Borrow;
 use std::sync::Arc;
@@ -32,9 +31,9 @@ pub struct Segment {
 
 impl<M: Borrow<Mapping>> FileView<M> {
     /// A view of the file described by `fmap` on `map`. Refuses maps that reference another
-    /// device than 0, whose geometry cannot be served (see
-    /// [`Fmap::check_geometry`](fuse_famfs_proto::Fmap::check_geometry)), or that reach outside
-    /// the mapping — so no file byte can ever resolve outside its extents or the device.
+    /// device than 0, whose geometry cannot be served (see [`Fmap::check_geometry`]), or that
+    /// reach outside the mapping — so no file byte can ever resolve outside its extents or the
+    /// device.
     pub fn new(map: M, fmap: &Fmap) -> Result<Self, FsdevError> {
         let m: &Mapping = map.borrow();
         let bad = |offset: u64, len: u64, why| FsdevError::BadRange {
@@ -47,11 +46,7 @@ impl<M: Borrow<Mapping>> FileView<M> {
             .map_err(|_| bad(0, fmap.file_size, "a file map the resolver cannot serve"))?;
         let start = m.device_offset();
         let end = start + m.len() as u64;
-        let ranges: Vec<_> = match &fmap.kind {
-            FmapKind::Simple(e) => e.clone(),
-            FmapKind::Interleaved(ie) => ie.iter().flat_map(|i| i.strips.clone()).collect(),
-        };
-        for e in ranges {
+        for e in fmap.ranges() {
             if e.dev_index != 0 {
                 return Err(bad(e.offset, e.len, "on a device other than device 0"));
             }
@@ -85,11 +80,12 @@ impl<M: Borrow<Mapping>> FileView<M> {
             if pos >= end {
                 return None;
             }
-            let r = self.resolver.resolve(pos)?;
+            let r = self.resolver.resolve(FileOffset(pos))?;
             let n = r.contiguous_len.min(end - pos);
+            let DevOffset(dev_offset) = r.dev_offset;
             let seg = Segment {
                 file_offset: pos,
-                map_offset: r.dev_offset - base,
+                map_offset: dev_offset - base,
                 len: n,
             };
             pos += n;
@@ -145,7 +141,7 @@ impl<M: Borrow<Mapping>> FileView<M> {
 mod tests {
     use super::*;
     use crate::{ALLOC_UNIT, DaxDevice};
-    use fuse_famfs_proto::fmap::{Extent, InterleavedExtent};
+    use famfs_fmap::{Extent, InterleavedExtent};
 
     const AU: u64 = ALLOC_UNIT;
 
@@ -161,7 +157,7 @@ mod tests {
         let fmap = Fmap::interleaved(
             size,
             vec![InterleavedExtent {
-                chunk_size: AU as u32,
+                chunk_size: AU,
                 nbytes: size,
                 strips,
             }],

@@ -10,7 +10,7 @@
 //!   through raw pointers: no Rust reference into memory that another host may be writing is
 //!   ever created, so callers parse copies, never live shared bytes.
 //! * [`FileView`] is the kernel's fault path in user space: a file's bytes, read and written
-//!   through its file map (resolved with `fuse-famfs-proto`'s resolver) on a mapping.
+//!   through its file map (resolved with `famfs-fmap`'s resolver) on a mapping.
 //! * [`cache`] has the x86 cache-line write-back (`clwb`/`clflushopt`/`clflush` + `sfence`) and
 //!   invalidate primitives used after metadata writes and before metadata reads.
 //! * [`Media`] is the small byte-addressed interface the on-media format code (famfs-log) works

@@ -3,8 +3,8 @@
 //! Free space is never stored: it is rebuilt from the log. Bit *k* stands for allocation unit
 //! *k* (2 MiB at device offset 2 MiB·k). The superblock and log region is reserved.
 
-use crate::fmap::{Extent, Fmap, Interleave};
 use crate::layout::{ALLOC_UNIT, MAX_NBUCKETS, MAX_STRIPS};
+use famfs_fmap::{Extent, Fmap, InterleavedExtent};
 
 /// One bit per allocation unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,10 +276,10 @@ impl<'a> Allocator<'a> {
                 free: self.free_bytes(),
             })?;
         *cursor = start + n;
-        Ok(Fmap::Simple(vec![Extent::new(
-            start * ALLOC_UNIT,
-            n * ALLOC_UNIT,
-        )]))
+        Ok(Fmap::simple(
+            size,
+            vec![Extent::new(0, start * ALLOC_UNIT, n * ALLOC_UNIT)],
+        ))
     }
 
     /// Interleaved allocation with the reference's algorithm: the device is cut into
@@ -313,7 +313,7 @@ impl<'a> Allocator<'a> {
             let lo = b * bucket_au;
             // Buckets are disjoint, so the strips of one plan never overlap.
             if let Some(start) = self.bitmap.find_free_run(lo, lo + bucket_au, strip_au) {
-                strips.push(Extent::new(start * ALLOC_UNIT, strip_au * ALLOC_UNIT));
+                strips.push(Extent::new(0, start * ALLOC_UNIT, strip_au * ALLOC_UNIT));
             }
         }
         if (strips.len() as u64) < p.nstrips {
@@ -323,16 +323,17 @@ impl<'a> Allocator<'a> {
                 strip: strip_au * ALLOC_UNIT,
             });
         }
-        Ok(Fmap::Interleaved(vec![Interleave {
-            chunk_size: p.chunk_size,
-            strips,
-        }]))
+        Ok(Fmap::striped(
+            size,
+            vec![InterleavedExtent::new(p.chunk_size, strips)],
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use famfs_fmap::FmapKind;
     use proptest::prelude::*;
 
     const GIB: u64 = 1 << 30;
@@ -398,12 +399,15 @@ mod tests {
         let f = plan_and_claim(&mut bm, dev, |a| a.contiguous(1, &mut cur)).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(5 * ALLOC_UNIT, ALLOC_UNIT)])
+            Fmap::simple(1, vec![Extent::new(0, 5 * ALLOC_UNIT, ALLOC_UNIT)])
         );
         let f = plan_and_claim(&mut bm, dev, |a| a.contiguous(3 * ALLOC_UNIT, &mut cur)).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(6 * ALLOC_UNIT, 3 * ALLOC_UNIT)])
+            Fmap::simple(
+                3 * ALLOC_UNIT,
+                vec![Extent::new(0, 6 * ALLOC_UNIT, 3 * ALLOC_UNIT)]
+            )
         );
         assert_eq!(cur, 9);
         let mut cur = 14;
@@ -411,7 +415,10 @@ mod tests {
             plan_and_claim(&mut bm, dev, |a| a.contiguous(2 * ALLOC_UNIT + 1, &mut cur)).unwrap();
         assert_eq!(
             f,
-            Fmap::Simple(vec![Extent::new(9 * ALLOC_UNIT, 3 * ALLOC_UNIT)])
+            Fmap::simple(
+                2 * ALLOC_UNIT + 1,
+                vec![Extent::new(0, 9 * ALLOC_UNIT, 3 * ALLOC_UNIT)]
+            )
         );
         assert!(matches!(
             plan_and_claim(&mut bm, dev, |a| a.contiguous(10 * ALLOC_UNIT, &mut cur)),
@@ -488,7 +495,7 @@ mod tests {
             chunk_size: 4 << 20,
         };
         let plan = plan_and_claim(&mut bm, dev, |a| a.interleaved(100 << 20, &p, &mut rng));
-        let Fmap::Interleaved(ie) = plan.unwrap() else {
+        let FmapKind::Interleaved(ie) = plan.unwrap().kind else {
             panic!()
         };
         assert_eq!(ie[0].strips.len(), 8);
@@ -503,7 +510,7 @@ mod tests {
             chunk_size: 2 << 20,
         };
         let plan = plan_and_claim(&mut bm, dev, |a| a.interleaved(7 << 20, &p, &mut rng));
-        let Fmap::Interleaved(ie) = plan.unwrap() else {
+        let FmapKind::Interleaved(ie) = plan.unwrap().kind else {
             panic!()
         };
         assert!(ie[0].strips.iter().all(|s| s.len == 4 << 20));
@@ -514,8 +521,10 @@ mod tests {
             chunk_size: 2 << 20,
         };
         assert!(matches!(
-            plan_and_claim(&mut bm, dev, |a| a.interleaved(1 << 20, &p, &mut rng)).unwrap(),
-            Fmap::Simple(_)
+            plan_and_claim(&mut bm, dev, |a| a.interleaved(1 << 20, &p, &mut rng))
+                .unwrap()
+                .kind,
+            FmapKind::Simple(_)
         ));
     }
 

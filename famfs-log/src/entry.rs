@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use uuid::Uuid;
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
-use crate::fmap::{Fmap, FmapProblem};
+use famfs_fmap::Fmap;
+
+use crate::fmap::FmapProblem;
 use crate::layout::{
     LOG_ENTRY_CRC_LEN, LOG_ENTRY_SIZE, RawAddDaxdev, RawFileMeta, RawLogEntry, RawMkdir, crc32,
     entry_type,
@@ -18,8 +20,6 @@ use crate::path::{PathProblem, decode_relpath, encode_relpath};
 pub struct FileEntry {
     /// Path relative to the file-system root.
     pub path: PathBuf,
-    /// Exact size in bytes.
-    pub size: u64,
     /// `fm_flags` (2 = all hosts read-write, as the reference writes).
     pub flags: u32,
     /// Owner.
@@ -28,8 +28,15 @@ pub struct FileEntry {
     pub gid: u32,
     /// Permission bits as stored.
     pub mode: u32,
-    /// Where the bytes are.
+    /// Where the bytes are; its `file_size` is the file's exact size (`fm_size`).
     pub fmap: Fmap,
+}
+
+impl FileEntry {
+    /// The file's exact size in bytes (`fm_size`, kept as the map's `file_size`).
+    pub fn size(&self) -> u64 {
+        self.fmap.file_size
+    }
 }
 
 /// A MKDIR entry.
@@ -154,12 +161,11 @@ impl<'a> EntryRef<'a> {
                 let (fm, _) = RawFileMeta::ref_from_prefix(&raw.payload)
                     .expect("the payload holds a file meta");
                 let path = decode_relpath(&fm.relpath)?;
-                let fmap = Fmap::decode(&fm.fmap)?;
+                let fmap = crate::fmap::decode(&fm.fmap, fm.size.get())?;
                 Ok(EntryRef::File {
                     path,
                     meta: FileEntry {
                         path: PathBuf::new(),
-                        size: fm.size.get(),
                         flags: fm.flags.get(),
                         uid: fm.uid.get(),
                         gid: fm.gid.get(),
@@ -242,13 +248,13 @@ impl LogEntry {
             LogEntry::File(f) => {
                 raw.entry_type = entry_type::FILE.into();
                 let mut fm = RawFileMeta::new_zeroed();
-                fm.size = f.size.into();
+                fm.size = f.fmap.file_size.into();
                 fm.flags = f.flags.into();
                 fm.uid = f.uid.into();
                 fm.gid = f.gid.into();
                 fm.mode = f.mode.into();
                 fm.relpath = encode_relpath(f.path.as_os_str().as_bytes())?;
-                fm.fmap = f.fmap.encode()?;
+                fm.fmap = crate::fmap::encode(&f.fmap)?;
                 raw.payload[..size_of::<RawFileMeta>()].copy_from_slice(fm.as_bytes());
             }
             LogEntry::Mkdir(d) => {
@@ -310,7 +316,7 @@ pub fn check_integrity(bytes: &[u8; LOG_ENTRY_SIZE], index: u64) -> Result<(), E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fmap::{Extent, Interleave};
+    use famfs_fmap::{Extent, InterleavedExtent};
     use proptest::prelude::*;
 
     fn crc_of(b: &[u8; LOG_ENTRY_SIZE]) -> u32 {
@@ -339,12 +345,11 @@ mod tests {
 
         let file = LogEntry::File(FileEntry {
             path: "dir1/file0".into(),
-            size: 3_145_728,
             flags: 2,
             uid: 1000,
             gid: 1000,
             mode: 0o644,
-            fmap: Fmap::Simple(vec![Extent::new(0xa0_0000, 0x40_0000)]),
+            fmap: Fmap::simple(3_145_728, vec![Extent::new(0, 0xa0_0000, 0x40_0000)]),
         });
         let b = file.encode(1).unwrap();
         // Absolute offsets from famfs-format.md §10.2 item 6.
@@ -374,17 +379,19 @@ mod tests {
     fn interleaved_offsets() {
         let e = LogEntry::File(FileEntry {
             path: "s".into(),
-            size: 1,
             flags: 2,
             uid: 0,
             gid: 0,
             mode: 0o644,
-            fmap: Fmap::Interleaved(vec![Interleave {
-                chunk_size: 0x20_0000,
-                strips: (0..16)
-                    .map(|i| Extent::new((i + 1) << 30, 0x20_0000))
-                    .collect(),
-            }]),
+            fmap: Fmap::striped(
+                1,
+                vec![InterleavedExtent::new(
+                    0x20_0000,
+                    (0..16)
+                        .map(|i| Extent::new(0, (i + 1) << 30, 0x20_0000))
+                        .collect(),
+                )],
+            ),
         });
         let b = e.encode(5).unwrap();
         assert_eq!(u64::from_le_bytes(b[136..144].try_into().unwrap()), 16);
@@ -455,11 +462,11 @@ mod tests {
         fn crc_fixed_mutations_round_trip(pos in 0usize..536, val: u8, kind in 0u8..3) {
             let e = match kind {
                 0 => LogEntry::Mkdir(DirEntry { path: "a/b".into(), uid: 1, gid: 2, mode: 0o700 }),
-                1 => LogEntry::File(FileEntry { path: "f".into(), size: 10, flags: 2, uid: 0, gid: 0, mode: 0o644,
-                    fmap: Fmap::Simple(vec![Extent::new(0x40_0000 * 8, 0x20_0000)]) }),
-                _ => LogEntry::File(FileEntry { path: "g".into(), size: 10, flags: 2, uid: 0, gid: 0, mode: 0o644,
-                    fmap: Fmap::Interleaved(vec![Interleave { chunk_size: 0x20_0000,
-                        strips: vec![Extent::new(1 << 30, 0x20_0000), Extent::new(2 << 30, 0x20_0000)] }]) }),
+                1 => LogEntry::File(FileEntry { path: "f".into(), flags: 2, uid: 0, gid: 0, mode: 0o644,
+                    fmap: Fmap::simple(10, vec![Extent::new(0, 0x40_0000 * 8, 0x20_0000)]) }),
+                _ => LogEntry::File(FileEntry { path: "g".into(), flags: 2, uid: 0, gid: 0, mode: 0o644,
+                    fmap: Fmap::striped(10, vec![InterleavedExtent::new(0x20_0000,
+                        vec![Extent::new(0, 1 << 30, 0x20_0000), Extent::new(0, 2 << 30, 0x20_0000)])]) }),
             };
             let mut b = e.encode(0).unwrap();
             b[pos] = val;

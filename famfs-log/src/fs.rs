@@ -486,7 +486,6 @@ impl<L: Media> Writer<'_, L> {
         };
         let entry = FileEntry {
             path: path.to_path_buf(),
-            size,
             flags: FM_ALL_HOSTS_RW,
             uid: attr.uid,
             gid: attr.gid,

@@ -10,7 +10,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::fmap::Fmap;
+use famfs_fmap::Fmap;
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::path::components;
@@ -35,7 +35,7 @@ pub struct Attr {
 /// A regular file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileNode {
-    /// Size in bytes.
+    /// Size in bytes (the same as `fmap.file_size`).
     pub size: u64,
     /// `fm_flags` from the log.
     pub flags: u32,
@@ -329,7 +329,7 @@ impl Namespace {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fmap::Extent;
+    use famfs_fmap::Extent;
 
     fn a(mode: u32) -> Attr {
         Attr {
@@ -343,7 +343,7 @@ mod tests {
         NodeKind::File(FileNode {
             size: 1,
             flags: 2,
-            fmap: Arc::new(Fmap::Simple(vec![Extent::new(1 << 30, 1 << 21)])),
+            fmap: Arc::new(Fmap::simple(1, vec![Extent::new(0, 1 << 30, 1 << 21)])),
         })
     }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use crate::alloc::Bitmap;
 use crate::entry::{AddDaxdevEntry, EntryError, EntryRef, check_integrity};
-use crate::fmap::{Extent, Fmap, FmapProblem};
+use famfs_fmap::{Extent, Fmap};
+
+use crate::fmap::FmapProblem;
 use crate::layout::{ALLOC_UNIT, LOG_ENTRY_SIZE, SUPERBLOCK_REGION};
 use crate::namespace::{Attr, DirNode, FileNode, Ino, Namespace, NodeKind, NsError, ROOT_INO};
 use crate::superblock::Superblock;
@@ -177,7 +179,7 @@ impl LogState {
             NodeKind::File(FileNode {
                 size,
                 flags: 0,
-                fmap: Arc::new(Fmap::Simple(vec![Extent::new(offset, size)])),
+                fmap: Arc::new(Fmap::simple(size, vec![Extent::new(0, offset, size)])),
             })
         };
         let sb_ino = self
@@ -307,23 +309,22 @@ impl LogState {
                         .mark(e.offset / ALLOC_UNIT, e.len.div_ceil(ALLOC_UNIT));
                 }
                 self.stats.collisions += collisions;
-                if let Err(p) = f
-                    .fmap
-                    .check_placement(f.size, self.data_start, self.dev_size)
+                if let Err(p) =
+                    crate::fmap::check_placement(&f.fmap, self.data_start, self.dev_size)
                 {
                     return self.skip(index, lossy(path), ProblemKind::Placement(p));
                 }
                 if collisions > 0 {
                     return self.skip(index, lossy(path), ProblemKind::Overlap(collisions));
                 }
-                let allocated = f.fmap.allocated_bytes();
+                let (allocated, size) = (f.fmap.allocated_bytes(), f.fmap.file_size);
                 let attr = Attr {
                     mode: f.mode,
                     uid: f.uid,
                     gid: f.gid,
                 };
                 let node = NodeKind::File(FileNode {
-                    size: f.size,
+                    size,
                     flags: f.flags,
                     fmap: Arc::new(f.fmap),
                 });
@@ -334,7 +335,7 @@ impl LogState {
                 match added {
                     Ok(ino) => {
                         self.stats.files += 1;
-                        self.stats.file_bytes = self.stats.file_bytes.saturating_add(f.size);
+                        self.stats.file_bytes = self.stats.file_bytes.saturating_add(size);
                         self.stats.allocated = self.stats.allocated.saturating_add(allocated);
                         Applied::File(ino)
                     }

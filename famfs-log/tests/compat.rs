@@ -8,10 +8,10 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use famfs_fmap::{Extent, Fmap, FmapKind, InterleavedExtent};
 use famfs_fsdev::{Media, MemMedia};
 use famfs_log::alloc::AllocPolicy;
 use famfs_log::entry::{AddDaxdevEntry, FileEntry, LogEntry};
-use famfs_log::fmap::{Extent, Fmap, Interleave};
 use famfs_log::layout::{LOG_ENTRY_SIZE, entry_offset};
 use famfs_log::namespace::{Attr, NodeKind};
 use famfs_log::{Famfs, MkfsOptions, OpenOptions, ReplayMode, mkfs};
@@ -57,7 +57,7 @@ fn num(s: &str) -> u64 {
 
 fn ext(s: &str) -> Extent {
     let (o, l) = s.split_once('+').unwrap();
-    Extent::new(num(o), num(l))
+    Extent::new(0, num(o), num(l))
 }
 
 /// One line of the description's `[summary]` section, as an expected entry.
@@ -94,20 +94,23 @@ fn summary(txt: &str) -> Vec<Expect> {
                 gid: w[4].parse().unwrap(),
             }),
             "FILE" => {
+                let size = w[5].parse().unwrap();
                 let fmap = if let Some(r) = right.strip_prefix("simple ") {
-                    Fmap::Simple(r.split_whitespace().map(ext).collect())
+                    Fmap::simple(size, r.split_whitespace().map(ext).collect())
                 } else {
                     let r = right.strip_prefix("interleave ").unwrap();
                     let chunk = num(r.split("chunk=").nth(1).unwrap());
                     let strips = r.split("strips: ").nth(1).unwrap();
-                    Fmap::Interleaved(vec![Interleave {
-                        chunk_size: chunk,
-                        strips: strips.split_whitespace().map(ext).collect(),
-                    }])
+                    Fmap::striped(
+                        size,
+                        vec![InterleavedExtent::new(
+                            chunk,
+                            strips.split_whitespace().map(ext).collect(),
+                        )],
+                    )
                 };
                 out.push(Expect::File(FileEntry {
                     path: PathBuf::from(w[6]),
-                    size: w[5].parse().unwrap(),
                     flags: 2,
                     uid: w[3].parse().unwrap(),
                     gid: w[4].parse().unwrap(),
@@ -213,7 +216,7 @@ fn read_side(name: &str) {
                 let NodeKind::File(fnode) = &n.kind else {
                     panic!("{i} not a file")
                 };
-                assert_eq!(fnode.size, f.size);
+                assert_eq!(fnode.size, f.size());
                 assert_eq!(*fnode.fmap, f.fmap);
                 assert_eq!(n.log_index, Some(i as u64));
             }
@@ -278,14 +281,14 @@ fn write_side(name: &str) {
             } => {
                 w.mkdir(path.as_ref(), Attr { mode, uid, gid }).unwrap();
             }
-            Expect::File(f) if matches!(f.fmap, Fmap::Simple(_)) => {
+            Expect::File(f) if matches!(f.fmap.kind, FmapKind::Simple(_)) => {
                 let attr = Attr {
                     mode: f.mode,
                     uid: f.uid,
                     gid: f.gid,
                 };
                 let (_, got) = w
-                    .create(&f.path, f.size, attr, &AllocPolicy::Contiguous)
+                    .create(&f.path, f.size(), attr, &AllocPolicy::Contiguous)
                     .unwrap();
                 assert_eq!(
                     got.fmap,

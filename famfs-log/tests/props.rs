@@ -4,10 +4,10 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
+use famfs_fmap::{Extent, Fmap, FmapKind, InterleavedExtent};
 use famfs_fsdev::{Media, MemMedia};
 use famfs_log::alloc::{AllocPolicy, InterleaveParams};
 use famfs_log::entry::{DirEntry, FileEntry, LogEntry};
-use famfs_log::fmap::{Extent, Fmap, Interleave};
 use famfs_log::layout::{ALLOC_UNIT, LOG_OFFSET, entry_offset};
 use famfs_log::namespace::{Attr, NodeKind};
 use famfs_log::replay::ProblemKind;
@@ -78,6 +78,7 @@ fn check_no_overlap(fs: &Famfs<OffsetMedia<MemMedia>>) -> Result<(), TestCaseErr
     for (_, n) in fs.state().namespace().iter() {
         if let NodeKind::File(f) = &n.kind {
             prop_assert!(f.fmap.capacity() >= f.size);
+            prop_assert_eq!(f.fmap.file_size, f.size);
             for e in f.fmap.ranges() {
                 prop_assert!(e.offset >= data_start && e.offset + e.len <= DEV);
                 prop_assert_eq!(e.offset % ALLOC_UNIT, 0);
@@ -216,49 +217,52 @@ fn hostile_log(entries: &[LogEntry]) -> MemMedia {
     dev
 }
 
-fn file(path: &str, size: u64, fmap: Fmap) -> LogEntry {
+/// One simple extent of `len` bytes at device offset `offset`.
+fn simple(offset: u64, len: u64) -> FmapKind {
+    FmapKind::Simple(vec![Extent::new(0, offset, len)])
+}
+
+fn file(path: &str, size: u64, kind: FmapKind) -> LogEntry {
     LogEntry::File(FileEntry {
         path: PathBuf::from(path),
-        size,
         flags: 2,
         uid: 0,
         gid: 0,
         mode: 0o644,
-        fmap,
+        fmap: Fmap {
+            file_size: size,
+            kind,
+        },
     })
 }
 
 #[test]
 fn hostile_entries_are_skipped_with_a_reason() {
     let au = ALLOC_UNIT;
-    let good = file("good", au, Fmap::Simple(vec![Extent::new(100 * au, au)]));
+    let good = file("good", au, simple(100 * au, au));
     let dev = hostile_log(&[
         good.clone(),
         // Overlaps `good`.
-        file("thief", au, Fmap::Simple(vec![Extent::new(100 * au, au)])),
+        file("thief", au, simple(100 * au, au)),
         // Points at the superblock and the log.
-        file("sb", au, Fmap::Simple(vec![Extent::new(au, au)])),
+        file("sb", au, simple(au, au)),
         // Past the end of the device.
-        file("far", au, Fmap::Simple(vec![Extent::new(DEV, au)])),
+        file("far", au, simple(DEV, au)),
         // Claims more bytes than it maps.
-        file(
-            "short",
-            3 * au,
-            Fmap::Simple(vec![Extent::new(200 * au, au)]),
-        ),
+        file("short", 3 * au, simple(200 * au, au)),
         // Strips too short for the chunk arithmetic.
         file(
             "strip",
             8 * au,
-            Fmap::Interleaved(vec![Interleave {
-                chunk_size: au,
-                strips: vec![Extent::new(300 * au, au), Extent::new(400 * au, au)],
-            }]),
+            FmapKind::Interleaved(vec![InterleavedExtent::new(
+                au,
+                vec![Extent::new(0, 300 * au, au), Extent::new(0, 400 * au, au)],
+            )]),
         ),
         // Parent missing, parent a file, duplicate.
-        file("nodir/x", au, Fmap::Simple(vec![Extent::new(500 * au, au)])),
-        file("good/x", au, Fmap::Simple(vec![Extent::new(501 * au, au)])),
-        file("good", au, Fmap::Simple(vec![Extent::new(502 * au, au)])),
+        file("nodir/x", au, simple(500 * au, au)),
+        file("good/x", au, simple(501 * au, au)),
+        file("good", au, simple(502 * au, au)),
         LogEntry::Mkdir(DirEntry {
             path: "good".into(),
             uid: 0,
@@ -267,7 +271,7 @@ fn hostile_entries_are_skipped_with_a_reason() {
         }),
         LogEntry::Delete,
         LogEntry::Unknown(77),
-        file("last", au, Fmap::Simple(vec![Extent::new(600 * au, au)])),
+        file("last", au, simple(600 * au, au)),
     ]);
     let fs = open(&dev, None, ReplayMode::Strict).unwrap();
     let ns = fs.state().namespace();
@@ -487,16 +491,8 @@ fn meta_files_have_fixed_inodes_and_cannot_be_shadowed() {
     use famfs_log::replay::{META_DIR_INO, META_LOG_INO, META_SB_INO};
     let au = ALLOC_UNIT;
     let dev = hostile_log(&[
-        file(
-            ".meta/.log",
-            au,
-            Fmap::Simple(vec![Extent::new(100 * au, au)]),
-        ),
-        file(
-            ".meta/.alloc.cfg",
-            au,
-            Fmap::Simple(vec![Extent::new(101 * au, au)]),
-        ),
+        file(".meta/.log", au, simple(100 * au, au)),
+        file(".meta/.alloc.cfg", au, simple(101 * au, au)),
     ]);
     for (who, mode) in [(None, 0o444), (Some(Uuid::new_v4()), 0o444)] {
         let fs = Famfs::open_device(
@@ -517,7 +513,7 @@ fn meta_files_have_fixed_inodes_and_cannot_be_shadowed() {
         assert_eq!(log.as_file().unwrap().size, 8 << 20);
         assert_eq!(
             *log.as_file().unwrap().fmap,
-            Fmap::Simple(vec![Extent::new(LOG_OFFSET, 8 << 20)])
+            Fmap::simple(8 << 20, vec![Extent::new(0, LOG_OFFSET, 8 << 20)])
         );
         assert!(ns.resolve(b".meta/.alloc.cfg").is_ok());
         assert!(matches!(

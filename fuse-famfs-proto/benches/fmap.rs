@@ -9,8 +9,8 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use fuse_famfs_proto::fmap::{Extent, InterleavedExtent};
-use fuse_famfs_proto::{AbiGeneration, Fmap};
+use fuse_famfs_proto::fmap::{Extent, FileOffset, FileType, InterleavedExtent};
+use fuse_famfs_proto::{AbiGeneration, Fmap, FmapMessage, FmapWire};
 
 const MIB: u64 = 1 << 20;
 const ROUNDS: usize = 7;
@@ -40,7 +40,7 @@ fn interleaved32() -> Fmap {
     Fmap::interleaved(
         32 * 64 * MIB,
         vec![InterleavedExtent {
-            chunk_size: (2 * MIB) as u32,
+            chunk_size: 2 * MIB,
             nbytes: 32 * 64 * MIB,
             strips,
         }],
@@ -75,20 +75,22 @@ fn bench_resolve(name: &str, fmap: &Fmap, offs: &[u64]) {
     let fast = measure(1, |_| {
         let mut acc = 0u64;
         for &o in offs {
-            acc = acc.wrapping_add(black_box(&resolver).resolve(o).map_or(0, |r| r.dev_offset));
+            let r = black_box(&resolver).resolve(FileOffset(o));
+            acc = acc.wrapping_add(r.map_or(0, |r| r.dev_offset.0));
         }
         black_box(acc);
     }) / n as f64;
     let walk = measure(1, |_| {
         let mut acc = 0u64;
         for &o in offs {
-            acc = acc.wrapping_add(black_box(fmap).resolve(o).map_or(0, |r| r.dev_offset));
+            let r = black_box(fmap).resolve(FileOffset(o));
+            acc = acc.wrapping_add(r.map_or(0, |r| r.dev_offset.0));
         }
         black_box(acc);
     }) / n as f64;
     // Same answers, or the figures mean nothing.
     for &o in offs.iter().step_by(997) {
-        assert_eq!(resolver.resolve(o), fmap.resolve(o));
+        assert_eq!(resolver.resolve(FileOffset(o)), fmap.resolve(FileOffset(o)));
     }
     println!(
         "resolve {name}, {} random offsets: {fast:.1} ns/op (target < 20 ns: {}); \
@@ -103,20 +105,28 @@ fn main() {
     let abi_gen = AbiGeneration::V1;
     let fmap = interleaved32();
     let mut buf = [0u8; 4096];
-    let len = fmap.encode(abi_gen, &mut buf).expect("encode");
+    let ft = FileType::Regular;
+    let len = fmap.encode(ft, abi_gen, &mut buf).expect("encode");
     let bytes = buf[..len].to_vec();
-    assert_eq!(Fmap::parse(&bytes, abi_gen).expect("parse"), fmap);
+    assert_eq!(
+        FmapMessage::parse(&bytes, abi_gen).expect("parse").fmap,
+        fmap
+    );
 
     let iters = 200_000;
     let build = measure(iters, |_| {
-        black_box(black_box(&fmap).encode(abi_gen, black_box(&mut buf)).ok());
+        black_box(
+            black_box(&fmap)
+                .encode(ft, abi_gen, black_box(&mut buf))
+                .ok(),
+        );
     });
     let parse = measure(iters, |_| {
-        black_box(Fmap::parse(black_box(&bytes), abi_gen).ok());
+        black_box(FmapMessage::parse(black_box(&bytes), abi_gen).ok());
     });
     let both = measure(iters, |_| {
-        let n = black_box(&fmap).encode(abi_gen, &mut buf).unwrap_or(0);
-        black_box(Fmap::parse(black_box(&buf[..n]), abi_gen).ok());
+        let n = black_box(&fmap).encode(ft, abi_gen, &mut buf).unwrap_or(0);
+        black_box(FmapMessage::parse(black_box(&buf[..n]), abi_gen).ok());
     });
     let mut dst = [0u8; 4096];
     let copy = measure(iters, |_| {

@@ -2,10 +2,15 @@
 //!
 //! The GET_FMAP/GET_DAXDEV wire format is still moving upstream. Everything that differs between
 //! the posted kernels and the later development variant is a field of [`FmapRules`] or a method of
-//! [`AbiGeneration`], so following an upstream change means editing this file only.
+//! [`AbiGeneration`] (including telling the generation from a GET_FMAP request,
+//! [`AbiGeneration::of_get_fmap`], and reshaping a map for it, [`AbiGeneration::adapt_fmap`]), so
+//! following an upstream change means editing this file only.
+
+use std::borrow::Cow;
 
 use crate::abi::{FAMFS_EXTENT_ALIGN, FUSE_FAMFS_MAX_EXTENTS, FUSE_FAMFS_MAX_STRIPS};
 use crate::errno::Errno;
+use crate::fmap::{Extent, FileOffset, Fmap, FmapKind};
 
 /// A famfs FUSE ABI generation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -108,6 +113,60 @@ impl AbiGeneration {
     pub const fn retries_with_fmap_size(self) -> bool {
         matches!(self.header_word12(), HeaderWord12::FmapSize)
     }
+
+    /// The generation of the kernel that sent a GET_FMAP, told from the request: the
+    /// development variant sends its buffer size (`size`, a 48-byte request), V3–V10 send the
+    /// bare header. Nothing else distinguishes them on the wire.
+    pub const fn of_get_fmap(size: Option<u32>) -> Self {
+        if size.is_some() {
+            AbiGeneration::Dev
+        } else {
+            AbiGeneration::V1
+        }
+    }
+
+    /// `fmap` in a form this generation's kernel accepts: as it is when the kernel takes
+    /// interleaved extents or the map has none, else [`unroll`]ed into simple extents.
+    pub fn adapt_fmap(self, fmap: &Fmap) -> Cow<'_, Fmap> {
+        match fmap.kind {
+            FmapKind::Interleaved(_) if !self.rules().interleave => Cow::Owned(unroll(fmap)),
+            _ => Cow::Borrowed(fmap),
+        }
+    }
+}
+
+/// Rewrites an interleaved map as the equivalent list of simple extents, one per run of chunks
+/// contiguous on a device (the development kernel variant takes simple extents only; famfs user
+/// space does the same). A simple map is returned unchanged.
+///
+/// Whole chunks are kept, so every extent stays 2 MiB-aligned (each strip holds whole chunks;
+/// the last chunk may extend past the file size, as the strip does).
+pub fn unroll(fmap: &Fmap) -> Fmap {
+    let FmapKind::Interleaved(ies) = &fmap.kind else {
+        return fmap.clone();
+    };
+    let mut exts: Vec<Extent> = Vec::new();
+    let mut start = 0u64;
+    for ie in ies {
+        let chunk = ie.chunk_size;
+        let size = ie.nbytes.min(fmap.file_size.saturating_sub(start));
+        let mut off = 0;
+        while chunk > 0 && off < size {
+            let Some(r) = fmap.resolve(FileOffset(start + off)) else {
+                break;
+            };
+            let dev_offset = r.dev_offset.0;
+            match exts.last_mut() {
+                Some(last) if last.dev_index == r.dev_index && last.end() == dev_offset => {
+                    last.len += chunk;
+                }
+                _ => exts.push(Extent::new(r.dev_index, dev_offset, chunk)),
+            }
+            off += chunk;
+        }
+        start += size;
+    }
+    Fmap::simple(fmap.file_size, exts)
 }
 
 const V1_RULES: FmapRules = FmapRules {
@@ -131,3 +190,49 @@ const DEV_RULES: FmapRules = FmapRules {
     align: FAMFS_EXTENT_ALIGN,
     max_dev_index: 0,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fmap::{FmapWire, InterleavedExtent};
+
+    #[test]
+    fn generation_from_the_get_fmap_request() {
+        assert_eq!(AbiGeneration::of_get_fmap(None), AbiGeneration::V1);
+        assert_eq!(AbiGeneration::of_get_fmap(Some(4096)), AbiGeneration::Dev);
+        assert!(AbiGeneration::of_get_fmap(Some(0)).get_fmap_has_size_input());
+    }
+
+    #[test]
+    fn unrolled_maps_resolve_identically() {
+        const MIB: u64 = 1 << 20;
+        let strips = (0..3)
+            .map(|i| Extent::new(0, (64 + 8 * i) * MIB, 8 * MIB))
+            .collect();
+        let f = Fmap::interleaved(
+            20 * MIB + 5,
+            vec![InterleavedExtent {
+                chunk_size: 2 * MIB,
+                nbytes: 20 * MIB + 5,
+                strips,
+            }],
+        );
+        let u = unroll(&f);
+        assert!(matches!(u.kind, FmapKind::Simple(_)));
+        for off in (0..f.file_size).step_by(4093) {
+            let off = FileOffset(off);
+            assert_eq!(
+                f.resolve(off).unwrap().dev_offset,
+                u.resolve(off).unwrap().dev_offset
+            );
+        }
+        u.validate(AbiGeneration::Dev).unwrap();
+        // Only the generation without interleave gets the unrolled form.
+        assert_eq!(*AbiGeneration::Dev.adapt_fmap(&f), u);
+        assert!(matches!(AbiGeneration::V1.adapt_fmap(&f), Cow::Borrowed(m) if *m == f));
+        assert!(matches!(
+            AbiGeneration::Dev.adapt_fmap(&u),
+            Cow::Borrowed(_)
+        ));
+    }
+}

@@ -12,13 +12,14 @@
 //! | [`abi`] | `#[repr(C)]` zerocopy wire structs, constants, the [`Opcode`](abi::Opcode) newtype |
 //! | [`request`] | `&[u8]` → [`Request`] (and back, for harnesses playing the kernel) |
 //! | [`reply`] | reply builders into `&mut [u8]`, INIT negotiation, dirent packing; [`ReplyRef`](reply::ReplyRef) parses replies |
-//! | [`fmap`] | [`Fmap`]: encode, the kernel's validation with its errnos, the fault [`Resolver`](fmap::Resolver) |
-//! | [`generation`] | [`AbiGeneration`]: every rule that differs between kernel generations |
+//! | [`fmap`] | the GET_FMAP message of an [`Fmap`] (the `famfs-fmap` type, re-exported): encode ([`FmapWire`]), parse ([`FmapMessage`]), the kernel's validation with its errnos |
+//! | [`generation`] | [`AbiGeneration`]: every rule that differs between kernel generations, telling them apart, unrolling maps for the one without interleave |
 //! | [`errno`] | [`Errno`], a reply-safe errno |
 //!
 //! The hot paths (request parsing, reply building, fmap encoding, resolving) never allocate and
-//! never panic on bad input; [`Fmap::parse`] allocates the extent lists once the counts have been
-//! checked against the payload.
+//! never panic on bad input; [`FmapMessage::parse`] allocates the extent lists once the counts
+//! have been checked against the payload. The fault resolver is `famfs-fmap`'s
+//! ([`fmap::Resolver`]).
 //!
 //! # Tests, benchmarks, fuzzing
 //!
@@ -36,19 +37,16 @@
 //! # Example: a minimal server answering GET_FMAP for one file
 //!
 //! ```
-//! use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, Operation, Request, reply};
-//! use fuse_famfs_proto::fmap::{Extent, InterleavedExtent};
+//! use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, FmapMessage, Operation, Request, reply};
+//! use fuse_famfs_proto::fmap::{DevOffset, Extent, FileOffset, FileType, InterleavedExtent};
 //! use fuse_famfs_proto::abi::DaxdevOut;
 //!
 //! const MIB: u64 = 1 << 20;
 //! const FILE_NODE: u64 = 2;
 //!
 //! // The one file: 10 MiB striped over 4 strips of 4 MiB in 2 MiB chunks, on dax device 0.
-//! let fmap = Fmap::interleaved(10 * MIB, vec![InterleavedExtent {
-//!     chunk_size: (2 * MIB) as u32,
-//!     nbytes: 10 * MIB,
-//!     strips: (0..4).map(|i| Extent::new(0, (16 + 4 * i) * MIB, 4 * MIB)).collect(),
-//! }]);
+//! let strips = (0..4).map(|i| Extent::new(0, (16 + 4 * i) * MIB, 4 * MIB)).collect();
+//! let fmap = Fmap::striped(10 * MIB, vec![InterleavedExtent::new(2 * MIB, strips)]);
 //! fmap.check_geometry().expect("strips hold every chunk");
 //!
 //! /// Answers one request read from /dev/fuse; returns the reply bytes to write.
@@ -58,7 +56,11 @@
 //!             let unique = r.header.unique;
 //!             match r.op {
 //!                 Operation::GetFmap { size } if r.header.nodeid == FILE_NODE => {
-//!                     match reply::get_fmap(out, unique, fmap, AbiGeneration::V1, size) {
+//!                     // The kernel's generation shows in the request; it may need the map
+//!                     // unrolled into simple extents.
+//!                     let generation = AbiGeneration::of_get_fmap(size);
+//!                     let fmap = generation.adapt_fmap(fmap);
+//!                     match reply::get_fmap(out, unique, &fmap, FileType::Regular, generation, size) {
 //!                         Ok(n) => n,
 //!                         Err(_) => reply::error(out, unique, Errno::EINVAL).ok()?,
 //!                     }
@@ -88,10 +90,10 @@
 //!
 //! // The kernel's side: check the reply and resolve a fault.
 //! let r = reply::ReplyRef::parse(bytes).unwrap();
-//! let got = Fmap::parse(r.payload, AbiGeneration::V1).unwrap();
-//! assert_eq!(got, fmap);
-//! let at = got.resolver().resolve(7 * MIB).unwrap(); // chunk 3 -> strip 3, stripe 0
-//! assert_eq!((at.dev_index, at.dev_offset), (0, 28 * MIB + MIB));
+//! let got = FmapMessage::parse(r.payload, AbiGeneration::V1).unwrap();
+//! assert_eq!((got.file_type, &got.fmap), (FileType::Regular, &fmap));
+//! let at = got.fmap.resolver().resolve(FileOffset(7 * MIB)).unwrap(); // chunk 3: strip 3, stripe 0
+//! assert_eq!((at.dev_index, at.dev_offset), (0, DevOffset(28 * MIB + MIB)));
 //! ```
 
 #![forbid(unsafe_code)]
@@ -104,6 +106,6 @@ pub mod reply;
 pub mod request;
 
 pub use errno::Errno;
-pub use fmap::{Fmap, FmapError};
+pub use fmap::{Fmap, FmapError, FmapMessage, FmapWire};
 pub use generation::AbiGeneration;
 pub use request::{Operation, Request, RequestError};

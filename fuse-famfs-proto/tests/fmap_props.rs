@@ -3,7 +3,10 @@
 //! reference model written here (it lays chunks out one by one with a write cursor per strip,
 //! instead of the div/mod arithmetic of the code under test).
 
-use fuse_famfs_proto::fmap::{Extent, FileType, FmapKind, InterleavedExtent, Resolved};
+use fuse_famfs_proto::fmap::{
+    DevOffset, Extent, FileOffset, FileType, FmapKind, FmapMessage, FmapWire, InterleavedExtent,
+    Resolved,
+};
 use fuse_famfs_proto::{AbiGeneration, Fmap};
 use proptest::prelude::*;
 
@@ -38,7 +41,7 @@ fn model(f: &Fmap) -> Vec<Seg> {
         FmapKind::Interleaved(ies) => {
             for ie in ies {
                 let size = ie.nbytes.min(f.file_size);
-                let chunk = u64::from(ie.chunk_size);
+                let chunk = ie.chunk_size;
                 let mut cursor = vec![0u64; ie.strips.len()];
                 let mut strip = 0usize;
                 let mut done = 0u64;
@@ -82,7 +85,7 @@ fn check_at(f: &Fmap, segs: &[Seg], exts: &[Extent], r: Resolved, off: u64) -> (
     assert_eq!(r.dev_index, s.dev, "device at {off}");
     assert_eq!(
         r.dev_offset,
-        s.dev_off + (off - s.file_start),
+        DevOffset(s.dev_off + (off - s.file_start)),
         "device offset at {off}"
     );
     assert_eq!(
@@ -91,21 +94,21 @@ fn check_at(f: &Fmap, segs: &[Seg], exts: &[Extent], r: Resolved, off: u64) -> (
         "run length at {off}"
     );
     let run = r.contiguous_len.min(f.file_size - off);
+    let DevOffset(dev_offset) = r.dev_offset;
     let owners = exts
         .iter()
         .filter(|e| {
             e.len > 0
                 && e.dev_index == r.dev_index
-                && r.dev_offset >= e.offset
-                && r.dev_offset + run <= e.offset + e.len
+                && dev_offset >= e.offset
+                && dev_offset + run <= e.offset + e.len
         })
         .count();
     assert_eq!(
         owners, 1,
-        "run at file {off} (dev {:#x}+{run:#x}) must lie in exactly one extent",
-        r.dev_offset
+        "run at file {off} (dev {dev_offset:#x}+{run:#x}) must lie in exactly one extent",
     );
-    (r.dev_index, r.dev_offset, run)
+    (r.dev_index, dev_offset, run)
 }
 
 /// Walks the whole file run by run (so every byte is covered), probing both resolvers at the
@@ -119,18 +122,22 @@ fn check_resolution(f: &Fmap, salt: u64) {
     let mut off = 0u64;
     while off < f.file_size {
         let walk = f
-            .resolve(off)
+            .resolve(FileOffset(off))
             .unwrap_or_else(|| panic!("walk: no mapping for {off}"));
-        assert_eq!(fast.resolve(off), Some(walk), "resolver vs walk at {off}");
+        assert_eq!(
+            fast.resolve(FileOffset(off)),
+            Some(walk),
+            "resolver vs walk at {off}"
+        );
         let run = check_at(f, &segs, &exts, walk, off);
         let len = run.2;
         for probe in [off + len - 1, off + (salt % len)] {
-            let r = fast.resolve(probe).expect("probe resolves");
-            assert_eq!(f.resolve(probe), Some(r));
+            let r = fast.resolve(FileOffset(probe)).expect("probe resolves");
+            assert_eq!(f.resolve(FileOffset(probe)), Some(r));
             check_at(f, &segs, &exts, r, probe);
             assert_eq!(
                 r.dev_offset,
-                run.1 + (probe - off),
+                DevOffset(run.1 + (probe - off)),
                 "run is affine at {probe}"
             );
         }
@@ -138,8 +145,8 @@ fn check_resolution(f: &Fmap, salt: u64) {
         off += len;
     }
     for past in [f.file_size, f.file_size.saturating_add(1), u64::MAX] {
-        assert_eq!(f.resolve(past), None);
-        assert_eq!(fast.resolve(past), None);
+        assert_eq!(f.resolve(FileOffset(past)), None);
+        assert_eq!(fast.resolve(FileOffset(past)), None);
     }
     runs.sort();
     for w in runs.windows(2) {
@@ -173,7 +180,7 @@ fn place(lens: Vec<u64>, gaps: Vec<u64>, order: Vec<usize>) -> Vec<u64> {
 }
 
 /// Valid simple fmaps with 1..=max extents (some of length 0, as the kernel allows).
-fn simple_fmap(max: usize) -> impl Strategy<Value = Fmap> {
+fn simple_fmap(max: usize) -> impl Strategy<Value = FmapMessage> {
     (1..=max)
         .prop_flat_map(|n| {
             (
@@ -193,17 +200,19 @@ fn simple_fmap(max: usize) -> impl Strategy<Value = Fmap> {
                 .zip(offs)
                 .map(|(&len, off)| Extent::new(0, off, len))
                 .collect();
-            Fmap {
+            FmapMessage {
                 file_type: ft,
-                file_size: total - r % (total + 1),
-                kind: FmapKind::Simple(exts),
+                fmap: Fmap {
+                    file_size: total - r % (total + 1),
+                    kind: FmapKind::Simple(exts),
+                },
             }
         })
 }
 
 /// Valid interleaved fmaps: 1..=4 interleaved extents of 1..=32 strips, chunk sizes 2..8 MiB,
 /// strips long enough for the stripe arithmetic (plus slack), within 4096 bytes on the wire.
-fn interleaved_fmap() -> impl Strategy<Value = Fmap> {
+fn interleaved_fmap() -> impl Strategy<Value = FmapMessage> {
     proptest::collection::vec(
         (
             1usize..=32,
@@ -244,7 +253,7 @@ fn interleaved_fmap() -> impl Strategy<Value = Fmap> {
         let ies = spec
             .iter()
             .map(|&(n, chunk_units, size, _)| InterleavedExtent {
-                chunk_size: (chunk_units * AU) as u32,
+                chunk_size: chunk_units * AU,
                 nbytes: size,
                 strips: it
                     .by_ref()
@@ -253,45 +262,49 @@ fn interleaved_fmap() -> impl Strategy<Value = Fmap> {
                     .collect(),
             })
             .collect();
-        Fmap {
+        FmapMessage {
             file_type: ft,
-            file_size,
-            kind: FmapKind::Interleaved(ies),
+            fmap: Fmap {
+                file_size,
+                kind: FmapKind::Interleaved(ies),
+            },
         }
     })
-    .prop_filter("fits in 4096 bytes", |f| f.encoded_len() <= 4096)
+    .prop_filter("fits in 4096 bytes", |m| m.fmap.encoded_len() <= 4096)
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn simple_round_trip_and_resolution(f in simple_fmap(32), salt in any::<u64>()) {
+    fn simple_round_trip_and_resolution(m in simple_fmap(32), salt in any::<u64>()) {
+        let f = &m.fmap;
         for abi_gen in AbiGeneration::ALL {
             prop_assert_eq!(f.validate(abi_gen), Ok(()));
-            let bytes = f.to_bytes(abi_gen).unwrap();
+            let bytes = f.to_bytes(m.file_type, abi_gen).unwrap();
             prop_assert_eq!(bytes.len(), 32 + 24 * f.kind.nextents());
-            prop_assert_eq!(Fmap::parse(&bytes, abi_gen), Ok(f.clone()));
+            prop_assert_eq!(FmapMessage::parse(&bytes, abi_gen), Ok(m.clone()));
         }
         prop_assert_eq!(f.check_geometry(), Ok(()));
-        check_resolution(&f, salt);
+        check_resolution(f, salt);
     }
 
     #[test]
-    fn dev_simple_beyond_32_extents(f in simple_fmap(120)) {
-        let bytes = f.to_bytes(AbiGeneration::Dev).unwrap();
-        prop_assert_eq!(Fmap::parse(&bytes, AbiGeneration::Dev), Ok(f.clone()));
+    fn dev_simple_beyond_32_extents(m in simple_fmap(120)) {
+        let bytes = m.fmap.to_bytes(m.file_type, AbiGeneration::Dev).unwrap();
+        prop_assert_eq!(FmapMessage::parse(&bytes, AbiGeneration::Dev), Ok(m.clone()));
         // fmap_size (word 12) is the total length in the dev generation.
         prop_assert_eq!(u32::from_le_bytes(bytes[12..16].try_into().unwrap()) as usize, bytes.len());
     }
 
     #[test]
-    fn interleaved_round_trip_and_resolution(f in interleaved_fmap(), salt in any::<u64>()) {
+    fn interleaved_round_trip_and_resolution(m in interleaved_fmap(), salt in any::<u64>()) {
+        let f = &m.fmap;
         prop_assert_eq!(f.validate(AbiGeneration::V1), Ok(()));
         prop_assert_eq!(f.check_geometry(), Ok(()));
-        let bytes = f.to_bytes(AbiGeneration::V1).unwrap();
-        prop_assert_eq!(Fmap::parse(&bytes, AbiGeneration::V1), Ok(f.clone()));
-        check_resolution(&f, salt);
+        let bytes = f.to_bytes(m.file_type, AbiGeneration::V1).unwrap();
+        prop_assert_eq!(FmapMessage::parse(&bytes, AbiGeneration::V1), Ok(m.clone()));
+        check_resolution(f, salt);
     }
 }
 
@@ -306,10 +319,11 @@ fn any_extent() -> impl Strategy<Value = Extent> {
         .prop_map(|(d, o, l)| Extent::new(d, o, l))
 }
 
-fn any_fmap() -> impl Strategy<Value = Fmap> {
+fn any_fmap() -> impl Strategy<Value = FmapMessage> {
     let simple = proptest::collection::vec(any_extent(), 0..40).prop_map(FmapKind::Simple);
     let ie = (
-        prop_oneof![3 => (0u32..4).prop_map(|u| u * AU as u32), 1 => any::<u32>()],
+        prop_oneof![3 => (0u32..4).prop_map(|u| u * AU as u32), 1 => any::<u32>()]
+            .prop_map(u64::from),
         prop_oneof![3 => (0u64..64).prop_map(|u| u * MIB), 1 => any::<u64>()],
         proptest::collection::vec(any_extent(), 0..36),
     )
@@ -324,10 +338,9 @@ fn any_fmap() -> impl Strategy<Value = Fmap> {
         prop_oneof![3 => (0u64..128).prop_map(|u| u * MIB), 1 => any::<u64>()],
         file_type(),
     )
-        .prop_map(|(kind, file_size, file_type)| Fmap {
+        .prop_map(|(kind, file_size, file_type)| FmapMessage {
             file_type,
-            file_size,
-            kind,
+            fmap: Fmap { file_size, kind },
         })
 }
 
@@ -336,14 +349,14 @@ proptest! {
 
     /// Typed validation and byte parsing give the same verdict (and the same error).
     #[test]
-    fn validate_matches_parse(f in any_fmap()) {
+    fn validate_matches_parse(m in any_fmap()) {
         for abi_gen in AbiGeneration::ALL {
-            let verdict = f.validate(abi_gen);
-            match f.to_bytes(abi_gen) {
+            let verdict = m.fmap.validate(abi_gen);
+            match m.fmap.to_bytes(m.file_type, abi_gen) {
                 Ok(bytes) => {
-                    let parsed = Fmap::parse(&bytes, abi_gen);
+                    let parsed = FmapMessage::parse(&bytes, abi_gen);
                     match (&verdict, &parsed) {
-                        (Ok(()), Ok(p)) => prop_assert_eq!(p, &f),
+                        (Ok(()), Ok(p)) => prop_assert_eq!(p, &m),
                         (Err(a), Err(b)) => prop_assert_eq!(a, b),
                         _ => prop_assert!(false, "validate {:?} but parse {:?}", verdict, parsed),
                     }
@@ -356,11 +369,12 @@ proptest! {
     /// The fast resolver and the kernel-style walk agree on any fmap, valid or not, and neither
     /// panics.
     #[test]
-    fn resolvers_agree_on_anything(f in any_fmap(), offs in proptest::collection::vec(any::<u64>(), 16)) {
+    fn resolvers_agree_on_anything(m in any_fmap(), offs in proptest::collection::vec(any::<u64>(), 16)) {
+        let f = &m.fmap;
         let r = f.resolver();
         let size = f.file_size.max(1);
         for o in offs.iter().flat_map(|&o| [o, o % size, size - 1 - o % size]) {
-            prop_assert_eq!(r.resolve(o), f.resolve(o), "offset {}", o);
+            prop_assert_eq!(r.resolve(FileOffset(o)), f.resolve(FileOffset(o)), "offset {}", o);
         }
     }
 }

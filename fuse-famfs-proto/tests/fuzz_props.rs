@@ -3,10 +3,10 @@
 //! must also be lossless: re-encoding what was parsed gives back the same bytes.
 
 use fuse_famfs_proto::abi::{ForgetOne, Opcode, ReadIn, WriteIn};
-use fuse_famfs_proto::fmap::parse_reply;
+use fuse_famfs_proto::fmap::{FileOffset, parse_reply};
 use fuse_famfs_proto::reply::{DirentIter, DirentPlusIter, ReplyRef};
 use fuse_famfs_proto::request::ForgetList;
-use fuse_famfs_proto::{AbiGeneration, Fmap, Operation, Request};
+use fuse_famfs_proto::{AbiGeneration, FmapMessage, FmapWire, Operation, Request};
 use proptest::prelude::*;
 use zerocopy::IntoBytes;
 
@@ -88,14 +88,15 @@ fn exercise_request(bytes: &[u8]) {
 
 fn exercise_fmap(bytes: &[u8]) {
     for abi_gen in AbiGeneration::ALL {
-        if let Ok(f) = Fmap::parse(bytes, abi_gen) {
+        if let Ok(m) = FmapMessage::parse(bytes, abi_gen) {
             // Whatever parses must validate, re-encode to a parseable form and resolve safely.
+            let f = &m.fmap;
             assert_eq!(f.validate(abi_gen), Ok(()));
-            let again = f.to_bytes(abi_gen).expect("re-encode");
-            assert_eq!(Fmap::parse(&again, abi_gen), Ok(f.clone()));
+            let again = f.to_bytes(m.file_type, abi_gen).expect("re-encode");
+            assert_eq!(FmapMessage::parse(&again, abi_gen), Ok(m.clone()));
             let r = f.resolver();
             for off in [0, 1, f.file_size / 2, f.file_size.wrapping_sub(1), u64::MAX] {
-                assert_eq!(r.resolve(off), f.resolve(off));
+                assert_eq!(r.resolve(FileOffset(off)), f.resolve(FileOffset(off)));
             }
             let _ = f.check_geometry();
         }

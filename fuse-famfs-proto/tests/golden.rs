@@ -3,7 +3,9 @@
 //! the code under test.
 
 use fuse_famfs_proto::abi::{self, DaxdevOut, InitIn, Opcode};
-use fuse_famfs_proto::fmap::{Extent, FileType, FmapKind, InterleavedExtent};
+use fuse_famfs_proto::fmap::{
+    Extent, FileType, FmapKind, FmapMessage, FmapWire, InterleavedExtent,
+};
 use fuse_famfs_proto::reply::{self, InitConfig, ReplyRef};
 use fuse_famfs_proto::{AbiGeneration, Fmap, Operation, Request};
 
@@ -145,14 +147,16 @@ fn iext(b: B, nstrips: u32, chunk: u32, nbytes: u64) -> B {
     b.u32(nstrips).u32(chunk).u64(nbytes).u64(0)
 }
 
-fn simple_fmap() -> Fmap {
-    Fmap {
+fn simple_fmap() -> FmapMessage {
+    FmapMessage {
         file_type: FileType::Log,
-        file_size: 5 * MIB,
-        kind: FmapKind::Simple(vec![
-            Extent::new(0, 2 * MIB, 4 * MIB),
-            Extent::new(0, 64 * MIB, 2 * MIB),
-        ]),
+        fmap: Fmap {
+            file_size: 5 * MIB,
+            kind: FmapKind::Simple(vec![
+                Extent::new(0, 2 * MIB, 4 * MIB),
+                Extent::new(0, 64 * MIB, 2 * MIB),
+            ]),
+        },
     }
 }
 
@@ -167,10 +171,11 @@ fn get_fmap_reply_simple_v1() {
     let want = out_header(16 + 80, 0, 42).bytes(&payload).0;
 
     let mut out = vec![0u8; 8192];
-    let n = reply::get_fmap(&mut out, 42, &simple_fmap(), AbiGeneration::V1, None).unwrap();
+    let m = simple_fmap();
+    let n = reply::get_fmap(&mut out, 42, &m.fmap, m.file_type, AbiGeneration::V1, None).unwrap();
     assert_eq!(&out[..n], &want[..]);
     assert_eq!(
-        Fmap::parse(&payload, AbiGeneration::V1).unwrap(),
+        FmapMessage::parse(&payload, AbiGeneration::V1).unwrap(),
         simple_fmap()
     );
 }
@@ -182,11 +187,20 @@ fn get_fmap_reply_simple_dev_sets_fmap_size() {
         let b = simple_ext(b, 0, 2 * MIB, 4 * MIB);
         simple_ext(b, 0, 64 * MIB, 2 * MIB).0
     };
-    let got = simple_fmap().to_bytes(AbiGeneration::Dev).unwrap();
+    let m = simple_fmap();
+    let got = m.fmap.to_bytes(m.file_type, AbiGeneration::Dev).unwrap();
     assert_eq!(got, payload);
     // Too large for the kernel's offered buffer: the header alone, fmap_size = 80.
     let mut out = vec![0u8; 4096];
-    let n = reply::get_fmap(&mut out, 9, &simple_fmap(), AbiGeneration::Dev, Some(64)).unwrap();
+    let n = reply::get_fmap(
+        &mut out,
+        9,
+        &m.fmap,
+        m.file_type,
+        AbiGeneration::Dev,
+        Some(64),
+    )
+    .unwrap();
     let want = out_header(48, 0, 9)
         .bytes(&fmap_header(2, 0, 2, 80, 5 * MIB).0)
         .0;
@@ -200,7 +214,7 @@ fn get_fmap_reply_interleaved_v1() {
         12 * MIB,
         vec![
             InterleavedExtent {
-                chunk_size: (2 * MIB) as u32,
+                chunk_size: 2 * MIB,
                 nbytes: 8 * MIB,
                 strips: vec![
                     Extent::new(0, 0, 4 * MIB),
@@ -208,7 +222,7 @@ fn get_fmap_reply_interleaved_v1() {
                 ],
             },
             InterleavedExtent {
-                chunk_size: (4 * MIB) as u32,
+                chunk_size: 4 * MIB,
                 nbytes: 4 * MIB,
                 strips: vec![Extent::new(0, 96 * MIB, 4 * MIB)],
             },
@@ -221,8 +235,12 @@ fn get_fmap_reply_interleaved_v1() {
     let b = iext(b, 1, 4 * 1024 * 1024, 4 * MIB);
     let payload = simple_ext(b, 0, 96 * MIB, 4 * MIB).0;
     assert_eq!(payload.len(), 32 + 24 * 5);
-    assert_eq!(fmap.to_bytes(AbiGeneration::V1).unwrap(), payload);
-    assert_eq!(Fmap::parse(&payload, AbiGeneration::V1).unwrap(), fmap);
+    assert_eq!(
+        fmap.to_bytes(FileType::Regular, AbiGeneration::V1).unwrap(),
+        payload
+    );
+    let got = FmapMessage::parse(&payload, AbiGeneration::V1).unwrap();
+    assert_eq!((got.file_type, got.fmap), (FileType::Regular, fmap));
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Every kernel rejection rule for GET_FMAP replies (reference §3.3, §3.4, §1.3 and §8), each
 //! with the errno the kernel gives, for both ABI generations. Inputs are written byte by byte.
 
-use fuse_famfs_proto::fmap::{Extent, FmapReply, InterleavedExtent, parse_reply};
+use fuse_famfs_proto::fmap::{
+    Extent, FileOffset, FileType, FmapEncodeError, FmapReply, InterleavedExtent, parse_reply,
+};
 use fuse_famfs_proto::reply::ReplyRef;
-use fuse_famfs_proto::{AbiGeneration, Errno, Fmap};
+use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, FmapMessage, FmapWire};
 
 const MIB: u64 = 1 << 20;
 const V1: AbiGeneration = AbiGeneration::V1;
@@ -54,7 +56,7 @@ fn striped(nstrips: u32, chunk: u32, nbytes: u64) -> Vec<u8> {
 }
 
 fn errno(bytes: &[u8], abi_gen: AbiGeneration) -> Errno {
-    match Fmap::parse(bytes, abi_gen) {
+    match FmapMessage::parse(bytes, abi_gen) {
         Ok(f) => panic!("accepted: {f:?}"),
         Err(e) => {
             // Display never panics and names the problem.
@@ -65,7 +67,11 @@ fn errno(bytes: &[u8], abi_gen: AbiGeneration) -> Errno {
 }
 
 fn ok(bytes: &[u8], abi_gen: AbiGeneration) -> Fmap {
-    Fmap::parse(bytes, abi_gen).unwrap_or_else(|e| panic!("rejected: {e}"))
+    ok_message(bytes, abi_gen).fmap
+}
+
+fn ok_message(bytes: &[u8], abi_gen: AbiGeneration) -> FmapMessage {
+    FmapMessage::parse(bytes, abi_gen).unwrap_or_else(|e| panic!("rejected: {e}"))
 }
 
 // ---- V3–V10 (V1) ----
@@ -162,8 +168,8 @@ fn chunk_size_zero_passes_like_the_kernel_but_fails_geometry() {
     // 0 is a multiple of 2 MiB: the kernel accepts it (and would divide by zero on a fault).
     let f = ok(&striped(2, 0, 8 * MIB), V1);
     assert!(f.check_geometry().is_err());
-    assert_eq!(f.resolve(0), None);
-    assert_eq!(f.resolver().resolve(0), None);
+    assert_eq!(f.resolve(FileOffset(0)), None);
+    assert_eq!(f.resolver().resolve(FileOffset(0)), None);
 }
 
 #[test]
@@ -238,7 +244,7 @@ fn reply_larger_than_page_is_eio() {
         2 * MIB,
         (0..6)
             .map(|_| InterleavedExtent {
-                chunk_size: (2 * MIB) as u32,
+                chunk_size: 2 * MIB,
                 nbytes: 2 * MIB,
                 strips: vec![Extent::new(0, 0, 2 * MIB); 32],
             })
@@ -246,6 +252,29 @@ fn reply_larger_than_page_is_eio() {
     );
     assert!(big.encoded_len() > 4096);
     assert_eq!(big.validate(V1).unwrap_err().errno(), Errno::EIO);
+}
+
+#[test]
+fn chunk_sizes_past_the_u32_wire_field_cannot_be_encoded() {
+    // The on-media chunk size is 64 bits, the wire's 32: a map with an 8 GiB chunk is refused
+    // at encode time (famfs-server answers GET_FMAP with EINVAL), never truncated.
+    let big = Fmap::striped(
+        1,
+        vec![InterleavedExtent::new(
+            8 << 30,
+            vec![Extent::new(0, 16 * MIB, 8 << 30)],
+        )],
+    );
+    big.check_geometry().unwrap();
+    let mut out = [0u8; 4096];
+    assert_eq!(
+        big.encode(FileType::Regular, V1, &mut out),
+        Err(FmapEncodeError::ChunkTooLarge {
+            iext: 0,
+            chunk_size: 8 << 30
+        })
+    );
+    assert!(big.to_bytes(FileType::Regular, V1).is_err());
 }
 
 #[test]
@@ -259,7 +288,7 @@ fn what_passes_silently() {
     b[24] = 0xff; // reserved1
     b[32 + 4] = 0xff; // extent reserved
     b.extend_from_slice(b"trailing");
-    let f = ok(&b, V1);
+    let f = ok_message(&b, V1);
     assert_eq!(u8::from(f.file_type), 200);
     // Strips too short for the stripe arithmetic: accepted by V1 (variant B would refuse).
     let mut s = hdr(1, 1, 0, 8 * MIB);
@@ -299,7 +328,7 @@ fn dev_rejects_interleave() {
         errno(&striped(2, (2 * MIB) as u32, 8 * MIB), DEV),
         Errno::EINVAL
     );
-    let f = Fmap::parse(&striped(2, (2 * MIB) as u32, 8 * MIB), V1).unwrap();
+    let f = ok(&striped(2, (2 * MIB) as u32, 8 * MIB), V1);
     assert_eq!(f.validate(DEV).unwrap_err().errno(), Errno::EINVAL);
 }
 
@@ -332,7 +361,7 @@ fn dev_grow_and_retry_once() {
     let FmapReply::Fmap(f) = parse_reply(&full, DEV, full.len(), true).unwrap() else {
         panic!("no fmap")
     };
-    assert_eq!(f.kind.nextents(), 200);
+    assert_eq!(f.fmap.kind.nextents(), 200);
     // Growing again on the retry: EINVAL.
     let mut grown = head.to_vec();
     grown[12..16].copy_from_slice(&(full.len() as u32 + 24).to_le_bytes());

@@ -181,7 +181,7 @@ fn bench_read(passes: u64, transports: &[Transport]) {
         std::fs::read_to_string(knobs::MAX_PAGES_LIMIT)
             .map_or("?".into(), |s| s.trim().to_string())
     );
-    let famfs_log::fmap::Fmap::Simple(exts) = &f.fmap else {
+    let fuse_famfs_proto::fmap::FmapKind::Simple(exts) = &f.fmap.kind else {
         panic!("contiguous file with an interleaved map");
     };
     let ext = exts[0];

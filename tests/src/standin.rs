@@ -24,6 +24,7 @@ use famfs_log::header::{COUNTERS_OFFSET, LogHeader};
 use famfs_log::layout::{FM_ALL_HOSTS_RW, LOG_ENTRY_CRC_LEN, LOG_ENTRY_SIZE, LOG_OFFSET};
 use famfs_log::namespace::{Attr, Ino};
 use famfs_log::{Famfs, LogError, MkfsOptions, OffsetMedia, OpenOptions, mkfs};
+use fuse_famfs_proto::fmap::{Extent, Fmap};
 use uuid::Uuid;
 
 use crate::pattern;
@@ -78,17 +79,8 @@ pub struct TestFile {
     /// How it was asked to be allocated.
     pub policy: AllocPolicy,
     /// The map the log holds for it (the allocator may place a small file contiguously even
-    /// when asked to interleave).
-    pub fmap: famfs_log::fmap::Fmap,
-}
-
-impl TestFile {
-    /// The map GET_FMAP must return for this file (`file_type` regular).
-    pub fn wire_fmap(&self) -> fuse_famfs_proto::Fmap {
-        self.fmap
-            .to_wire(self.size)
-            .expect("a map the fixture created converts to the wire form")
-    }
+    /// when asked to interleave), which is also what GET_FMAP must return for it.
+    pub fmap: Fmap,
 }
 
 /// The owner and mode the fixture gives files (0644, uid/gid 1000) and directories (0755).
@@ -401,20 +393,17 @@ impl StandIn {
 
 /// Writes the pattern with `seed` over the whole of a freshly created file.
 fn write_pattern(map: &Mapping, entry: &FileEntry, seed: u64) -> Result<(), FixtureError> {
-    let wire = entry
-        .fmap
-        .to_wire(entry.size)
-        .map_err(|e| FixtureError::Other(format!("{}: {e}", entry.path.display())))?;
-    let view = FileView::new(map, &wire)?;
-    let mut buf = vec![0u8; (8 << 20).min(entry.size as usize)];
+    let view = FileView::new(map, &entry.fmap)?;
+    let size = entry.size();
+    let mut buf = vec![0u8; (8 << 20).min(size as usize)];
     let mut off = 0u64;
-    while off < entry.size {
-        let n = (entry.size - off).min(buf.len() as u64) as usize;
+    while off < size {
+        let n = (size - off).min(buf.len() as u64) as usize;
         pattern::fill(seed, off, &mut buf[..n]);
         view.write_at(off, &buf[..n])?;
         off += n as u64;
     }
-    view.flush(0, entry.size)?;
+    view.flush(0, size)?;
     Ok(())
 }
 
@@ -437,16 +426,13 @@ pub fn raw_file_entry(
     let placeholder = vec![b'P'; path.len()];
     let entry = LogEntry::File(FileEntry {
         path: PathBuf::from(std::ffi::OsStr::from_bytes(&placeholder)),
-        size,
         flags: FM_ALL_HOSTS_RW,
         uid: FILE_ATTR.uid,
         gid: FILE_ATTR.gid,
         mode: FILE_ATTR.mode,
-        fmap: famfs_log::fmap::Fmap::Simple(
-            extents
-                .iter()
-                .map(|&(o, l)| famfs_log::fmap::Extent::new(o, l))
-                .collect(),
+        fmap: Fmap::simple(
+            size,
+            extents.iter().map(|&(o, l)| Extent::new(0, o, l)).collect(),
         ),
     });
     let mut bytes = entry

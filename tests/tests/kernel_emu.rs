@@ -21,7 +21,7 @@ use fuse_famfs_proto::abi::{
     self, CreateIn, ForgetIn, ForgetOne, GetxattrIn, InitIn, InterruptIn, Opcode, OpenIn, ReadIn,
     SetattrIn, WriteIn,
 };
-use fuse_famfs_proto::fmap::{FileType, FmapKind};
+use fuse_famfs_proto::fmap::{FileType, FmapKind, FmapMessage};
 use fuse_famfs_proto::request::ForgetList;
 use fuse_famfs_proto::{AbiGeneration, Errno, Operation};
 use uuid::Uuid;
@@ -222,7 +222,7 @@ fn every_fmap_passes_the_kernel_rules_and_resolves_to_the_written_bytes() {
     let interleaved = fx
         .dev
         .files()
-        .filter(|f| matches!(f.fmap, famfs_log::fmap::Fmap::Interleaved(_)))
+        .filter(|f| matches!(f.fmap.kind, FmapKind::Interleaved(_)))
         .count();
     assert!(interleaved >= 4, "the fixture has interleaved files");
     for p in &fx.paths {
@@ -234,19 +234,15 @@ fn every_fmap_passes_the_kernel_rules_and_resolves_to_the_written_bytes() {
             .expect("open with GET_FMAP");
         let kf = k.cached_fmap(e.nodeid).expect("fmap cached by open");
         assert_eq!(kf.fmap.file_size, tf.size, "{p:?}");
-        assert_eq!(kf.fmap.file_type, FileType::Regular, "{p:?}");
+        assert_eq!(kf.file_type, FileType::Regular, "{p:?}");
         kf.fmap
             .check_geometry()
             .unwrap_or_else(|g| panic!("{p:?}: {g}"));
-        assert_eq!(
-            kf.fmap,
-            tf.wire_fmap(),
-            "{p:?}: served map differs from the log"
-        );
+        assert_eq!(kf.fmap, tf.fmap, "{p:?}: served map differs from the log");
         // A 2 MiB-aligned file offset resolves to a 2 MiB-aligned device offset (PMD faults).
         for off in (0..tf.size).step_by(2 << 20) {
             let r = k.resolve(e.nodeid, off).unwrap();
-            assert_eq!(r.dev_offset % (2 * MIB), 0, "{p:?} @ {off}");
+            assert_eq!(r.dev_offset.0 % (2 * MIB), 0, "{p:?} @ {off}");
             assert_eq!(r.dev_index, 0);
         }
         assert_eq!(k.daxdev_state(0), Some(Ok(())), "device 0 registered");
@@ -299,7 +295,7 @@ fn meta_files_have_their_file_types_and_map_the_metadata() {
             assert_eq!(e.attr.mode & libc::S_IFMT, libc::S_IFREG, "{role} {path}");
             let f = k.open(e.nodeid, libc::O_RDONLY).unwrap();
             let kf = k.cached_fmap(e.nodeid).unwrap();
-            assert_eq!(kf.fmap.file_type, ft, "{role} {path}");
+            assert_eq!(kf.file_type, ft, "{role} {path}");
             match &kf.fmap.kind {
                 FmapKind::Simple(x) => {
                     assert_eq!(x.len(), 1, "{role} {path}: {x:?}");
@@ -467,13 +463,14 @@ fn dev_generation_gets_simple_extent_maps_that_resolve_to_the_same_bytes() {
         let tf = fx.dev.file(p).unwrap();
         let e = k.lookup_path(p).unwrap();
         // The 8-byte size form, validated with the Dev rules (simple extents only).
-        let fmap = match k.fetch_fmap(e.nodeid, AbiGeneration::Dev, None) {
-            Ok(f) => f,
+        let msg = match k.fetch_fmap(e.nodeid, AbiGeneration::Dev, None) {
+            Ok(m) => m,
             Err(err) => {
                 failures.push(format!("{p:?}: {err}"));
                 continue;
             }
         };
+        let fmap = &msg.fmap;
         assert!(matches!(fmap.kind, FmapKind::Simple(_)), "{p:?}: {fmap:?}");
         assert_eq!(fmap.file_size, tf.size);
         // And through open + the resolver.
@@ -490,7 +487,7 @@ fn dev_generation_gets_simple_extent_maps_that_resolve_to_the_same_bytes() {
         let small = k
             .fetch_fmap(e.nodeid, AbiGeneration::Dev, Some(40))
             .unwrap();
-        assert_eq!(small, fmap, "{p:?}: retried map differs");
+        assert_eq!(small, msg, "{p:?}: retried map differs");
         assert_eq!(k.sent(Opcode::GET_FMAP), before + 2, "{p:?}: one retry");
     }
     assert!(
@@ -1099,8 +1096,8 @@ fn pipelined_requests_each_get_their_own_reply() {
             }
             "getattr" => assert_eq!(r.attr().unwrap().attr.size, size),
             "fmap" => {
-                let f = fuse_famfs_proto::Fmap::parse(r.payload, AbiGeneration::V1).unwrap();
-                assert_eq!(f.file_size, size);
+                let m = FmapMessage::parse(r.payload, AbiGeneration::V1).unwrap();
+                assert_eq!(m.fmap.file_size, size);
             }
             _ => {
                 r.statfs().unwrap();

@@ -163,8 +163,7 @@ fn hostile_log_entries_are_skipped_with_a_warning_and_never_served() {
     let good = dev
         .add_file("good", 3 * MIB + 1, AllocPolicy::Contiguous)
         .unwrap();
-    let good_ext = good.wire_fmap();
-    let fuse_famfs_proto::fmap::FmapKind::Simple(exts) = &good_ext.kind else {
+    let fuse_famfs_proto::fmap::FmapKind::Simple(exts) = &good.fmap.kind else {
         panic!("contiguous file with interleaved map");
     };
     let (good_off, good_len) = (exts[0].offset, exts[0].len);

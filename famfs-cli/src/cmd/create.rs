@@ -125,7 +125,6 @@ pub fn clone(a: CloneArgs) -> Result<i32> {
     }
     let entry = FileEntry {
         path: dst.rel.clone(),
-        size: file.size,
         flags: if file.flags == 0 {
             FM_ALL_HOSTS_RW
         } else {

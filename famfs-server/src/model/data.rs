@@ -65,22 +65,18 @@ impl FileSystem {
         }
     }
 
-    /// The map of file `ino` (its extents on the device and its size), with the meta files
-    /// typed as such.
-    pub fn fmap(&self, ino: Ino) -> Result<Fmap, Errno> {
+    /// The map of file `ino` (its extents on the device and its size) and the file type
+    /// GET_FMAP reports for it: the meta files are typed as such.
+    pub fn fmap(&self, ino: Ino) -> Result<(FileType, Arc<Fmap>), Errno> {
         let log = self.log.read();
         let n = log.state().namespace().get(ino).ok_or(Errno::ENOENT)?;
         let f = n.as_file().ok_or(Errno::EISDIR)?;
-        let mut wire = f.fmap.to_wire(f.size).map_err(|e| {
-            tracing::error!("file {ino}: {e}");
-            Errno::EINVAL
-        })?;
-        wire.file_type = match ino {
+        let file_type = match ino {
             META_SB_INO => FileType::Superblock,
             META_LOG_INO => FileType::Log,
             _ => FileType::Regular,
         };
-        Ok(wire)
+        Ok((file_type, Arc::clone(&f.fmap)))
     }
 
     /// The view of file `ino`, built once and cached (files never change).
@@ -94,8 +90,8 @@ impl FileSystem {
         {
             return Ok(Arc::clone(v));
         }
-        let wire = self.fmap(ino)?;
-        let view = FileView::new(Arc::clone(&self.map), &wire).map_err(|e| {
+        let (_, fmap) = self.fmap(ino)?;
+        let view = FileView::new(Arc::clone(&self.map), &fmap).map_err(|e| {
             tracing::error!("file {ino}: {e}");
             Errno::EIO
         })?;

@@ -120,7 +120,7 @@ pub enum FmapError {
         /// Which interleaved extent.
         iext: usize,
         /// Its chunk size.
-        chunk_size: u32,
+        chunk_size: u64,
     },
     /// An interleaved extent has `ie_nbytes` 0 (EINVAL).
     #[error("interleaved extent {iext} covers 0 bytes")]
@@ -204,52 +204,17 @@ pub enum FmapEncodeError {
     /// A count does not fit its u32 wire field.
     #[error("fmap has too many extents or strips to encode")]
     CountOverflow,
+    /// An interleaved extent's chunk size does not fit the u32 wire field (4 GiB or more).
+    #[error(
+        "interleaved extent {iext}: chunk size {chunk_size:#x} does not fit the wire's 32 bits"
+    )]
+    ChunkTooLarge {
+        /// Which interleaved extent.
+        iext: usize,
+        /// Its chunk size.
+        chunk_size: u64,
+    },
     /// The fmap fails the kernel's validation (returned by the validating reply builders).
     #[error("fmap would be rejected by the kernel: {0}")]
     Invalid(#[from] FmapError),
-}
-
-/// A layout the kernel accepts but that cannot work (checked by [`Fmap::check_geometry`]).
-///
-/// [`Fmap::check_geometry`]: crate::fmap::Fmap::check_geometry
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum GeometryError {
-    /// Chunk size 0 (the kernel would divide by zero on the first fault).
-    #[error("interleaved extent {iext} has chunk size 0")]
-    ZeroChunk {
-        /// Which interleaved extent.
-        iext: usize,
-    },
-    /// No strips.
-    #[error("interleaved extent {iext} has no strips")]
-    NoStrips {
-        /// Which interleaved extent.
-        iext: usize,
-    },
-    /// A strip is shorter than the bytes the stripe arithmetic places on it.
-    #[error("interleaved extent {iext} strip {strip}: length {len:#x} < {needed:#x} needed")]
-    StripTooShort {
-        /// Which interleaved extent.
-        iext: usize,
-        /// Which strip.
-        strip: usize,
-        /// Its length.
-        len: u64,
-        /// Bytes the arithmetic places on it.
-        needed: u64,
-    },
-    /// The resolver would not reach every byte below `file_size`.
-    #[error("extents map {covered} bytes, less than the file size {file_size}")]
-    Uncovered {
-        /// Bytes reachable.
-        covered: u64,
-        /// The file size.
-        file_size: u64,
-    },
-    /// A device range wraps past 2^64.
-    #[error("a device range starting at {offset:#x} overflows")]
-    DeviceOverflow {
-        /// The range's start.
-        offset: u64,
-    },
 }

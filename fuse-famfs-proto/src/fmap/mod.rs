@@ -1,26 +1,28 @@
-//! famfs file maps (fmaps): the typed form, the wire encoding, the kernel's validation and the
-//! fault resolver.
+//! famfs file maps (fmaps) on the wire: the GET_FMAP encoding and the kernel's validation.
 //!
-//! - [`Fmap::encode`] writes a GET_FMAP reply payload into a caller buffer (no allocation).
-//! - [`Fmap::parse`] reads one and applies exactly the kernel's checks for an
-//!   [`AbiGeneration`](crate::AbiGeneration), failing with the errno open(2) would see ([`FmapError::errno`]).
-//! - [`Fmap::validate`] applies the same checks to a typed fmap before a server sends it.
-//! - [`Fmap::resolve`] is the kernel's linear walk (file offset → device index and offset);
-//!   [`Resolver`] gives the same answers in O(log n) with precomputed prefix sums and shifts.
+//! The map itself is [`famfs_fmap::Fmap`] (re-exported here with its parts, its geometry check
+//! and its fault [`Resolver`]); this module adds the wire side.
+//!
+//! - [`FmapWire::encode`] writes a GET_FMAP reply payload into a caller buffer (no allocation);
+//!   the header's [`FileType`] is an argument, as the map does not carry one.
+//! - [`FmapMessage::parse`] reads one and applies exactly the kernel's checks for an
+//!   [`AbiGeneration`], failing with the errno open(2) would see ([`FmapError::errno`]).
+//! - [`FmapWire::validate`] applies the same checks to a typed fmap before a server sends it.
 //! - [`Fmap::check_geometry`] adds checks the kernel does not make but a sane server should
 //!   (strips long enough for the stripe arithmetic, non-zero chunk size).
 
 mod error;
-mod resolve;
 mod validate;
 mod wire;
 
-pub use error::{
-    ExtentFault, ExtentFaultReason, ExtentLocation, FmapEncodeError, FmapError, GeometryError,
+pub use error::{ExtentFault, ExtentFaultReason, ExtentLocation, FmapEncodeError, FmapError};
+pub use famfs_fmap::{
+    DevOffset, Extent, FileOffset, Fmap, FmapKind, GeometryError, InterleavedExtent, Resolved,
+    Resolver,
 };
-pub use resolve::{Resolved, Resolver};
 pub use wire::{FmapReply, parse_reply};
 
+use crate::AbiGeneration;
 use crate::abi::{
     FUSE_FAMFS_EXT_INTERLEAVE, FUSE_FAMFS_EXT_SIMPLE, FUSE_FAMFS_FILE_LOG, FUSE_FAMFS_FILE_REG,
     FUSE_FAMFS_FILE_SUPERBLOCK,
@@ -90,114 +92,70 @@ impl ExtType {
     }
 }
 
-/// A contiguous range of a dax device (a simple extent, or one strip of an interleaved extent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Extent {
-    /// Dax device index.
-    pub dev_index: u32,
-    /// Byte offset on the device.
-    pub offset: u64,
-    /// Length in bytes.
-    pub len: u64,
-}
-
-impl Extent {
-    /// A new extent.
-    pub const fn new(dev_index: u32, offset: u64, len: u64) -> Self {
-        Extent {
-            dev_index,
-            offset,
-            len,
-        }
-    }
-}
-
-/// An interleaved (striped) extent: `nbytes` of the file spread over `strips` in `chunk_size`
-/// chunks, round robin.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
-pub struct InterleavedExtent {
-    /// Stripe chunk size in bytes.
-    pub chunk_size: u32,
-    /// Logical bytes of the file this extent covers (the kernel uses `min(nbytes, file_size)`).
-    pub nbytes: u64,
-    /// The strips, in stripe order.
-    pub strips: Vec<Extent>,
-}
-
-/// The extents of an fmap.
+/// A GET_FMAP reply payload as decoded by [`FmapMessage::parse`]: the header's file type and the
+/// map. Encoding takes the file type as an argument ([`FmapWire::encode`]), so a server sends the
+/// map it already holds.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum FmapKind {
-    /// Simple extents, concatenated in file order.
-    Simple(Vec<Extent>),
-    /// Interleaved extents, concatenated in file order.
-    Interleaved(Vec<InterleavedExtent>),
-}
-
-impl FmapKind {
-    /// The wire extent type.
-    pub fn ext_type(&self) -> ExtType {
-        match self {
-            FmapKind::Simple(_) => ExtType::Simple,
-            FmapKind::Interleaved(_) => ExtType::Interleave,
-        }
-    }
-
-    /// `nextents` on the wire: simple extents, or interleaved extents.
-    pub fn nextents(&self) -> usize {
-        match self {
-            FmapKind::Simple(v) => v.len(),
-            FmapKind::Interleaved(v) => v.len(),
-        }
-    }
-}
-
-/// A famfs file map: what GET_FMAP returns for one file.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Fmap {
-    /// The file type (informational).
+pub struct FmapMessage {
+    /// The header's file type (the kernel stores it and never checks it).
     pub file_type: FileType,
-    /// Logical file size; the kernel sets i_size from it and refuses I/O if they later differ.
-    pub file_size: u64,
-    /// The extents.
-    pub kind: FmapKind,
+    /// The map.
+    pub fmap: Fmap,
 }
 
-impl Fmap {
-    /// A regular file of `file_size` bytes on simple extents.
-    pub fn simple(file_size: u64, extents: Vec<Extent>) -> Self {
-        Fmap {
-            file_type: FileType::Regular,
-            file_size,
-            kind: FmapKind::Simple(extents),
-        }
-    }
+/// The wire side of an [`Fmap`]: encoding a GET_FMAP reply payload and the kernel's validation.
+pub trait FmapWire {
+    /// Bytes the encoded fmap takes.
+    fn encoded_len(&self) -> usize;
 
-    /// A regular file of `file_size` bytes on interleaved extents.
-    pub fn interleaved(file_size: u64, extents: Vec<InterleavedExtent>) -> Self {
-        Fmap {
-            file_type: FileType::Regular,
-            file_size,
-            kind: FmapKind::Interleaved(extents),
-        }
-    }
+    /// Encodes the fmap with header file type `file_type` as a GET_FMAP reply payload into `out`
+    /// and returns the length used.
+    ///
+    /// No allocation. Checks only what the wire needs (counts and chunk sizes fit their u32
+    /// fields, the result fits in `out` and within the generation's reply limit, 4096 bytes for
+    /// V1); it does not apply the kernel's semantic checks, so a test harness can build invalid
+    /// fmaps. Servers should call [`FmapWire::validate`] first (the [`crate::reply::get_fmap`]
+    /// builder does).
+    ///
+    /// V1 writes header word 12 (`reserved0`) as 0; Dev writes `fmap_size` = the encoded length.
+    fn encode(
+        &self,
+        file_type: FileType,
+        generation: AbiGeneration,
+        out: &mut [u8],
+    ) -> Result<usize, FmapEncodeError>;
 
-    /// Builds a fast [`Resolver`] for this fmap.
-    pub fn resolver(&self) -> Resolver {
-        Resolver::new(self)
-    }
+    /// [`FmapWire::encode`] into a new `Vec`.
+    fn to_bytes(
+        &self,
+        file_type: FileType,
+        generation: AbiGeneration,
+    ) -> Result<Vec<u8>, FmapEncodeError>;
 
-    /// The distinct device indices the fmap references, ascending (the devices the kernel will
-    /// ask for with GET_DAXDEV, or the server must push).
-    pub fn referenced_devices(&self) -> Vec<u32> {
-        let mut v: Vec<u32> = match &self.kind {
-            FmapKind::Simple(e) => e.iter().map(|e| e.dev_index).collect(),
-            FmapKind::Interleaved(ie) => ie
-                .iter()
-                .flat_map(|ie| ie.strips.iter().map(|s| s.dev_index))
-                .collect(),
-        };
-        v.sort_unstable();
-        v.dedup();
-        v
+    /// Encodes the reply to a GET_FMAP request whose kernel buffer is `kernel_buffer` bytes
+    /// (V1: always 4096; dev: the request's `size`).
+    ///
+    /// Validates first. In the dev generation an fmap larger than the kernel's buffer is answered
+    /// with the 32-byte header alone, carrying the needed size in `fmap_size`, so the kernel
+    /// retries with a buffer that large.
+    fn encode_reply(
+        &self,
+        file_type: FileType,
+        generation: AbiGeneration,
+        kernel_buffer: usize,
+        out: &mut [u8],
+    ) -> Result<usize, FmapEncodeError>;
+
+    /// Applies the kernel's validation for `generation` to this fmap as it would arrive on the
+    /// wire: the same checks and errnos as [`FmapMessage::parse`], plus the reply-size limit (a
+    /// reply larger than the kernel's buffer fails the open with EIO).
+    fn validate(&self, generation: AbiGeneration) -> Result<(), FmapError>;
+}
+
+/// The wire extent type of a map.
+pub fn ext_type(kind: &FmapKind) -> ExtType {
+    match kind {
+        FmapKind::Simple(_) => ExtType::Simple,
+        FmapKind::Interleaved(_) => ExtType::Interleave,
     }
 }

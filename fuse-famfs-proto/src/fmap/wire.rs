@@ -10,7 +10,9 @@
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::error::{FmapEncodeError, FmapError};
-use super::{ExtType, Extent, Fmap, FmapKind, InterleavedExtent};
+use super::{
+    ExtType, Extent, FileType, Fmap, FmapKind, FmapMessage, FmapWire, InterleavedExtent, ext_type,
+};
 use crate::abi::{FmapHeader, Iext, SimpleExt};
 use crate::generation::{AbiGeneration, HeaderWord12};
 
@@ -18,41 +20,38 @@ const HDR: usize = FmapHeader::SIZE;
 const EXT: usize = SimpleExt::SIZE;
 const IEXT: usize = Iext::SIZE;
 
-impl Fmap {
-    /// The 32-byte reply header for this map (`fmap_size` left 0).
-    fn header(&self) -> Result<FmapHeader, FmapEncodeError> {
-        let nextents =
-            u32::try_from(self.kind.nextents()).map_err(|_| FmapEncodeError::CountOverflow)?;
-        Ok(FmapHeader::new(
-            self.file_type.into(),
-            self.kind.ext_type().raw(),
-            nextents,
-            self.file_size,
-        ))
+/// The 32-byte reply header for `fmap` (`fmap_size` left 0).
+fn header(fmap: &Fmap, file_type: FileType) -> Result<FmapHeader, FmapEncodeError> {
+    let nextents =
+        u32::try_from(fmap.kind.nextents()).map_err(|_| FmapEncodeError::CountOverflow)?;
+    Ok(FmapHeader::new(
+        file_type.into(),
+        ext_type(&fmap.kind).raw(),
+        nextents,
+        fmap.file_size,
+    ))
+}
+
+/// [`FmapWire::encoded_len`].
+pub(super) fn encoded_len(fmap: &Fmap) -> usize {
+    HDR + match &fmap.kind {
+        FmapKind::Simple(e) => e.len() * EXT,
+        FmapKind::Interleaved(ie) => ie.iter().map(|i| IEXT + i.strips.len() * EXT).sum(),
+    }
+}
+
+impl FmapWire for Fmap {
+    fn encoded_len(&self) -> usize {
+        encoded_len(self)
     }
 
-    /// Bytes the encoded fmap takes.
-    pub fn encoded_len(&self) -> usize {
-        HDR + match &self.kind {
-            FmapKind::Simple(e) => e.len() * EXT,
-            FmapKind::Interleaved(ie) => ie.iter().map(|i| IEXT + i.strips.len() * EXT).sum(),
-        }
-    }
-
-    /// Encodes the fmap as a GET_FMAP reply payload into `out` and returns the length used.
-    ///
-    /// No allocation. Checks only what the wire needs (counts fit in u32, the result fits in
-    /// `out` and within the generation's reply limit, 4096 bytes for V1); it does not apply the
-    /// kernel's semantic checks, so a test harness can build invalid fmaps. Servers should call
-    /// [`Fmap::validate`] first (the [`crate::reply::get_fmap`] builder does).
-    ///
-    /// V1 writes header word 12 (`reserved0`) as 0; Dev writes `fmap_size` = the encoded length.
-    pub fn encode(
+    fn encode(
         &self,
+        file_type: FileType,
         generation: AbiGeneration,
         out: &mut [u8],
     ) -> Result<usize, FmapEncodeError> {
-        let len = self.encoded_len();
+        let len = encoded_len(self);
         let max = generation.rules().max_reply;
         if len > max {
             return Err(FmapEncodeError::TooLarge { len, max });
@@ -63,7 +62,7 @@ impl Fmap {
                 available: out.len(),
             });
         }
-        let mut hdr = self.header()?;
+        let mut hdr = header(self, file_type)?;
         if generation.header_word12() == HeaderWord12::FmapSize {
             // len <= max_reply (16 MiB) so it fits.
             hdr.fmap_size = len as u32;
@@ -77,16 +76,8 @@ impl Fmap {
                 }
             }
             FmapKind::Interleaved(ies) => {
-                for ie in ies {
-                    let nstrips = u32::try_from(ie.strips.len())
-                        .map_err(|_| FmapEncodeError::CountOverflow)?;
-                    let h = Iext {
-                        ie_nstrips: nstrips,
-                        ie_chunk_size: ie.chunk_size,
-                        ie_nbytes: ie.nbytes,
-                        reserved: 0,
-                    };
-                    w.put(h.as_bytes());
+                for (iext, ie) in ies.iter().enumerate() {
+                    w.put(iext_header(iext, ie)?.as_bytes());
                     for s in &ie.strips {
                         w.put(simple_ext(s).as_bytes());
                     }
@@ -97,28 +88,26 @@ impl Fmap {
         Ok(len)
     }
 
-    /// [`Fmap::encode`] into a new `Vec`.
-    pub fn to_bytes(&self, generation: AbiGeneration) -> Result<Vec<u8>, FmapEncodeError> {
-        let mut v = vec![0u8; self.encoded_len()];
-        let n = self.encode(generation, &mut v)?;
+    fn to_bytes(
+        &self,
+        file_type: FileType,
+        generation: AbiGeneration,
+    ) -> Result<Vec<u8>, FmapEncodeError> {
+        let mut v = vec![0u8; encoded_len(self)];
+        let n = self.encode(file_type, generation, &mut v)?;
         v.truncate(n);
         Ok(v)
     }
 
-    /// Encodes the reply to a GET_FMAP request whose kernel buffer is `kernel_buffer` bytes
-    /// (V1: always 4096; dev: the request's `size`).
-    ///
-    /// Validates first. In the dev generation an fmap larger than the kernel's buffer is answered
-    /// with the 32-byte header alone, carrying the needed size in `fmap_size`, so the kernel
-    /// retries with a buffer that large.
-    pub fn encode_reply(
+    fn encode_reply(
         &self,
+        file_type: FileType,
         generation: AbiGeneration,
         kernel_buffer: usize,
         out: &mut [u8],
     ) -> Result<usize, FmapEncodeError> {
         self.validate(generation)?;
-        let len = self.encoded_len();
+        let len = encoded_len(self);
         if len > kernel_buffer && generation.retries_with_fmap_size() {
             if out.len() < HDR {
                 return Err(FmapEncodeError::BufferTooSmall {
@@ -126,7 +115,7 @@ impl Fmap {
                     available: out.len(),
                 });
             }
-            let mut hdr = self.header()?;
+            let mut hdr = header(self, file_type)?;
             hdr.fmap_size = len as u32;
             out[..HDR].copy_from_slice(hdr.as_bytes());
             return Ok(HDR);
@@ -137,9 +126,15 @@ impl Fmap {
                 max: kernel_buffer,
             });
         }
-        self.encode(generation, out)
+        self.encode(file_type, generation, out)
     }
 
+    fn validate(&self, generation: AbiGeneration) -> Result<(), FmapError> {
+        super::validate::validate(self, generation)
+    }
+}
+
+impl FmapMessage {
     /// Parses a GET_FMAP reply payload with exactly the kernel's validation for `generation`.
     ///
     /// The payload is what the kernel received into its largest buffer (V1: 4096 bytes; a longer
@@ -158,7 +153,7 @@ impl Fmap {
     /// Not checked (as in the kernel): `file_type`, `fmap_version`, reserved fields, strip
     /// lengths against the stripe arithmetic (see [`Fmap::check_geometry`]), trailing bytes.
     /// Allocates only after the counts have been checked against the payload length.
-    pub fn parse(payload: &[u8], generation: AbiGeneration) -> Result<Fmap, FmapError> {
+    pub fn parse(payload: &[u8], generation: AbiGeneration) -> Result<FmapMessage, FmapError> {
         let rules = generation.rules();
         if payload.len() > rules.max_reply {
             return Err(FmapError::ReplyTooLarge {
@@ -182,12 +177,14 @@ impl Fmap {
             None => return Err(FmapError::UnknownExtType(hdr.ext_type)),
         };
         let fmap = Fmap {
-            file_type: hdr.file_type.into(),
             file_size: hdr.file_size,
             kind,
         };
         super::validate::check_extents(&fmap, rules)?;
-        Ok(fmap)
+        Ok(FmapMessage {
+            file_type: hdr.file_type.into(),
+            fmap,
+        })
     }
 }
 
@@ -195,7 +192,7 @@ impl Fmap {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FmapReply {
     /// A valid fmap.
-    Fmap(Fmap),
+    Fmap(FmapMessage),
     /// Dev generation: the fmap did not fit; resend GET_FMAP with a buffer of this many bytes.
     Retry {
         /// The buffer size to offer (the header's `fmap_size`).
@@ -206,7 +203,7 @@ pub enum FmapReply {
 /// The kernel's handling of a GET_FMAP reply received into a `buffer_len`-byte buffer, including
 /// the dev generation's grow-and-retry-once rule (`retried`: this reply answers the retry).
 ///
-/// For V1 this is [`Fmap::parse`] after checking the payload against the buffer.
+/// For V1 this is [`FmapMessage::parse`] after checking the payload against the buffer.
 pub fn parse_reply(
     payload: &[u8],
     generation: AbiGeneration,
@@ -245,7 +242,21 @@ pub fn parse_reply(
             return Ok(FmapReply::Retry { buffer: size });
         }
     }
-    Fmap::parse(payload, generation).map(FmapReply::Fmap)
+    FmapMessage::parse(payload, generation).map(FmapReply::Fmap)
+}
+
+fn iext_header(iext: usize, ie: &InterleavedExtent) -> Result<Iext, FmapEncodeError> {
+    Ok(Iext {
+        ie_nstrips: u32::try_from(ie.strips.len()).map_err(|_| FmapEncodeError::CountOverflow)?,
+        ie_chunk_size: u32::try_from(ie.chunk_size).map_err(|_| {
+            FmapEncodeError::ChunkTooLarge {
+                iext,
+                chunk_size: ie.chunk_size,
+            }
+        })?,
+        ie_nbytes: ie.nbytes,
+        reserved: 0,
+    })
 }
 
 fn simple_ext(e: &Extent) -> SimpleExt {
@@ -303,7 +314,7 @@ fn decode_interleaved(payload: &[u8], niext: u32) -> Result<Vec<InterleavedExten
         let strips = read_exts(payload, pos, ie.ie_nstrips)?;
         pos += strips.len() * EXT;
         out.push(InterleavedExtent {
-            chunk_size: ie.ie_chunk_size,
+            chunk_size: u64::from(ie.ie_chunk_size),
             nbytes: ie.ie_nbytes,
             strips,
         });

@@ -24,7 +24,7 @@ use crate::abi::{
     OutHeader, StatfsOut, WriteOut,
 };
 use crate::errno::Errno;
-use crate::fmap::{Fmap, FmapEncodeError};
+use crate::fmap::{FileType, Fmap, FmapEncodeError, FmapWire};
 use crate::generation::AbiGeneration;
 
 /// Failure to build a reply.
@@ -177,20 +177,22 @@ pub fn daxdev(out: &mut [u8], unique: u64, dev: &DaxdevOut) -> Result<usize, Bui
     fixed(out, unique, dev)
 }
 
-/// GET_FMAP reply. Validates `fmap` with the kernel's rules for `generation` first, so a server
-/// never sends what the kernel would refuse ([`BuildError::Fmap`] carries the errno to answer
-/// with instead). `request_size` is the dev form's buffer size (`None` for the V3–V10 form, whose
+/// GET_FMAP reply for `fmap` with header file type `file_type`. Validates `fmap` with the kernel's
+/// rules for `generation` first, so a server never sends what the kernel would refuse
+/// ([`BuildError::Fmap`] carries the errno to answer with instead); a server whose maps hold
+/// interleaved extents passes them through [`AbiGeneration::adapt_fmap`] first. `request_size` is the dev form's buffer size (`None` for the V3–V10 form, whose
 /// buffer is 4096 bytes); a dev-generation fmap larger than it is answered with its header alone
 /// carrying `fmap_size`, so the kernel retries with a larger buffer.
 pub fn get_fmap(
     out: &mut [u8],
     unique: u64,
     fmap: &Fmap,
+    file_type: FileType,
     generation: AbiGeneration,
     request_size: Option<u32>,
 ) -> Result<usize, BuildError> {
     let buffer = request_size.map_or(generation.initial_fmap_buffer(), |s| s as usize);
-    let n = fmap.encode_reply(generation, buffer, payload_mut(out))?;
+    let n = fmap.encode_reply(file_type, generation, buffer, payload_mut(out))?;
     finish(out, unique, n)
 }
 

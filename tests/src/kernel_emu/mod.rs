@@ -11,7 +11,7 @@
 //!   cached fmap) lives until forgotten, as in the kernel.
 //! * OPEN of a regular file on a famfs session: GET_FMAP (V1: the bare header; Dev: with the
 //!   8-byte buffer size and the grow-and-retry-once rule), validated with
-//!   [`Fmap::parse`]'s kernel rules — a refused map releases the handle and fails the open — then
+//!   [`FmapMessage::parse`]'s kernel rules — a refused map releases the handle and fails the open — then
 //!   GET_DAXDEV for every device the map references not yet known (reply exactly 280 bytes, a
 //!   NUL-terminated absolute path naming the device; a bad answer marks the slot unusable but never
 //!   fails the open).
@@ -59,7 +59,7 @@ use fuse_famfs_proto::abi::{
     InHeader, InitIn, InitOut, InterruptIn, Kstatfs, Opcode, OpenIn, OutHeader, ReadIn, ReleaseIn,
     SetattrIn, WriteIn,
 };
-use fuse_famfs_proto::fmap::{FmapReply, Resolved, Resolver};
+use fuse_famfs_proto::fmap::{FileOffset, FileType, FmapMessage, FmapReply, Resolved, Resolver};
 use fuse_famfs_proto::reply::{DirentIter, DirentPlusIter, ReplyError, ReplyRef, famfs_enabled};
 use fuse_famfs_proto::request::ForgetList;
 use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, Operation, Request};
@@ -244,6 +244,8 @@ impl DirEntry {
 /// A file map the kernel accepted and cached on an inode.
 #[derive(Debug, Clone)]
 pub struct KernelFmap {
+    /// The file type the reply's header carried.
+    pub file_type: FileType,
     /// The map as parsed.
     pub fmap: Fmap,
     resolver: Resolver,
@@ -743,19 +745,21 @@ impl KernelEmu {
             .get(&nodeid)
             .map_or((false, false), |i| (is_reg(i.attr.mode), i.fmap.is_some()));
         if self.famfs && reg && !cached {
-            let fmap = match self.fetch_fmap(nodeid, self.generation, None) {
-                Ok(f) => f,
-                Err(e) => {
-                    // fuse_open: the handle is released before the error is returned.
-                    let _ = self.release(&file);
-                    return Err(e);
-                }
-            };
+            let FmapMessage { file_type, fmap } =
+                match self.fetch_fmap(nodeid, self.generation, None) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        // fuse_open: the handle is released before the error is returned.
+                        let _ = self.release(&file);
+                        return Err(e);
+                    }
+                };
             self.fetch_daxdevs(&fmap);
             let ino = self.inodes.entry(nodeid).or_default();
             ino.attr.size = fmap.file_size;
             ino.bad = false;
             ino.fmap = Some(Arc::new(KernelFmap {
+                file_type,
                 resolver: fmap.resolver(),
                 fmap,
             }));
@@ -777,7 +781,7 @@ impl KernelEmu {
         nodeid: u64,
         generation: AbiGeneration,
         dev_buffer: Option<u32>,
-    ) -> Result<Fmap, EmuError> {
+    ) -> Result<FmapMessage, EmuError> {
         let fmap_err = |source| EmuError::Fmap { nodeid, source };
         if !generation.get_fmap_has_size_input() {
             let buffer = generation.initial_fmap_buffer();
@@ -908,10 +912,12 @@ impl KernelEmu {
     /// it.
     pub fn resolve(&mut self, nodeid: u64, off: u64) -> Result<Resolved, EmuError> {
         let (kf, _) = self.famfs_file(nodeid)?;
-        kf.resolver.resolve(off).ok_or(EmuError::Unresolved {
-            nodeid,
-            offset: off,
-        })
+        kf.resolver
+            .resolve(FileOffset(off))
+            .ok_or(EmuError::Unresolved {
+                nodeid,
+                offset: off,
+            })
     }
 
     fn famfs_file(&mut self, nodeid: u64) -> Result<(Arc<KernelFmap>, u64), EmuError> {
@@ -954,10 +960,13 @@ impl KernelEmu {
         let mut out = vec![0u8; end.saturating_sub(off) as usize];
         let mut pos = off;
         while pos < end {
-            let r = kf.resolver.resolve(pos).ok_or(EmuError::Unresolved {
-                nodeid,
-                offset: pos,
-            })?;
+            let r = kf
+                .resolver
+                .resolve(FileOffset(pos))
+                .ok_or(EmuError::Unresolved {
+                    nodeid,
+                    offset: pos,
+                })?;
             let n = r.contiguous_len.min(end - pos);
             let map = match self.daxdevs.get(&r.dev_index) {
                 Some(DaxSlot::Valid(m)) => Arc::clone(m),
@@ -977,11 +986,12 @@ impl KernelEmu {
             let outside = EmuError::OutsideDevice {
                 nodeid,
                 offset: pos,
-                dev_offset: r.dev_offset,
+                dev_offset: r.dev_offset.0,
                 len: n,
             };
             let local = r
                 .dev_offset
+                .0
                 .checked_sub(map.device_offset())
                 .filter(|l| l.saturating_add(n) <= map.len() as u64);
             let Some(local) = local else {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use fuse_famfs_proto::abi::{
     self, Attr, AttrOut, DaxdevOut, EntryOut, FmapHeader, Opcode, OutHeader, SimpleExt,
 };
-use fuse_famfs_proto::fmap::Extent;
+use fuse_famfs_proto::fmap::{Extent, FileType, FmapWire};
 use fuse_famfs_proto::reply::{self, InitConfig};
 use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, Operation, Request};
 use zerocopy::IntoBytes;
@@ -66,7 +66,7 @@ fn simple_fmap(size: u64, exts: &[(u64, u64)]) -> Vec<u8> {
         size,
         exts.iter().map(|&(o, l)| Extent::new(0, o, l)).collect(),
     )
-    .to_bytes(AbiGeneration::V1)
+    .to_bytes(FileType::Regular, AbiGeneration::V1)
     .expect("encodes")
 }
 

@@ -15,7 +15,8 @@
 //! serve (chunk size 0, which would divide by zero in the kernel; no strips; a device offset past
 //! 2^64) also give `None`, which a caller treats as the kernel's EIO.
 
-use super::{Fmap, FmapKind};
+use crate::map::{Fmap, FmapKind};
+use crate::offset::{DevOffset, FileOffset};
 
 /// Where a file offset lives on the devices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,7 +24,7 @@ pub struct Resolved {
     /// Dax device index.
     pub dev_index: u32,
     /// Byte offset on that device.
-    pub dev_offset: u64,
+    pub dev_offset: DevOffset,
     /// Bytes from here that stay contiguous on the device and belong to the same extent: the
     /// rest of the simple extent, or of the interleave chunk clipped to the end of its interleaved
     /// extent. It is not clipped to the file size.
@@ -37,9 +38,15 @@ pub struct Resolved {
 }
 
 impl Fmap {
+    /// Builds a fast [`Resolver`] for this fmap.
+    pub fn resolver(&self) -> Resolver {
+        Resolver::new(self)
+    }
+
     /// Resolves `offset` by walking the extents like the kernel (`famfs_fileofs_to_daxofs`).
     /// O(number of extents); use [`Resolver`] for repeated lookups.
-    pub fn resolve(&self, offset: u64) -> Option<Resolved> {
+    pub fn resolve(&self, offset: FileOffset) -> Option<Resolved> {
+        let FileOffset(offset) = offset;
         if offset >= self.file_size {
             return None;
         }
@@ -50,7 +57,7 @@ impl Fmap {
                     if local < e.len {
                         return Some(Resolved {
                             dev_index: e.dev_index,
-                            dev_offset: e.offset.checked_add(local)?,
+                            dev_offset: DevOffset(e.offset.checked_add(local)?),
                             contiguous_len: e.len - local,
                         });
                     }
@@ -62,7 +69,7 @@ impl Fmap {
                 for ie in ies {
                     let size = ie.nbytes.min(self.file_size);
                     if local < size {
-                        let chunk = u64::from(ie.chunk_size);
+                        let chunk = ie.chunk_size;
                         let nstrips = ie.strips.len() as u64;
                         if chunk == 0 || nstrips == 0 {
                             return None;
@@ -74,7 +81,7 @@ impl Fmap {
                         let strip_off = chunk_off + stripe_num * chunk;
                         return Some(Resolved {
                             dev_index: strip.dev_index,
-                            dev_offset: strip.offset.checked_add(strip_off)?,
+                            dev_offset: DevOffset(strip.offset.checked_add(strip_off)?),
                             contiguous_len: (chunk - chunk_off).min(size - local),
                         });
                     }
@@ -200,7 +207,7 @@ impl Resolver {
                 let mut strips = Vec::new();
                 let mut pieces = Vec::with_capacity(ies.len());
                 for (i, ie) in ies.iter().enumerate() {
-                    let chunk = u64::from(ie.chunk_size);
+                    let chunk = ie.chunk_size;
                     let nstrips = ie.strips.len() as u64;
                     pieces.push(Piece {
                         start: if i == 0 { 0 } else { ends[i - 1] },
@@ -233,7 +240,8 @@ impl Resolver {
 
     /// Resolves `offset`; same result as [`Fmap::resolve`].
     #[inline]
-    pub fn resolve(&self, offset: u64) -> Option<Resolved> {
+    pub fn resolve(&self, offset: FileOffset) -> Option<Resolved> {
+        let FileOffset(offset) = offset;
         if offset >= self.file_size {
             return None;
         }
@@ -255,7 +263,7 @@ impl Resolver {
                 }
                 Some(Resolved {
                     dev_index: seg.dev_index,
-                    dev_offset: seg.dev_offset.checked_add(local)?,
+                    dev_offset: DevOffset(seg.dev_offset.checked_add(local)?),
                     contiguous_len: seg.len - local,
                 })
             }
@@ -293,7 +301,7 @@ impl Resolver {
                 let strip_off = chunk_off + stripe_num * p.chunk;
                 Some(Resolved {
                     dev_index,
-                    dev_offset: base.checked_add(strip_off)?,
+                    dev_offset: DevOffset(base.checked_add(strip_off)?),
                     contiguous_len: (p.chunk - chunk_off).min(p.size - local),
                 })
             }
@@ -303,8 +311,8 @@ impl Resolver {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Extent, InterleavedExtent};
     use super::*;
+    use crate::map::{Extent, InterleavedExtent};
 
     const M: u64 = 1 << 20;
 
@@ -318,19 +326,19 @@ mod tests {
         let f = Fmap::interleaved(
             32 * M,
             vec![InterleavedExtent {
-                chunk_size: (2 * M) as u32,
+                chunk_size: 2 * M,
                 nbytes: 32 * M,
                 strips,
             }],
         );
         let want = Resolved {
             dev_index: 0,
-            dev_offset: 130 * M + 3 * M,
+            dev_offset: DevOffset(130 * M + 3 * M),
             contiguous_len: M,
         };
-        assert_eq!(f.resolve(15 * M), Some(want));
-        assert_eq!(f.resolver().resolve(15 * M), Some(want));
-        assert_eq!(f.resolve(32 * M), None);
+        assert_eq!(f.resolve(FileOffset(15 * M)), Some(want));
+        assert_eq!(f.resolver().resolve(FileOffset(15 * M)), Some(want));
+        assert_eq!(f.resolve(FileOffset(32 * M)), None);
     }
 
     #[test]
@@ -352,10 +360,17 @@ mod tests {
             }
         ));
         for off in [0, 1, 4 * M - 1, 4 * M, 9 * M, 10 * M - 1] {
-            assert_eq!(r.resolve(off), f.resolve(off), "{off}");
+            assert_eq!(
+                r.resolve(FileOffset(off)),
+                f.resolve(FileOffset(off)),
+                "{off}"
+            );
         }
-        assert_eq!(f.resolve(5 * M).unwrap().dev_offset, 41 * M);
-        assert_eq!(r.resolve(10 * M), None);
+        assert_eq!(
+            f.resolve(FileOffset(5 * M)).unwrap().dev_offset,
+            DevOffset(41 * M)
+        );
+        assert_eq!(r.resolve(FileOffset(10 * M)), None);
     }
 
     #[test]
@@ -368,29 +383,36 @@ mod tests {
                 strips: vec![Extent::new(0, 0, 4 * M)],
             }],
         );
-        assert_eq!(zero_chunk.resolve(0), None);
-        assert_eq!(zero_chunk.resolver().resolve(0), None);
+        assert_eq!(zero_chunk.resolve(FileOffset(0)), None);
+        assert_eq!(zero_chunk.resolver().resolve(FileOffset(0)), None);
         let no_strips = Fmap::interleaved(
             4 * M,
             vec![InterleavedExtent {
-                chunk_size: (2 * M) as u32,
+                chunk_size: 2 * M,
                 nbytes: 4 * M,
                 strips: vec![],
             }],
         );
-        assert_eq!(no_strips.resolve(0), None);
-        assert_eq!(no_strips.resolver().resolve(0), None);
+        assert_eq!(no_strips.resolve(FileOffset(0)), None);
+        assert_eq!(no_strips.resolver().resolve(FileOffset(0)), None);
         let overflow = Fmap::simple(4 * M, vec![Extent::new(0, u64::MAX - M, 4 * M)]);
-        assert!(overflow.resolve(0).is_some());
-        assert_eq!(overflow.resolve(2 * M), None);
-        assert_eq!(overflow.resolver().resolve(2 * M), None);
+        assert!(overflow.resolve(FileOffset(0)).is_some());
+        assert_eq!(overflow.resolve(FileOffset(2 * M)), None);
+        assert_eq!(overflow.resolver().resolve(FileOffset(2 * M)), None);
         let huge = Fmap::simple(
             u64::MAX,
             vec![Extent::new(0, 0, u64::MAX - 10), Extent::new(0, 0, 100)],
         );
         for off in [0, u64::MAX - 11, u64::MAX - 10, u64::MAX - 1] {
-            assert_eq!(huge.resolver().resolve(off), huge.resolve(off), "{off}");
+            assert_eq!(
+                huge.resolver().resolve(FileOffset(off)),
+                huge.resolve(FileOffset(off)),
+                "{off}"
+            );
         }
-        assert_eq!(huge.resolve(u64::MAX - 1).unwrap().dev_offset, 9);
+        assert_eq!(
+            huge.resolve(FileOffset(u64::MAX - 1)).unwrap().dev_offset,
+            DevOffset(9)
+        );
     }
 }
