@@ -76,6 +76,7 @@ fn prepare_uring(
     let why = match cfg.transport {
         Transport::Dev => return Ok(None),
         _ if !is_char_device(first) => "the channel is not /dev/fuse".to_string(),
+        _ if uring::switched_off() => uring::not_offered_reason(),
         _ => match uring::prepare(first, cfg.uring_depth, ring_payload(fs), stop) {
             Ok(p) => return Ok(Some(p)),
             Err(e) => e.to_string(),

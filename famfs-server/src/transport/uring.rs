@@ -41,6 +41,13 @@ pub fn not_offered_reason() -> String {
     }
 }
 
+/// Whether the module parameter says io_uring is off (then INIT will not offer it, and the
+/// rings need not be built). A missing parameter (another kernel, or no /sys/module in a
+/// container) leaves the decision to INIT.
+pub fn switched_off() -> bool {
+    std::fs::read_to_string(ENABLE_URING).is_ok_and(|v| v.trim() == "N")
+}
+
 /// How many queues the kernel makes: one per possible CPU.
 pub fn possible_cpus() -> usize {
     std::fs::read_to_string("/sys/devices/system/cpu/possible")
