@@ -9,7 +9,7 @@
 
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use famfs_log::alloc::AllocPolicy;
@@ -101,7 +101,10 @@ fn io_uring_serves_what_dev_fuse_serves() {
         let m = start(&dev, &mpt, transport);
         check_served(&dev, &m);
         let log = m.output();
-        let queues = format!("FUSE over io_uring: {} queues", famfs_server_cpus());
+        let queues = format!(
+            "FUSE over io_uring: {} queues",
+            famfs_server::transport::uring::possible_cpus()
+        );
         assert_eq!(
             log.contains(&queues),
             transport == "uring",
@@ -112,19 +115,24 @@ fn io_uring_serves_what_dev_fuse_serves() {
     }
 }
 
-fn famfs_server_cpus() -> usize {
-    famfs_server::transport::uring::possible_cpus()
+/// Root, /dev/fuse, and `enable_uring` held off (one test at a time); `None` after failing
+/// (CI) or skipping loudly.
+fn uring_off(test: &str) -> Option<(MutexGuard<'static, ()>, knobs::Knob)> {
+    if !prereq::root_and_fuse(test) {
+        return None;
+    }
+    let one = KNOB.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(off) = knobs::uring_off() else {
+        prereq::missing(test, "the fuse module parameter enable_uring (Linux 6.14+)");
+        return None;
+    };
+    Some((one, off))
 }
 
 #[test]
 fn with_the_module_parameter_off_auto_falls_back_to_dev_fuse_and_says_so() {
     let test = "with_the_module_parameter_off_auto_falls_back...";
-    if !prereq::root_and_fuse(test) {
-        return;
-    }
-    let _one = KNOB.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(_off) = knobs::uring_off() else {
-        prereq::missing(test, "the fuse module parameter enable_uring (Linux 6.14+)");
+    let Some(_off) = uring_off(test) else {
         return;
     };
     let (dev, mpt) = device();
@@ -144,12 +152,7 @@ fn with_the_module_parameter_off_auto_falls_back_to_dev_fuse_and_says_so() {
 #[test]
 fn with_the_module_parameter_off_uring_fails_clearly_and_leaves_nothing_mounted() {
     let test = "with_the_module_parameter_off_uring_fails...";
-    if !prereq::root_and_fuse(test) {
-        return;
-    }
-    let _one = KNOB.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(_off) = knobs::uring_off() else {
-        prereq::missing(test, "the fuse module parameter enable_uring (Linux 6.14+)");
+    let Some(_off) = uring_off(test) else {
         return;
     };
     let (dev, mpt) = device();
