@@ -607,7 +607,7 @@ impl GuestRun {
 // ---------------------------------------------------------------------------------------------------
 // daxctl list JSON.
 
-/// The device keys compared between the real daxctl and ours (reference/daxctl-famfs.md §3.2).
+/// The device keys compared between the real daxctl and ours (daxctl's `list` device object).
 const DEVICE_KEYS: &[&str] = &[
     "chardev",
     "size",
