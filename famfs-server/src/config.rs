@@ -60,7 +60,9 @@ pub struct Config {
     /// Kernel-daemon transport.
     pub transport: Transport,
     /// io_uring transport: entries registered per queue (one queue per CPU), each with a
-    /// payload buffer of a request's size.
+    /// payload buffer of a request's size (mapped lazily; the kernel reuses the entry freed
+    /// last, so a queue touches more than one only under concurrent requests from its CPU).
+    /// One thread serves a queue, so a second entry only lets a request wait in it.
     pub uring_depth: usize,
 }
 
@@ -77,7 +79,7 @@ impl Config {
             threads: 4,
             max_io: 4 << 20,
             transport: Transport::Auto,
-            uring_depth: 4,
+            uring_depth: 2,
         }
     }
 

@@ -199,7 +199,12 @@ struct QueueState {
     entries: Vec<Entry>,
     /// Completions seen while registering (requests that arrived at once).
     early: Vec<(u64, i32)>,
+    /// How often each entry was registered again after an error.
+    rearms: Vec<u32>,
 }
+
+/// How often an entry is registered again after errors before the queue gives it up.
+const MAX_REARMS: u32 = 3;
 
 /// How often a registration answered EAGAIN (INIT not processed yet) is retried.
 const REGISTER_RETRIES: u32 = 200;
@@ -218,6 +223,7 @@ impl QueueState {
             ring,
             entries,
             early: Vec::new(),
+            rearms: vec![0; depth.max(1)],
         })
     }
 
@@ -291,14 +297,12 @@ impl QueueState {
             }
             for &(tag, res) in &done {
                 let i = tag as usize;
-                if res < 0 || i >= self.entries.len() {
-                    live -= 1;
-                    if res != -libc::ENOTCONN && res != -libc::ECANCELED {
-                        tracing::warn!(
-                            "FUSE over io_uring queue {}: entry {i} ended: {}",
-                            self.qid,
-                            std::io::Error::from_raw_os_error(-res)
-                        );
+                if i >= self.entries.len() {
+                    continue;
+                }
+                if res < 0 {
+                    if !self.rearm(i, res) {
+                        live -= 1;
                     }
                     continue;
                 }
@@ -308,6 +312,31 @@ impl QueueState {
             }
             done.clear();
         }
+    }
+
+    /// Entry `i` completed with error `res`: at the end of the connection (ENOTCONN,
+    /// ECANCELED) it is gone; otherwise (a commit the kernel refused) it is registered again,
+    /// a few times at most, so the queue keeps its entries. Returns whether it was.
+    fn rearm(&mut self, i: usize, res: i32) -> bool {
+        if res == -libc::ENOTCONN || res == -libc::ECANCELED {
+            return false;
+        }
+        let err = std::io::Error::from_raw_os_error(-res);
+        self.rearms[i] += 1;
+        if self.rearms[i] > MAX_REARMS {
+            tracing::warn!(
+                "FUSE over io_uring queue {}: entry {i} ended: {err}",
+                self.qid
+            );
+            return false;
+        }
+        tracing::warn!(
+            "FUSE over io_uring queue {}: entry {i}: {err}; registering it again",
+            self.qid
+        );
+        let sqe = ring::register_sqe(self.fd, self.qid, &self.entries[i], i as u64);
+        self.push(&sqe);
+        true
     }
 
     /// Answers the request in entry `i`; returns the commit id.
