@@ -60,6 +60,8 @@ fi
 
 step "cargo test (workspace: unit, property, compatibility, end-to-end, qemu tier)"
 cargo test --workspace --no-fail-fast
+step "cargo test: the mount tests again over FUSE over io_uring (enable_uring set and restored)"
+FAMFS_TEST_TRANSPORT=uring cargo test -p famfs-tests --test server_mounts --test server_inproc
 step "cargo test daxctl-famfs --features udev"
 cargo test -p daxctl-famfs --features udev
 

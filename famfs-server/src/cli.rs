@@ -16,6 +16,17 @@ pub enum Dax {
     Off,
 }
 
+/// How requests reach the daemon (`--transport`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TransportArg {
+    /// FUSE over io_uring when the kernel offers it, else the /dev/fuse loop (says why at -v).
+    Auto,
+    /// FUSE over io_uring (Linux 6.14+ with the fuse module parameter enable_uring=Y), or fail.
+    Uring,
+    /// The /dev/fuse read/writev loop.
+    Dev,
+}
+
 /// Serve a famfs device (a /dev/daxX.Y or a stand-in file) over FUSE at MPT.
 ///
 /// The daemon replays the metadata log, mounts MPT (fstype fuse.famfs, as root), and serves
@@ -46,9 +57,13 @@ pub struct Args {
     /// How often to look for new log entries, in milliseconds.
     #[arg(long, default_value_t = 100)]
     pub poll_ms: u64,
-    /// Request-handling threads.
+    /// Request-handling threads of the /dev/fuse loop (io_uring uses one per CPU).
     #[arg(long, default_value_t = 4)]
     pub threads: usize,
+    /// How requests reach the daemon: io_uring queues pinned one per CPU (each request is
+    /// answered on the CPU that made it), or the /dev/fuse read/writev loop.
+    #[arg(long, value_enum, default_value_t = TransportArg::Auto)]
+    pub transport: TransportArg,
     /// More logging (-v info, -vv debug); RUST_LOG also works.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,

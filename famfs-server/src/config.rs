@@ -23,6 +23,19 @@ pub enum DaxPolicy {
     Off,
 }
 
+/// How requests travel between the kernel and the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// FUSE over io_uring when the kernel offers it (Linux 6.14+ with the `fuse` module
+    /// parameter `enable_uring` on) and the rings can be set up; the /dev/fuse loop otherwise.
+    #[default]
+    Auto,
+    /// FUSE over io_uring, or fail.
+    Uring,
+    /// The /dev/fuse read/writev loop.
+    Dev,
+}
+
 /// How the daemon runs.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -40,8 +53,17 @@ pub struct Config {
     pub stall_timeout: Duration,
     /// Request-handling threads.
     pub threads: usize,
-    /// Largest WRITE accepted (and READ served) in one request.
+    /// Largest WRITE accepted (and READ served) in one request. INIT asks for this much, in
+    /// pages, but never more than `fs.fuse.max_pages_limit` allows (256 pages, 1 MiB, by
+    /// default; raise the sysctl to let 4 MiB requests through).
     pub max_io: u32,
+    /// Kernel-daemon transport.
+    pub transport: Transport,
+    /// io_uring transport: entries registered per queue (one queue per CPU), each with a
+    /// payload buffer of a request's size (mapped lazily; the kernel reuses the entry freed
+    /// last, so a queue touches more than one only under concurrent requests from its CPU).
+    /// One thread serves a queue, so a second entry only lets a request wait in it.
+    pub uring_depth: usize,
 }
 
 impl Config {
@@ -55,7 +77,9 @@ impl Config {
             poll: Duration::from_millis(100),
             stall_timeout: Duration::from_secs(2),
             threads: 4,
-            max_io: 1 << 20,
+            max_io: 4 << 20,
+            transport: Transport::Auto,
+            uring_depth: 2,
         }
     }
 

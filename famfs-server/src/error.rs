@@ -31,4 +31,7 @@ pub enum ServerError {
     /// Reading or writing the FUSE channel failed.
     #[error("FUSE channel: {0}")]
     Channel(std::io::Error),
+    /// FUSE over io_uring was required (`--transport uring`) but cannot be used.
+    #[error("FUSE over io_uring: {0}")]
+    Uring(String),
 }

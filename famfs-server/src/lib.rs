@@ -19,7 +19,7 @@
 //!
 //! | piece | what |
 //! |---|---|
-//! | [`session`] | the transport: the /dev/fuse read/writev loop, INIT on the first descriptor before the workers start |
+//! | [`session`], [`transport`] | INIT on the first descriptor, then the transport: FUSE over io_uring (a queue per CPU) or the /dev/fuse read/writev loop |
 //! | [`Adapter`] | the protocol adapter: request bytes in, [`Reply`] out; owns `unique` and the reply bytes; [`Connection`] is what INIT settled |
 //! | [`FileSystem`] | the model: typed answers (entries, attributes, listings, maps, READ segments, writes, statfs, xattrs) |
 //! | `open`, `refresh`, `attr` | opening a device (probe, role, log), picking up new log entries (stall policy), attribute policy |
@@ -39,9 +39,10 @@ pub mod mount;
 mod open;
 mod refresh;
 pub mod session;
+pub mod transport;
 pub mod watch;
 
 pub use adapter::{Adapter, Connection, Handshake, Reply, has_cap_sys_rawio};
-pub use config::{Config, DaxPolicy};
+pub use config::{Config, DaxPolicy, Transport};
 pub use error::ServerError;
 pub use model::{DirEntry, FileSystem};

@@ -1,133 +1,45 @@
-//! The /dev/fuse transport: read a request from the channel, hand it to the [`Adapter`], and
-//! write the reply it describes.
+//! A connection from INIT to unmount: INIT is answered on the first /dev/fuse descriptor, then
+//! the connection is served by the transport the configuration and the kernel allow:
 //!
-//! The channel is `/dev/fuse` (one cloned descriptor per thread, so replies go back on the
-//! descriptor the request came from) or, in tests, one end of a `SOCK_SEQPACKET` socket pair
-//! shared by the threads. A connection starts with INIT, answered on the first descriptor
-//! before any worker starts ([`handshake`]); then every request gets exactly one reply except
-//! FORGET, BATCH_FORGET and INTERRUPT. A reply write failing with ENOENT means the kernel gave
-//! up on the request (interrupted) and is ignored; ENODEV (or end of file on a socket) means
-//! the file system was unmounted, and the loop ends cleanly.
+//! * FUSE over io_uring ([`transport::uring`](crate::transport::uring)) when
+//!   [`Config::transport`](crate::Config::transport) is `Auto` or `Uring`, the channel is
+//!   /dev/fuse, the rings can be built, and the kernel offers `FUSE_OVER_IO_URING` (Linux 6.14+
+//!   with the `fuse` module parameter `enable_uring` on) and accepts the registrations;
+//! * otherwise the /dev/fuse read/writev loop ([`transport::dev`](crate::transport::dev)), on
+//!   `Config::threads` cloned descriptors; `Auto` says why in an info log line, `Uring` fails.
+//!
+//! In tests the channel may be one end of a socket pair: that always uses the /dev/fuse loop.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use famfs_fsdev::Mapping;
-use fuse_famfs_proto::Errno;
-use fuse_famfs_proto::abi::OutHeader;
-use zerocopy::IntoBytes;
+use crate::adapter::{max_pages_limit, request_size};
+use crate::transport::dev::{read_req, send};
+use crate::transport::uring::{self, Prepared};
+use crate::{Adapter, FileSystem, Handshake, ServerError, Transport};
 
-use crate::adapter::error_reply;
-use crate::{Adapter, FileSystem, Handshake, Reply, ServerError};
-
-/// Read one request into `buf`: its length, or `None` once the file system is unmounted (or
-/// the socket closed).
-fn read_req(fd: &OwnedFd, buf: &mut [u8]) -> Result<Option<usize>, ServerError> {
-    loop {
-        match nix::unistd::read(fd, buf) {
-            Ok(0) | Err(nix::errno::Errno::ENODEV) => return Ok(None),
-            Ok(n) => return Ok(Some(n)),
-            Err(nix::errno::Errno::EINTR | nix::errno::Errno::EAGAIN) => continue,
-            Err(e) => return Err(ServerError::Channel(e.into())),
-        }
-    }
-}
-
-/// Write `iovs` as one message (the FUSE device takes a reply in a single write).
-fn write_iov(fd: &OwnedFd, iovs: &[libc::iovec]) -> std::io::Result<()> {
-    let total: usize = iovs.iter().map(|v| v.iov_len).sum();
-    loop {
-        // SAFETY: every iovec points into memory that stays alive and mapped for the call: the
-        // reply buffer, the header on this stack frame, or the server's device mapping (whose
-        // ranges were bounds-checked by `Mapping::raw_range`). The kernel only reads them.
-        let n = unsafe { libc::writev(fd.as_raw_fd(), iovs.as_ptr(), iovs.len() as libc::c_int) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(e);
-        }
-        if n as usize != total {
-            return Err(std::io::Error::other(format!(
-                "short reply write: {n} of {total}"
-            )));
-        }
-        return Ok(());
-    }
-}
-
-fn iov(ptr: *const u8, len: usize) -> libc::iovec {
-    libc::iovec {
-        iov_base: ptr as *mut libc::c_void,
-        iov_len: len,
-    }
-}
-
-/// Send a READ reply: the header, then the device ranges straight from the mapping.
-fn send_read(
-    map: &Mapping,
-    fd: &OwnedFd,
-    unique: u64,
-    segments: &[(u64, u64)],
-    out: &mut [u8],
-) -> std::io::Result<()> {
-    let total: u64 = segments.iter().map(|s| s.1).sum();
-    let mut iovs = Vec::with_capacity(segments.len() + 1);
-    let hdr = OutHeader {
-        len: (OutHeader::SIZE as u64 + total) as u32,
-        error: 0,
-        unique,
-    };
-    let hdr = hdr.as_bytes();
-    iovs.push(iov(hdr.as_ptr(), hdr.len()));
-    for &(off, len) in segments {
-        match map.raw_range(off, len as usize) {
-            Ok(p) => iovs.push(iov(p, len as usize)),
-            Err(e) => {
-                tracing::error!("READ reply range: {e}");
-                return match error_reply(out, unique, Errno::EIO) {
-                    Reply::Bytes(n) => write_iov(fd, &[iov(out.as_ptr(), n)]),
-                    _ => Err(std::io::Error::other("cannot build an error reply")),
-                };
-            }
-        }
-    }
-    write_iov(fd, &iovs)
-}
-
-/// Send what `reply` describes (built in `out`; READ segments are ranges of `map`). Returns
-/// false once the file system is unmounted.
-fn send(map: &Mapping, fd: &OwnedFd, reply: &Reply, out: &mut [u8]) -> bool {
-    let sent = match reply {
-        Reply::None => Ok(()),
-        Reply::Bytes(k) | Reply::Last(k) => write_iov(fd, &[iov(out.as_ptr(), *k)]),
-        Reply::Read { unique, segments } => send_read(map, fd, *unique, segments, out),
-    };
-    match sent {
-        Ok(()) => true,
-        // The request was interrupted and the kernel no longer waits for it.
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => true,
-        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => false,
-        Err(e) if e.raw_os_error() == Some(libc::EPIPE) => false,
-        Err(e) => {
-            tracing::error!("writing a reply: {e}");
-            true
-        }
-    }
-}
+pub use crate::transport::dev::{serve, worker};
 
 /// Answer the requests on `fd` until INIT is negotiated, and return the adapter for the rest
 /// of the connection; `None` if the file system was unmounted (or the socket closed) first.
 pub fn handshake(fs: &Arc<FileSystem>, fd: &OwnedFd) -> Result<Option<Adapter>, ServerError> {
+    handshake_with(fs, fd, false)
+}
+
+/// [`handshake`], accepting FUSE over io_uring if `uring` (the rings are ready).
+fn handshake_with(
+    fs: &Arc<FileSystem>,
+    fd: &OwnedFd,
+    uring: bool,
+) -> Result<Option<Adapter>, ServerError> {
     let mut req = vec![0u8; fs.config().request_buffer_size()];
     let mut out = vec![0u8; fs.config().request_buffer_size()];
     loop {
         let Some(n) = read_req(fd, &mut req)? else {
             return Ok(None);
         };
-        let (reply, adapter) = match Adapter::init(fs, &req[..n], &mut out) {
+        let (reply, adapter) = match Adapter::init_with(fs, &req[..n], &mut out, uring) {
             Handshake::Ready { adapter, reply } => (reply, Some(adapter)),
             Handshake::Pending(reply) => (reply, None),
         };
@@ -140,73 +52,106 @@ pub fn handshake(fs: &Arc<FileSystem>, fd: &OwnedFd) -> Result<Option<Adapter>, 
     }
 }
 
-/// Serve requests from `fd` until the file system is unmounted (or the socket closes), or
-/// `stop` is set by another worker (DESTROY).
-pub fn worker(adapter: &Adapter, fd: &OwnedFd, stop: &AtomicBool) -> Result<(), ServerError> {
-    let size = adapter.fs().config().request_buffer_size();
-    let (mut req, mut out) = (vec![0u8; size], vec![0u8; size]);
-    while !stop.load(Ordering::Relaxed) {
-        let Some(n) = read_req(fd, &mut req)? else {
-            return Ok(());
-        };
-        let reply = adapter.handle(&req[..n], &mut out);
-        if matches!(reply, Reply::Last(_)) {
-            stop.store(true, Ordering::Relaxed);
-        }
-        if !send(adapter.fs().mapping(), fd, &reply, &mut out) {
-            return Ok(());
-        }
-    }
-    Ok(())
+fn is_char_device(fd: &OwnedFd) -> bool {
+    nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFCHR)
 }
 
-/// Run one worker thread per descriptor in `fds` and wait for all of them.
-pub fn serve(adapter: &Arc<Adapter>, fds: Vec<OwnedFd>) -> Result<(), ServerError> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let handles: Vec<_> = fds
-        .into_iter()
-        .enumerate()
-        .map(|(i, fd)| {
-            let adapter = Arc::clone(adapter);
-            let stop = Arc::clone(&stop);
-            std::thread::Builder::new()
-                .name(format!("famfs-fuse-{i}"))
-                .spawn(move || worker(&adapter, &fd, &stop))
-                .map_err(ServerError::Channel)
-        })
-        .collect::<Result<_, _>>()?;
-    let mut result = Ok(());
-    for h in handles {
-        match h.join() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => result = Err(e),
-            Err(_) => {
-                result = Err(ServerError::Channel(std::io::Error::other(
-                    "worker panicked",
-                )))
-            }
-        }
-    }
-    result
+/// Payload buffer size of a ring entry: what the kernel requires for the request size INIT
+/// asks for (`max(FUSE_MIN_READ_BUFFER, max_write, max_pages * 4096)`).
+fn ring_payload(fs: &FileSystem) -> usize {
+    let (pages, max_write) = request_size(fs.config(), max_pages_limit());
+    (max_write as usize)
+        .max(usize::from(pages) * 4096)
+        .max(fuse_famfs_proto::abi::FUSE_MIN_READ_BUFFER)
 }
 
-/// Serve one connection: negotiate INIT on `first`, show the adapter to `ready`, add
-/// `Config::threads - 1` descriptors made by `clone` (fewer, with a warning, if that fails),
-/// and serve them all until the file system is unmounted.
+/// Build the rings if the configuration and channel allow; `Err` only when io_uring is
+/// required and impossible.
+fn prepare_uring(
+    fs: &Arc<FileSystem>,
+    first: &Arc<OwnedFd>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Option<Prepared>, ServerError> {
+    let cfg = fs.config();
+    let why = match cfg.transport {
+        Transport::Dev => return Ok(None),
+        _ if !is_char_device(first) => "the channel is not /dev/fuse".to_string(),
+        _ if uring::switched_off() => uring::not_offered_reason(),
+        _ => match uring::prepare(first, cfg.uring_depth, ring_payload(fs), stop) {
+            Ok(p) => return Ok(Some(p)),
+            Err(e) => e.to_string(),
+        },
+    };
+    if cfg.transport == Transport::Uring {
+        return Err(ServerError::Uring(why));
+    }
+    tracing::info!("FUSE over io_uring not used: {why}; using the /dev/fuse loop");
+    Ok(None)
+}
+
+/// Serve one connection: negotiate INIT on `first`, show the adapter to `ready`, then serve
+/// it over io_uring (see the module docs) or with `Config::threads` /dev/fuse workers
+/// (descriptors made by `clone`; fewer, with a warning, if that fails) until the file system
+/// is unmounted.
 pub fn run(
     fs: &Arc<FileSystem>,
     first: OwnedFd,
     clone: impl Fn(&OwnedFd) -> Result<OwnedFd, ServerError>,
     ready: impl FnOnce(&Arc<Adapter>),
 ) -> Result<(), ServerError> {
-    let Some(adapter) = handshake(fs, &first)? else {
+    let first = Arc::new(first);
+    let stop = Arc::new(AtomicBool::new(false));
+    let prepared = prepare_uring(fs, &first, &stop)?;
+    let Some(adapter) = handshake_with(fs, &first, prepared.is_some())? else {
         return Ok(());
     };
     let adapter = Arc::new(adapter);
     ready(&adapter);
-    let mut fds = vec![first];
-    for _ in 1..fs.config().threads.max(1) {
-        match clone(&fds[0]) {
+    if let Some(p) = prepared {
+        let required = fs.config().transport == Transport::Uring;
+        if !adapter.connection().uring() {
+            let why = uring::not_offered_reason();
+            drop(p);
+            if required {
+                return Err(ServerError::Uring(why));
+            }
+            tracing::info!("FUSE over io_uring not used: {why}; using the /dev/fuse loop");
+        } else {
+            let n = p.len();
+            let (running, registered) = p.start(&adapter);
+            match registered {
+                Ok(()) => {
+                    tracing::info!("FUSE over io_uring: {n} queues, one per CPU");
+                    // FORGET and INTERRUPT still come over /dev/fuse.
+                    let result = worker(&adapter, &first, &stop);
+                    running.join();
+                    return result;
+                }
+                Err(why) if required => {
+                    drop(running);
+                    return Err(ServerError::Uring(why));
+                }
+                Err(why) => {
+                    tracing::info!("FUSE over io_uring not used: {why}; using the /dev/fuse loop");
+                    let result = serve_dev(&adapter, first, clone);
+                    running.join();
+                    return result;
+                }
+            }
+        }
+    }
+    serve_dev(&adapter, first, clone)
+}
+
+/// The /dev/fuse loop on `first` and `Config::threads - 1` clones of it.
+fn serve_dev(
+    adapter: &Arc<Adapter>,
+    first: Arc<OwnedFd>,
+    clone: impl Fn(&OwnedFd) -> Result<OwnedFd, ServerError>,
+) -> Result<(), ServerError> {
+    let mut fds = Vec::new();
+    for _ in 1..adapter.fs().config().threads.max(1) {
+        match clone(&first) {
             Ok(fd) => fds.push(fd),
             Err(e) => {
                 tracing::warn!("{e}; using fewer threads");
@@ -214,5 +159,10 @@ pub fn run(
             }
         }
     }
-    serve(&adapter, fds)
+    // Queue threads of a ring not used may still hold the descriptor for a moment.
+    let first = Arc::try_unwrap(first)
+        .or_else(|shared| shared.try_clone())
+        .map_err(ServerError::Channel)?;
+    fds.insert(0, first);
+    serve(adapter, fds)
 }

@@ -9,7 +9,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`abi`] | `#[repr(C)]` zerocopy wire structs, constants, the [`Opcode`](abi::Opcode) newtype |
+//! | [`abi`] | `#[repr(C)]` zerocopy wire structs, constants, the [`Opcode`](abi::Opcode) newtype, the FUSE-over-io_uring ring entry ([`UringReqHeader`](abi::UringReqHeader)) |
 //! | [`request`] | `&[u8]` → [`Request`] (and back, for harnesses playing the kernel) |
 //! | [`reply`] | reply builders into `&mut [u8]`, INIT negotiation, dirent packing; [`ReplyRef`](reply::ReplyRef) parses replies |
 //! | [`fmap`] | the GET_FMAP message of an [`Fmap`] (the `famfs-fmap` type, re-exported): encode ([`FmapWire`]), parse ([`FmapMessage`]), the kernel's validation with its errnos |

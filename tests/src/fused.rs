@@ -143,6 +143,8 @@ pub struct FusedMount {
     mpt: PathBuf,
     log: PathBuf,
     status: Option<ExitStatus>,
+    /// `enable_uring` held on for a daemon started with `--transport uring`.
+    _knob: Option<crate::knobs::Knob>,
 }
 
 impl FusedMount {
@@ -173,12 +175,21 @@ impl FusedMount {
         }
     }
 
-    /// Starts the daemon without waiting for the mount.
+    /// Starts the daemon without waiting for the mount. With `$FAMFS_TEST_TRANSPORT` set and no
+    /// `--transport` in `args`, it gets `--transport` with that value first (and
+    /// `enable_uring` is held on for `uring`).
     pub fn spawn(device: &Path, mpt: &Path, args: &[&str]) -> Result<FusedMount, String> {
         let log = mpt.with_extension("fused.log");
         let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(famfs_fused())
+        let transport = crate::knobs::transport_from_env()
+            .filter(|_| !args.iter().any(|a| a.starts_with("--transport")));
+        let knob = crate::knobs::for_transport(transport, "famfs_fused");
+        let mut cmd = Command::new(famfs_fused());
+        if let Some(t) = transport {
+            cmd.args(["--transport", crate::knobs::transport_arg(t)]);
+        }
+        let child = cmd
             .args(args)
             .arg(device)
             .arg(mpt)
@@ -192,6 +203,7 @@ impl FusedMount {
             mpt: mpt.to_path_buf(),
             log,
             status: None,
+            _knob: knob,
         })
     }
 

@@ -16,6 +16,7 @@ pub struct InProcessMount {
     fs: Arc<FileSystem>,
     session: Option<JoinHandle<Result<(), ServerError>>>,
     watcher: Option<(Arc<AtomicBool>, JoinHandle<()>)>,
+    _knob: Option<crate::knobs::Knob>,
 }
 
 impl std::fmt::Debug for InProcessMount {
@@ -30,8 +31,13 @@ impl InProcessMount {
     /// Opens the file system with `cfg`, mounts `/dev/fuse` at `mpt` (as `famfs_fused` does:
     /// fstype `fuse.famfs`, `allow_other,default_permissions`), and serves it as the daemon
     /// does: INIT on the first descriptor, then `cfg.threads` workers, each on its own cloned
-    /// channel, plus the log watcher.
-    pub fn start(cfg: Config, mpt: &Path) -> Result<InProcessMount, ServerError> {
+    /// channel, plus the log watcher. `$FAMFS_TEST_TRANSPORT`, when set, replaces
+    /// `cfg.transport`; for `Uring`, `enable_uring` is held on while mounted.
+    pub fn start(mut cfg: Config, mpt: &Path) -> Result<InProcessMount, ServerError> {
+        if let Some(t) = crate::knobs::transport_from_env() {
+            cfg.transport = t;
+        }
+        let knob = crate::knobs::for_transport(Some(cfg.transport), "InProcessMount");
         let device = cfg.device.clone();
         let fs = FileSystem::open(cfg)?;
         let fuse = mount::open_dev_fuse()?;
@@ -57,6 +63,7 @@ impl InProcessMount {
             fs,
             session: Some(session),
             watcher: Some((stop, watcher)),
+            _knob: knob,
         })
     }
 

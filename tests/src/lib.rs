@@ -8,6 +8,7 @@
 //! | [`pattern`] | deterministic file contents checkable at any offset |
 //! | [`fused`] | the `famfs_fused` binary: found or built, spawned on a mount point, killed, cleaned up |
 //! | [`inproc`] | [`InProcessMount`](inproc::InProcessMount): a real mount served by threads of this process (benchmarks) |
+//! | [`knobs`] | kernel settings held for a test and restored (`enable_uring`, `max_pages_limit`); the transport asked for by `$FAMFS_TEST_TRANSPORT` |
 //! | [`prereq`] | root, `/dev/fuse`, `CAP_SYS_RAWIO`: fail under `CI=true`, skip loudly otherwise |
 //!
 //! Tests: `cargo test -p famfs-tests` (the mount tests need root and `/dev/fuse`).
@@ -17,6 +18,7 @@
 pub mod fused;
 pub mod inproc;
 pub mod kernel_emu;
+pub mod knobs;
 pub mod pattern;
 pub mod prereq;
 pub mod standin;

@@ -586,6 +586,43 @@ struct fuse_backing_map {
 	uint64_t daxdev_index;
 };
 
+/*
+ * FUSE over io_uring (protocol 7.42, Linux 6.14+). INIT still uses /dev/fuse; the server then
+ * registers entries (a header buffer and a payload buffer, given as two iovecs) per queue
+ * (one queue per possible CPU) with IORING_OP_URING_CMD on an SQE128 ring, and answers each
+ * request with COMMIT_AND_FETCH, which also re-arms the entry.
+ */
+#define FUSE_URING_IN_OUT_HEADER_SZ 128
+#define FUSE_URING_OP_IN_OUT_SZ 128
+#define FUSE_URING_IOV_SEGS 2
+#define FUSE_IO_URING_CMD_INVALID 0
+#define FUSE_IO_URING_CMD_REGISTER 1
+#define FUSE_IO_URING_CMD_COMMIT_AND_FETCH 2
+
+/* Trailer of an entry's header buffer: payload size and commit id, in either direction. */
+struct fuse_uring_ent_in_out {
+	uint64_t flags;
+	uint64_t commit_id; /* with a request: the id to commit the reply with */
+	uint32_t payload_sz; /* bytes used in the payload buffer */
+	uint32_t padding;
+	uint64_t reserved;
+};
+
+/* An entry's header buffer. */
+struct fuse_uring_req_header {
+	char in_out[FUSE_URING_IN_OUT_HEADER_SZ]; /* fuse_in_header / fuse_out_header */
+	char op_in[FUSE_URING_OP_IN_OUT_SZ]; /* the opcode's fixed argument struct */
+	struct fuse_uring_ent_in_out ring_ent_in_out;
+};
+
+/* Start of the 80-byte command area of the SQE. */
+struct fuse_uring_cmd_req {
+	uint64_t flags;
+	uint64_t commit_id; /* COMMIT_AND_FETCH: the commit id of the request answered */
+	uint16_t qid; /* queue (CPU number) of the entry */
+	uint8_t padding[6];
+};
+
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
 _Static_assert(sizeof(struct fuse_in_header) == 40, "fuse_in_header");
 _Static_assert(sizeof(struct fuse_out_header) == 16, "fuse_out_header");
@@ -598,6 +635,8 @@ _Static_assert(sizeof(struct fuse_famfs_fmap_header) == 32, "fuse_famfs_fmap_hea
 _Static_assert(sizeof(struct fuse_famfs_simple_ext) == 24, "fuse_famfs_simple_ext");
 _Static_assert(sizeof(struct fuse_famfs_iext) == 24, "fuse_famfs_iext");
 _Static_assert(sizeof(struct fuse_daxdev_out) == 280, "fuse_daxdev_out");
+_Static_assert(sizeof(struct fuse_uring_req_header) == 288, "fuse_uring_req_header");
+_Static_assert(sizeof(struct fuse_uring_cmd_req) == 24, "fuse_uring_cmd_req");
 #endif
 
 #endif /* FAMFS_FUSE_ABI_H */

@@ -152,6 +152,16 @@ fn rust_structs() -> Vec<StructInfo> {
             "reserved3" => reserved3, "reserved4" => reserved4, "name" => name,
         }),
         layout!("fuse_backing_map", BackingMap { "fd" => fd, "flags" => flags, "daxdev_index" => daxdev_index }),
+        layout!("fuse_uring_ent_in_out", UringEntInOut {
+            "flags" => flags, "commit_id" => commit_id, "payload_sz" => payload_sz,
+            "padding" => padding, "reserved" => reserved,
+        }),
+        layout!("fuse_uring_req_header", UringReqHeader {
+            "in_out" => in_out, "op_in" => op_in, "ring_ent_in_out" => ring_ent_in_out,
+        }),
+        layout!("fuse_uring_cmd_req", UringCmdReq {
+            "flags" => flags, "commit_id" => commit_id, "qid" => qid, "padding" => padding,
+        }),
     ]
 }
 
@@ -269,6 +279,12 @@ fn rust_constants() -> Vec<(&'static str, i128)> {
         FUSE_FAMFS_FILE_LOG,
         FUSE_FAMFS_EXT_SIMPLE,
         FUSE_FAMFS_EXT_INTERLEAVE,
+        FUSE_URING_IN_OUT_HEADER_SZ,
+        FUSE_URING_OP_IN_OUT_SZ,
+        FUSE_URING_IOV_SEGS,
+        FUSE_IO_URING_CMD_INVALID,
+        FUSE_IO_URING_CMD_REGISTER,
+        FUSE_IO_URING_CMD_COMMIT_AND_FETCH,
     ];
     // Opcodes: FUSE_<name> in C, Opcode::<name> in Rust (CUSE_INIT keeps its own prefix).
     for (op, name) in Opcode::ALL {

@@ -30,6 +30,12 @@ impl Connection {
     pub fn famfs(&self) -> bool {
         self.flags & abi::FUSE_DAX_FMAP != 0
     }
+
+    /// Whether the kernel accepted FUSE over io_uring: it holds every request until the
+    /// server's ring queues are registered, or until a registration fails.
+    pub fn uring(&self) -> bool {
+        self.flags & abi::FUSE_OVER_IO_URING != 0
+    }
 }
 
 /// How a connection's first requests were answered ([`Adapter::init`]).
@@ -61,8 +67,31 @@ pub fn has_cap_sys_rawio() -> bool {
         .is_some_and(|caps| caps >> 17 & 1 == 1)
 }
 
+/// Where the kernel states how many pages one request may carry (`fs.fuse.max_pages_limit`,
+/// Linux 6.13+; 256 before, and when unreadable).
+const MAX_PAGES_LIMIT: &str = "/proc/sys/fs/fuse/max_pages_limit";
+/// The kernel's limit before the sysctl existed (`FUSE_MAX_MAX_PAGES`).
+const OLD_MAX_PAGES_LIMIT: u32 = 256;
+const PAGE: u32 = 4096;
+
+/// `fs.fuse.max_pages_limit` as the kernel reports it (256 when the file is missing or
+/// unreadable). The daemon never changes it: an administrator may raise it (up to 65535).
+pub fn max_pages_limit() -> u32 {
+    std::fs::read_to_string(MAX_PAGES_LIMIT)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(OLD_MAX_PAGES_LIMIT)
+}
+
+/// The request size asked for in INIT, `(max_pages, max_write)`: `cfg.max_io` rounded down to
+/// pages, at most `limit` pages (the kernel would cap it there anyway), at least one page.
+pub fn request_size(cfg: &Config, limit: u32) -> (u16, u32) {
+    let pages = (cfg.max_io / PAGE).min(limit).clamp(1, u32::from(u16::MAX));
+    (pages as u16, pages * PAGE)
+}
+
 /// What this server asks of the kernel.
-fn wanted(cfg: &Config, rawio: bool) -> InitConfig {
+fn wanted(cfg: &Config, rawio: bool, uring: bool) -> InitConfig {
     let mut flags = abi::FUSE_ASYNC_READ
         | abi::FUSE_BIG_WRITES
         | abi::FUSE_MAX_PAGES
@@ -80,18 +109,22 @@ fn wanted(cfg: &Config, rawio: bool) -> InitConfig {
     if dax_ok && rawio {
         flags |= abi::FUSE_DAX_FMAP;
     }
+    if uring {
+        flags |= abi::FUSE_OVER_IO_URING;
+    }
+    let (max_pages, max_write) = request_size(cfg, max_pages_limit());
     InitConfig {
         flags,
-        max_write: cfg.max_io,
-        max_pages: (cfg.max_io / 4096).min(u32::from(u16::MAX)) as u16,
+        max_write,
+        max_pages,
         ..Default::default()
     }
 }
 
 /// Negotiate the kernel's offer `init` (EPROTO if it cannot be answered).
-fn negotiate(cfg: &Config, init: &InitIn) -> Result<(Connection, Negotiated), Errno> {
-    let neg =
-        reply::negotiate(init, &wanted(cfg, has_cap_sys_rawio())).map_err(|_| Errno::EPROTO)?;
+fn negotiate(cfg: &Config, init: &InitIn, uring: bool) -> Result<(Connection, Negotiated), Errno> {
+    let neg = reply::negotiate(init, &wanted(cfg, has_cap_sys_rawio(), uring))
+        .map_err(|_| Errno::EPROTO)?;
     tracing::info!(
         "FUSE {}.{}: {}",
         init.major,
@@ -136,10 +169,17 @@ impl Adapter {
     /// connection; anything before it is answered EIO (nothing for requests that take no
     /// reply), and an INIT that cannot be accepted EPROTO, after which INIT is awaited again.
     pub fn init(fs: &Arc<FileSystem>, req: &[u8], out: &mut [u8]) -> Handshake {
+        Self::init_with(fs, req, out, false)
+    }
+
+    /// As [`Adapter::init`], and also accept FUSE over io_uring if `uring` is set and the
+    /// kernel offers it ([`Connection::uring`] tells), for a transport whose rings are ready
+    /// to be registered.
+    pub fn init_with(fs: &Arc<FileSystem>, req: &[u8], out: &mut [u8], uring: bool) -> Handshake {
         let mut ready = None;
         let reply = respond(req, out, |r, out| match &r.op {
             Operation::Init(init) => {
-                let (conn, neg) = negotiate(fs.config(), init)?;
+                let (conn, neg) = negotiate(fs.config(), init, uring)?;
                 let reply = bytes(neg.write_reply(out, r.header.unique))?;
                 ready = Some(Adapter {
                     fs: Arc::clone(fs),
@@ -157,5 +197,40 @@ impl Adapter {
             Some(adapter) => Handshake::Ready { adapter, reply },
             None => Handshake::Pending(reply),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_size_follows_max_io_and_the_kernel_limit() {
+        let mut cfg = Config::new("/dev/null");
+        cfg.max_io = 4 << 20;
+        // The default limit (256 pages) caps a 4 MiB wish at 1 MiB.
+        assert_eq!(request_size(&cfg, 256), (256, 1 << 20));
+        // A raised limit lets the whole 4 MiB through, and no more.
+        assert_eq!(request_size(&cfg, 1024), (1024, 4 << 20));
+        assert_eq!(request_size(&cfg, 65535), (1024, 4 << 20));
+        // Partial pages round down, and a request always has a page.
+        cfg.max_io = 4096 * 3 + 100;
+        assert_eq!(request_size(&cfg, 256), (3, 3 * 4096));
+        cfg.max_io = 0;
+        assert_eq!(request_size(&cfg, 256), (1, 4096));
+        assert_eq!(request_size(&cfg, 0), (1, 4096));
+        // The u16 field cannot overflow.
+        cfg.max_io = u32::MAX;
+        assert_eq!(request_size(&cfg, u32::MAX).0, u16::MAX);
+    }
+
+    #[test]
+    fn the_limit_is_read_from_proc() {
+        let want = std::fs::read_to_string(MAX_PAGES_LIMIT)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(OLD_MAX_PAGES_LIMIT);
+        assert_eq!(max_pages_limit(), want);
+        assert!(max_pages_limit() >= 1);
     }
 }

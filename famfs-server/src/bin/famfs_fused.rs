@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use famfs_server::cli::{Args, Dax};
+use famfs_server::cli::{Args, Dax, TransportArg};
 use famfs_server::control::{self, ControlOptions, LogControl};
 use famfs_server::mount::{self, MountOptions};
-use famfs_server::{Config, DaxPolicy, FileSystem, session, watch};
+use famfs_server::{Config, DaxPolicy, FileSystem, Transport, session, watch};
 use nix::sys::signal::{SigSet, Signal};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, reload, util::SubscriberInitExt};
 
@@ -94,6 +94,11 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
     };
     cfg.poll = Duration::from_millis(args.poll_ms.max(1));
     cfg.threads = args.threads.clamp(1, 64);
+    cfg.transport = match args.transport {
+        TransportArg::Auto => Transport::Auto,
+        TransportArg::Uring => Transport::Uring,
+        TransportArg::Dev => Transport::Dev,
+    };
     let fs = FileSystem::open(cfg).context("cannot serve this device")?;
 
     // Signals are handled by one thread; every other thread inherits the blocked mask.

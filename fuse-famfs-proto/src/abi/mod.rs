@@ -7,8 +7,10 @@ mod consts;
 mod famfs;
 mod fuse;
 mod opcode;
+mod uring;
 
 pub use consts::*;
 pub use famfs::*;
 pub use fuse::*;
 pub use opcode::Opcode;
+pub use uring::*;
