@@ -159,7 +159,11 @@ pub fn unroll(fmap: &Fmap) -> Fmap {
             let Some(r) = fmap.resolve(FileOffset(start + off)) else {
                 break;
             };
-            let piece = if last_iext { chunk } else { chunk.min(size - off) };
+            let piece = if last_iext {
+                chunk
+            } else {
+                chunk.min(size - off)
+            };
             let dev_offset = r.dev_offset.0;
             match exts.last_mut() {
                 Some(last) if last.dev_index == r.dev_index && last.end() == dev_offset => {
@@ -271,7 +275,11 @@ mod tests {
             for off in [mib * MIB, (mib * MIB).saturating_sub(4), mib * MIB + 3] {
                 let off = FileOffset(off);
                 let (a, b) = (f.resolve(off).unwrap(), u.resolve(off).unwrap());
-                assert_eq!((a.dev_index, a.dev_offset), (b.dev_index, b.dev_offset), "{off:?}");
+                assert_eq!(
+                    (a.dev_index, a.dev_offset),
+                    (b.dev_index, b.dev_offset),
+                    "{off:?}"
+                );
             }
         }
         // No 2 MiB-aligned simple map can say this: the kernel without interleave refuses it.

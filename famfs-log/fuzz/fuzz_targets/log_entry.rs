@@ -65,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(r.resolve(FileOffset(off)), Some(got));
                 let d = got.dev_offset.0;
                 assert!(fmap.ranges().any(|x| x.offset <= d && d < x.end()));
-                assert!(d >= DATA_START && d < DEV_END);
+                assert!((DATA_START..DEV_END).contains(&d));
             }
         }
     }
