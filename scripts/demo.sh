@@ -40,12 +40,14 @@ show() {
 # Print a command, then run it; any failure stops the demo.
 run()  { show "$@"; "$@"; }
 die()  { printf '%sdemo failed: %s%s\n' "$RED" "$*" "$OFF" >&2; exit 1; }
-say "Build the release binaries"
+say "Build the release binaries (famfs, mkfs.famfs, famfs_fused, daxctl-famfs)"
 cd "$REPO"
-run cargo build --release -q -p famfs-cli
+run cargo build --release -q -p famfs-cli -p famfs-server -p daxctl-famfs
 TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
 FAMFS_BIN="$TARGET/release/famfs"
-[[ -x "$FAMFS_BIN" ]] || die "$FAMFS_BIN was not built"
+for b in famfs famfs_fused daxctl-famfs; do
+    [[ -x "$TARGET/release/$b" ]] || die "$TARGET/release/$b was not built"
+done
 
 ARROW_MOUNTS=()
 START_NS=$(date +%s%N)
@@ -69,10 +71,13 @@ on_exit() {
 }
 trap on_exit EXIT
 
-# famfs and mkfs.famfs on the PATH (mkfs.famfs is the same program under another name).
+# The programs on the PATH (mkfs.famfs is famfs under another name; famfs mount finds
+# famfs_fused next to the famfs binary). scripts/install.sh installs them for good.
 mkdir -p "$WORK/bin"
 ln -s "$FAMFS_BIN" "$WORK/bin/famfs"
 ln -s "$FAMFS_BIN" "$WORK/bin/mkfs.famfs"
+ln -s "$TARGET/release/famfs_fused" "$WORK/bin/famfs_fused"
+ln -s "$TARGET/release/daxctl-famfs" "$WORK/bin/daxctl-famfs"
 export PATH="$WORK/bin:$PATH"
 export FAMFS_SYSTEM_UUID_FILE="$WORK/system_uuid"
 unset FAMFS_SYSTEM_UUID
@@ -120,7 +125,6 @@ run famfs getmap --device "$DEV" /models/weights.safetensors /datasets/striped.r
 
 if [[ "${MOUNT:-0}" == 1 ]]; then
     say "Mount it with the FUSE daemon and use ordinary tools (MOUNT=1)"
-    run cargo build --release -q -p famfs-server --manifest-path "$REPO/Cargo.toml"
     mkdir -p "$WORK/mnt"
     run famfs mount "$DEV" "$WORK/mnt"
     MOUNTED=1
@@ -186,7 +190,6 @@ arrow_step() {
         return 0
     fi
     local rows="${ARROW_ROWS:-1000000}" later_rows=$(( ${ARROW_ROWS:-1000000} / 2 + 1 ))
-    run cargo build --release -q -p famfs-server --manifest-path "$REPO/Cargo.toml"
     ln -sf "$TARGET/release/famfs_fused" "$WORK/bin/famfs_fused"
     printf '#!/bin/sh\nexec "%s" "%s" "$@"\n' "$PY" "$REPO/tests/python/arrow_workload.py" \
         > "$WORK/bin/arrow-workload"

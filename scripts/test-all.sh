@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every test of the project: formatting, lints, unit/property/compatibility tests, end-to-end
-# FUSE tests (real mounts, needs root and /dev/fuse), and the qemu real-kernel tier (Debian cloud
+# FUSE tests (real mounts, needs root and /dev/fuse), and the qemu real-kernel tier (Debian 7.3 cloud
 # kernel, emulated NVDIMM). Installs what the tests need first (Debian packages, cached downloads).
 #
 #   scripts/test-all.sh            # everything
@@ -25,7 +25,9 @@ if [ ${#need[@]} -gt 0 ]; then
     as_root apt-get install -y --no-install-recommends "${need[@]}" ||
         { as_root apt-get update && as_root apt-get install -y --no-install-recommends "${need[@]}"; }
 fi
-# The qemu tier: qemu, a Debian cloud kernel, daxctl/ndctl, busybox (cached under tests/qemu/cache).
+# The qemu tier: apt-installs qemu and kmod/cpio/xz tools on the host, then fetches Debian's 7.3 cloud
+# kernel (trixie-backports), ndctl/daxctl 85 (sid) and busybox through a private apt configuration (the
+# host's apt sources stay untouched); everything is cached under tests/qemu/cache.
 as_root tests/qemu/setup.sh
 
 step "prerequisites (Python virtualenv with pyarrow and numpy, tests/python/cache/venv)"

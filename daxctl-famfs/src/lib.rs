@@ -15,6 +15,8 @@
 
 mod backend;
 mod chardev;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod error;
 mod famfs;
 pub mod json;

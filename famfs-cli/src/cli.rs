@@ -25,10 +25,12 @@ Only the master host (whose system UUID is in the superblock) can create files a
 The system UUID comes from $FAMFS_SYSTEM_UUID, else the file $FAMFS_SYSTEM_UUID_FILE, else
 /opt/famfs/system_uuid (created on first use).
 
-Exit codes: 0 success; 1 most failures; 2 a usage error or a missing file (ENOENT); 3 an unknown
-command; other errno values where the reference uses them (16 busy, 22 invalid argument); fsck
-exits with the number of allocation collisions and logplay with the number of skipped entries
-(both capped at 127).";
+Exit status: 0 success; 1 most failures, and a missing argument; 2 an unknown option or a bad
+value, or a path that does not exist (ENOENT); 3 an unknown command; otherwise the errno of the
+cause, as the reference does (e.g. 13 permission denied, 16 device mounted/busy, 22 invalid
+argument, 28 no space, 107 a stale mount whose daemon died, 117 no valid famfs on the device).
+Commands with codes of their own list them in their help: fsck (1-100 allocation collisions,
+101-106 other outcomes), logplay (skipped entries), getmap, mount; mkfs.famfs exits 0, 1 or 2.";
 
 /// `famfs`: create and inspect files in famfs, the fabric-attached memory file system.
 #[derive(Debug, Parser)]
@@ -44,6 +46,9 @@ pub struct Famfs {
     /// More log output (repeat for more); RUST_LOG overrides.
     #[arg(short, long, action = ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Print help, as -h/--help (the reference's `-?`; on fsck, where -h is --human, use -?).
+    #[arg(short = '?', action = ArgAction::Help, global = true, hide = true)]
+    pub help_q: Option<bool>,
     /// The command.
     #[command(subcommand)]
     pub cmd: Cmd,
@@ -57,7 +62,7 @@ pub enum Cmd {
     /// Unmount a famfs and wait for its daemon to exit.
     Umount(UmountArgs),
     /// Check a famfs: superblock, log, allocation collisions, free space.
-    #[command(disable_help_flag = true)]
+    #[command(disable_help_flag = true, after_help = FSCK_EXIT_HELP)]
     Fsck(FsckArgs),
     /// Create a directory.
     Mkdir(MkdirArgs),
@@ -125,10 +130,13 @@ pub struct InterleaveOpts {
 /// `famfs mount`.
 #[derive(Debug, Args)]
 #[command(
-    override_usage = "famfs mount [OPTIONS] DEV MPT",
     after_help = "The daemon runs in the foreground of its own session; its output goes to \
-/run/famfs/<hash>.log (or $TMPDIR). $FAMFS_FUSED overrides where famfs_fused is found \
-(default: next to this program, then $PATH)."
+/run/famfs/<hash>.log (or $TMPDIR/famfs-<hash>.log when /run/famfs cannot be written), where \
+<hash> names the mount point; `famfs mount -v` prints the file's name. The log is removed by a \
+clean `famfs umount` and kept when the daemon fails. $FAMFS_FUSED overrides where famfs_fused \
+is found (default: next to this program, then $PATH).\n\n\
+Exit status: 0 mounted; 1 any failure (usage, not root, bad device or mount point, a stale or \
+existing mount, the daemon failed or timed out: nothing is left mounted); 2 an unknown option."
 )]
 pub struct MountArgs {
     /// Attribute/entry cache timeout of the daemon, in seconds.
@@ -159,13 +167,22 @@ pub struct MountArgs {
     /// Seconds to wait for the daemon to come up.
     #[arg(long = "wait", value_name = "SECS", default_value_t = 15.0)]
     pub wait: f64,
-    /// The device (or stand-in file) and the mount point.
-    #[arg(value_name = "DEV MPT", num_args = 0..)]
-    pub args: Vec<PathBuf>,
+    /// The dax device (/dev/daxX.Y) or stand-in file.
+    #[arg(value_name = "DEV", required = true)]
+    pub dev: PathBuf,
+    /// The mount point (an existing directory).
+    #[arg(value_name = "MPT", required = true)]
+    pub mpt: PathBuf,
 }
 
 /// `famfs umount`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "A stale mount (its daemon died) is detached. The daemon's log is removed after a \
+clean stop and kept otherwise.\n\n\
+Exit status: 0 unmounted; 1 MPT is not a famfs mount point, or is still mounted afterwards; 16 \
+busy (files open or a working directory in it: use -l); other errno values of umount(2)."
+)]
 pub struct UmountArgs {
     /// Lazy: detach the mount even if it is busy.
     #[arg(short = 'l', long = "lazy")]
@@ -175,15 +192,27 @@ pub struct UmountArgs {
     pub mpt: PathBuf,
 }
 
+/// Exit status of `famfs fsck`: the collision count keeps the reference's meaning; every other
+/// outcome has its own code above the collision range, so none can be read as a count.
+pub const FSCK_EXIT_HELP: &str = "\
+Exit status (ranges that cannot be confused):
+  0        clean: no allocation collisions, no skipped log entries
+  1-100    that many allocation collisions (100: 100 or more), as the reference; the report
+           names the entries
+  101      no collisions, but log entries were skipped (bad CRC or seqnum, invalid or
+           reserved paths, maps outside the device, ...); the report names them
+  102      usage: no DEV|PATH, an unknown option, -r together with -m
+  103      DEV|PATH does not exist
+  104      DEV is mounted (check the mount point instead, or use --force)
+  105      DEV|PATH holds no valid famfs (no superblock or log header)
+  106      cannot check: permission denied, I/O error, not a dax device or in the wrong dax
+           mode, a directory outside any famfs mount, a stale mount whose daemon died";
+
 /// `famfs fsck`.
 #[derive(Debug, Args)]
-#[command(
-    after_help = "Exit status: the number of allocation collisions (0 = clean), capped at \
-127; 16 if DEV is mounted (use the mount point, or --force); 2 if the path does not exist."
-)]
 pub struct FsckArgs {
     /// Print help (-? also works; -h means --human here, as in the reference).
-    #[arg(short = '?', long = "help", action = ArgAction::Help)]
+    #[arg(long = "help", action = ArgAction::Help)]
     pub help: Option<bool>,
     /// Sizes in GiB.
     #[arg(short = 'h', long = "human")]
@@ -197,6 +226,16 @@ pub struct FsckArgs {
     /// Also print free-space statistics for N equal buckets of the device.
     #[arg(short = 'B', long = "nbuckets", value_parser = parse_number, value_name = "N")]
     pub nbuckets: Option<u64>,
+    /// Read the superblock and log with read(2) (a stand-in file, or a mount's meta files).
+    #[arg(short = 'r', long = "read")]
+    pub read: bool,
+    /// Map the superblock and log with mmap (the default for a device; a mount's meta files are
+    /// read with read(2) unless -m).
+    #[arg(short = 'm', long = "mmap")]
+    pub mmap: bool,
+    /// Print the report as JSON (schema: famfs-cli/README.md); the exit status is the same.
+    #[arg(long = "json")]
+    pub json: bool,
     /// An unmounted device / stand-in file, or a path inside a mounted famfs.
     #[arg(value_name = "DEV|PATH", required = true)]
     pub path: PathBuf,
@@ -330,8 +369,12 @@ pub struct FlushArgs {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Our logplay never changes anything (the daemon plays the log by itself): \
-it replays the log in memory and reports. Exit status: the number of skipped entries (capped at \
-127). Tree lines: TYPE MODE UID GID SIZE PATH (d = directory, with a trailing '/'; f = file)."
+it replays the log in memory and reports. Tree lines: TYPE MODE UID GID SIZE PATH (d = \
+directory, with a trailing '/'; f = file). On a client host, or with -c, modes are shown \
+without write bits, as a client mount serves them.\n\n\
+Exit status: the number of skipped log entries (0 = clean, capped at 127); 1 usage (no \
+DEV|PATH, -r with -m) or the file system cannot be read; 2 an unknown option or DEV|PATH does \
+not exist."
 )]
 pub struct LogplayArgs {
     /// List the tree.
@@ -343,6 +386,19 @@ pub struct LogplayArgs {
     /// Switch a dax device to devdax mode if needed.
     #[arg(short = 'M', long = "set-daxmode")]
     pub set_daxmode: bool,
+    /// Read the log with read(2) (a stand-in file, or a mount's meta files).
+    #[arg(short = 'r', long = "read")]
+    pub read: bool,
+    /// Map the log with mmap (the default for a device; a mount's meta files are read with
+    /// read(2) unless -m).
+    #[arg(short = 'm', long = "mmap")]
+    pub mmap: bool,
+    /// Play as a client: show modes without write bits, as a client mount serves them.
+    #[arg(short = 'c', long = "client")]
+    pub client: bool,
+    /// Print the result (and with --ls the tree) as JSON (schema: famfs-cli/README.md).
+    #[arg(long = "json")]
+    pub json: bool,
     /// The unmounted device (alternative to giving it positionally).
     #[arg(short = 'd', long = "device", alias = "daxdev", value_name = "DEV")]
     pub device: Option<PathBuf>,
@@ -364,6 +420,9 @@ pub struct GetmapArgs {
     /// Continue with the next file after an error.
     #[arg(short = 'c', long = "continue")]
     pub cont: bool,
+    /// Print the maps (and errors) as JSON (schema: famfs-cli/README.md).
+    #[arg(long = "json")]
+    pub json: bool,
     #[command(flatten)]
     /// Offline device.
     pub dev: DeviceOpt,
@@ -439,6 +498,9 @@ pub struct Mkfs {
     /// More log output.
     #[arg(short = 'v', long = "verbose", action = ArgAction::Count)]
     pub verbose: u8,
+    /// Print help, as -h/--help (the reference's `-?`).
+    #[arg(short = '?', action = ArgAction::Help, hide = true)]
+    pub help_q: Option<bool>,
     /// The device or stand-in file.
     #[arg(value_name = "DEV")]
     pub dev: Option<PathBuf>,

@@ -19,18 +19,25 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
 }
 
-/// Subcommands whose missing-argument exit status differs from 1 (the reference's values).
-fn missing_arg_code(sub: Option<&str>) -> i32 {
-    match sub {
-        Some("getmap") => libc::EINVAL,
-        _ => 1,
+/// The exit status of a usage error of subcommand `sub`: a missing argument is 1 (getmap 22, as
+/// the reference); other usage errors (unknown option, bad value) are 2; fsck's usage errors are
+/// all [`cmd::fsck::FSCK_USAGE`] and mount's all 1 (the reference's).
+fn usage_code(sub: Option<&str>, missing: bool) -> i32 {
+    match (sub, missing) {
+        (Some("fsck"), _) => cmd::fsck::FSCK_USAGE,
+        (Some("mount"), _) => 1,
+        (Some("getmap"), true) => libc::EINVAL,
+        (_, true) => 1,
+        (_, false) => 2,
     }
 }
 
@@ -53,36 +60,61 @@ fn rewrite_help(mut args: Vec<OsString>) -> Vec<OsString> {
     args
 }
 
+/// A command line that ends before anything runs (help, version, usage error), with its exit
+/// status; [`EarlyExit::print`] shows what it says.
+#[derive(Debug)]
+pub struct EarlyExit {
+    /// The exit status.
+    pub code: i32,
+    error: clap::Error,
+    missing_command: bool,
+}
+
+impl EarlyExit {
+    /// Print the help, version or usage error (help and version on stdout, errors on stderr).
+    pub fn print(&self) {
+        if self.missing_command {
+            eprintln!("famfs: missing command");
+            let _ = cli_help();
+        } else {
+            let _ = self.error.print();
+        }
+    }
+}
+
+/// Parse `famfs` arguments: the command to run, or how to exit.
+pub fn parse_famfs(args: &[OsString]) -> Result<cli::Famfs, EarlyExit> {
+    let args = rewrite_help(args.to_vec());
+    cli::Famfs::try_parse_from(&args).map_err(|error| {
+        let kind = error.kind();
+        let missing_command = matches!(
+            kind,
+            ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        let code = match kind {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+            _ if missing_command => 1,
+            ErrorKind::InvalidSubcommand => 3,
+            kind => usage_code(
+                subcommand_of(&args).as_deref(),
+                kind == ErrorKind::MissingRequiredArgument,
+            ),
+        };
+        EarlyExit {
+            code,
+            error,
+            missing_command,
+        }
+    })
+}
+
 /// Entry point of `famfs`; returns the exit status.
 pub fn main_famfs(args: Vec<OsString>) -> i32 {
-    let args = rewrite_help(args);
-    let parsed = match cli::Famfs::try_parse_from(&args) {
+    let parsed = match parse_famfs(&args) {
         Ok(p) => p,
-        Err(e) => {
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-                    let _ = e.print();
-                    0
-                }
-                ErrorKind::MissingSubcommand
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    eprintln!("famfs: missing command");
-                    let _ = cli_help();
-                    1
-                }
-                ErrorKind::InvalidSubcommand => {
-                    let _ = e.print();
-                    3
-                }
-                ErrorKind::MissingRequiredArgument => {
-                    let _ = e.print();
-                    missing_arg_code(subcommand_of(&args).as_deref())
-                }
-                _ => {
-                    let _ = e.print();
-                    2
-                }
-            };
+        Err(early) => {
+            early.print();
+            return early.code;
         }
     };
     init_logging(parsed.verbose);
@@ -121,27 +153,41 @@ pub fn restore_sigpipe() {
 /// Entry point of both binaries: `mkfs.famfs` when invoked under a name starting with `mkfs`
 /// (or when `mkfs` is true and the name says nothing else), else `famfs`.
 pub fn main_multicall(args: Vec<OsString>, mkfs: bool) -> i32 {
-    let name = args.first().cloned().unwrap_or_default();
-    let is_famfs = std::path::Path::new(&name)
-        .file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("famfs"));
-    if invoked_as_mkfs(&name) || (mkfs && !is_famfs) {
+    if runs_as_mkfs(&args, mkfs) {
         main_mkfs(args)
     } else {
         main_famfs(args)
     }
 }
 
+/// Whether [`main_multicall`] runs `mkfs.famfs` for these arguments.
+fn runs_as_mkfs(args: &[OsString], mkfs: bool) -> bool {
+    let name = args.first().cloned().unwrap_or_default();
+    let is_famfs = std::path::Path::new(&name)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with("famfs"));
+    invoked_as_mkfs(&name) || (mkfs && !is_famfs)
+}
+
+/// Parse `mkfs.famfs` arguments: what to do, or how to exit (0 help/version, 1 usage).
+pub fn parse_mkfs(args: &[OsString]) -> Result<cli::Mkfs, EarlyExit> {
+    cli::Mkfs::try_parse_from(args).map_err(|error| EarlyExit {
+        code: match error.kind() {
+            ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+            _ => 1,
+        },
+        error,
+        missing_command: false,
+    })
+}
+
 /// Entry point of `mkfs.famfs`; returns the exit status (1 usage, 2 failure).
 pub fn main_mkfs(args: Vec<OsString>) -> i32 {
-    let parsed = match cli::Mkfs::try_parse_from(&args) {
+    let parsed = match parse_mkfs(&args) {
         Ok(p) => p,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
-                _ => 1,
-            };
+        Err(early) => {
+            early.print();
+            return early.code;
         }
     };
     init_logging(parsed.verbose);
@@ -173,26 +219,63 @@ mod tests {
             subcommand_of(&os(&["famfs", "-v", "getmap"])).as_deref(),
             Some("getmap")
         );
-        assert_eq!(missing_arg_code(Some("getmap")), 22);
-        assert_eq!(missing_arg_code(Some("creat")), 1);
+        assert_eq!(usage_code(Some("getmap"), true), 22);
+        assert_eq!(usage_code(Some("creat"), true), 1);
+        assert_eq!(usage_code(Some("creat"), false), 2);
+        assert_eq!(usage_code(Some("fsck"), true), 102);
+        assert_eq!(usage_code(Some("fsck"), false), 102);
+        assert_eq!(usage_code(Some("mount"), false), 1);
+    }
+
+    /// The exit status of parsing `args`, printing nothing (0 when there is a command to run).
+    fn parse_code(args: &[&str]) -> i32 {
+        parse_famfs(&os(args)).map_or_else(|e| e.code, |_| 0)
     }
 
     #[test]
     fn driver_exit_codes() {
-        assert_eq!(main_famfs(os(&["famfs"])), 1, "missing command");
-        assert_eq!(main_famfs(os(&["famfs", "--"])), 1, "missing command");
-        assert_eq!(main_famfs(os(&["famfs", "badarg"])), 3, "unknown command");
-        assert_eq!(main_famfs(os(&["famfs", "-h"])), 0);
-        assert_eq!(main_famfs(os(&["famfs", "-h", "creat"])), 0);
-        assert_eq!(main_famfs(os(&["famfs", "getmap"])), 22);
-        assert_eq!(main_famfs(os(&["famfs", "fsck"])), 1);
+        assert_eq!(parse_code(&["famfs"]), 1, "missing command");
+        assert_eq!(parse_code(&["famfs", "--"]), 1, "missing command");
+        assert_eq!(parse_code(&["famfs", "badarg"]), 3, "unknown command");
+        assert_eq!(parse_code(&["famfs", "-h"]), 0);
+        assert_eq!(parse_code(&["famfs", "-h", "creat"]), 0);
+        assert!(
+            parse_famfs(&os(&["famfs", "-h", "creat"])).is_err(),
+            "help, not a run"
+        );
+        assert_eq!(parse_code(&["famfs", "getmap"]), 22);
+        assert_eq!(parse_code(&["famfs", "fsck"]), 102, "fsck usage");
+        assert_eq!(parse_code(&["famfs", "fsck", "--bogus", "x"]), 102);
+        assert_eq!(main_famfs(os(&["famfs", "fsck", "-r", "-m", "x"])), 102);
+        assert_eq!(main_famfs(os(&["famfs", "fsck", "/no/such/dev"])), 103);
+        assert_eq!(main_famfs(os(&["famfs", "logplay", "-r", "-m", "x"])), 1);
+        assert_eq!(parse_code(&["famfs", "mount", "a", "b", "c"]), 1);
+        assert_eq!(parse_code(&["famfs", "mount", "a"]), 1);
         assert_eq!(
-            main_famfs(os(&["famfs", "creat", "--bogus"])),
+            parse_code(&["famfs", "creat", "--bogus"]),
             2,
             "unknown option"
         );
-        assert_eq!(main_mkfs(os(&["mkfs.famfs", "--bogus"])), 1);
-        assert_eq!(main_mkfs(os(&["mkfs.famfs", "-h"])), 0);
+        for c in [
+            "mount", "umount", "fsck", "mkdir", "cp", "creat", "verify", "flush", "logplay",
+            "getmap", "clone", "chkread", "daxmode",
+        ] {
+            let e = parse_famfs(&os(&["famfs", c, "-?"])).unwrap_err();
+            assert_eq!(
+                (e.code, e.error.kind()),
+                (0, ErrorKind::DisplayHelp),
+                "{c} -?"
+            );
+            assert!(
+                e.error.to_string().contains(&format!("famfs {c}")),
+                "{c}: its own help"
+            );
+        }
+        assert_eq!(parse_code(&["famfs", "-?"]), 0);
+        let mkfs = |a: &[&str]| parse_mkfs(&os(a)).map_or_else(|e| e.code, |_| 0);
+        assert_eq!(mkfs(&["mkfs.famfs", "--bogus"]), 1);
+        assert_eq!(mkfs(&["mkfs.famfs", "-h"]), 0);
+        assert_eq!(mkfs(&["mkfs.famfs", "-?"]), 0);
         assert!(invoked_as_mkfs("/usr/sbin/mkfs.famfs".as_ref()));
         assert!(!invoked_as_mkfs("famfs".as_ref()));
         assert_eq!(
@@ -200,10 +283,9 @@ mod tests {
             1,
             "mkfs usage"
         );
-        assert_eq!(
-            main_multicall(os(&["/x/famfs"]), false),
-            1,
-            "famfs missing command"
-        );
+        assert!(!runs_as_mkfs(&os(&["/x/famfs"]), true), "famfs by its name");
+        assert!(runs_as_mkfs(&os(&["/x/mkfs-famfs"]), true));
+        assert!(!runs_as_mkfs(&os(&["/x/famfs"]), false));
+        assert_eq!(parse_code(&["/x/famfs"]), 1, "famfs missing command");
     }
 }

@@ -3,7 +3,7 @@
 //! Every file command works in one of two forms:
 //! * **mounted**: paths are host paths inside a mounted famfs; the command appends to the mount's
 //!   `.meta/.log` under its `flock` and moves file data through the mount (the reference CLI's
-//!   way, see `/work/notes/INTERFACES.md` for the daemon contract);
+//!   way; the daemon applies the entry when the append reaches it through `.meta/.log`);
 //! * **offline** (`--device DEV`): the command maps an unmounted dax device or a stand-in regular
 //!   file itself, appends to the log under a `flock` on the device file, and moves file data
 //!   through the mapping. Paths are famfs paths relative to the file system root.
@@ -12,7 +12,8 @@
 //! (opening a famfs either way and reaching file bytes), [`paths`] and [`mounts`] (finding the
 //! famfs a host path is in), [`parse`] (sizes, modes, ids), [`pattern`] (the reference's
 //! verifiable data pattern), [`xfer`] (bulk data movement), [`output`] (listing and map formats),
-//! [`progress`], [`error`] (exit codes); [`main_famfs`] and [`main_mkfs`] are the binaries.
+//! [`progress`], [`json`] (`--json` output), [`error`] (exit codes); [`main_famfs`] and
+//! [`main_mkfs`] are the binaries.
 //!
 //! The command-line parts (everything that needs clap or anyhow) are behind the default `cli`
 //! feature; without it the library is the parsing and formatting helpers only.
@@ -25,6 +26,8 @@ pub mod cmd;
 mod entry;
 #[cfg(feature = "cli")]
 pub mod error;
+#[cfg(feature = "cli")]
+pub mod json;
 #[cfg(feature = "cli")]
 pub mod open;
 #[cfg(feature = "cli")]
@@ -40,5 +43,6 @@ pub mod progress;
 
 #[cfg(feature = "cli")]
 pub use entry::{
-    init_logging, invoked_as_mkfs, main_famfs, main_mkfs, main_multicall, restore_sigpipe,
+    EarlyExit, init_logging, invoked_as_mkfs, main_famfs, main_mkfs, main_multicall, parse_famfs,
+    parse_mkfs, restore_sigpipe,
 };

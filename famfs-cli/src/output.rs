@@ -1,46 +1,52 @@
 //! Text formats: the tree listing of `logplay --ls`, the map of `getmap`, bucket statistics.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use famfs_fmap::{Fmap, FmapKind};
 use famfs_log::alloc::Bitmap;
 use famfs_log::layout::ALLOC_UNIT;
-use famfs_log::namespace::{Namespace, NodeKind, ROOT_INO};
+use famfs_log::namespace::{Namespace, Node, NodeKind, ROOT_INO};
 
 /// One line per node below the root, depth first, children in log order:
 /// `TYPE MODE UID GID SIZE PATH` with `d`/`f` types and a trailing `/` on directories.
 pub fn tree_lines(ns: &Namespace) -> Vec<String> {
-    let mut out = Vec::new();
+    tree_lines_with(ns, |m| m)
+}
+
+/// Visit every node below the root with its path, depth first, children in log order (the order
+/// of the listing, in text and in JSON).
+pub fn walk_tree(ns: &Namespace, mut visit: impl FnMut(PathBuf, &Node)) {
     let mut stack = vec![ROOT_INO];
     while let Some(ino) = stack.pop() {
         let Some(node) = ns.get(ino) else { continue };
         if ino != ROOT_INO {
-            let path = ns.path_of(ino);
-            let a = node.attr;
-            out.push(match &node.kind {
-                NodeKind::Dir(_) => format!(
-                    "d {:04o} {:>6} {:>6} {:>14} {}/",
-                    a.mode & 0o7777,
-                    a.uid,
-                    a.gid,
-                    0,
-                    path.display()
-                ),
-                NodeKind::File(f) => format!(
-                    "f {:04o} {:>6} {:>6} {:>14} {}",
-                    a.mode & 0o7777,
-                    a.uid,
-                    a.gid,
-                    f.size,
-                    path.display()
-                ),
-            });
+            visit(ns.path_of(ino), node);
         }
         if let NodeKind::Dir(d) = &node.kind {
             stack.extend(d.children().iter().rev());
         }
     }
+}
+
+/// As [`tree_lines`], showing `mode_of(mode)` for each logged mode (a client shows modes
+/// without write bits).
+pub fn tree_lines_with(ns: &Namespace, mode_of: impl Fn(u32) -> u32) -> Vec<String> {
+    let mut out = Vec::new();
+    walk_tree(ns, |path, node| {
+        let a = node.attr;
+        let mode = mode_of(a.mode) & 0o7777;
+        let (kind, size, slash) = match &node.kind {
+            NodeKind::Dir(_) => ('d', 0, "/"),
+            NodeKind::File(f) => ('f', f.size, ""),
+        };
+        out.push(format!(
+            "{kind} {mode:04o} {:>6} {:>6} {size:>14} {}{slash}",
+            a.uid,
+            a.gid,
+            path.display()
+        ));
+    });
     out
 }
 

@@ -13,7 +13,7 @@ use crate::entry::{DirEntry, EntryError, FileEntry, LogEntry, check_integrity};
 use crate::header::{COUNTERS_OFFSET, LogHeader};
 use crate::layout::{FM_ALL_HOSTS_RW, LOG_ENTRY_SIZE, LOG_HEADER_SIZE, entry_offset};
 use crate::namespace::{Attr, Ino};
-use crate::path::check_relpath;
+use crate::path::{check_not_reserved, check_relpath};
 use crate::replay::{Applied, LogState, Problem};
 use crate::role::Role;
 use crate::superblock::Superblock;
@@ -352,10 +352,12 @@ pub struct Writer<'a, L: Media> {
 
 fn rel(path: &Path) -> Result<&[u8], LogError> {
     let b = path.as_os_str().as_bytes();
-    check_relpath(b).map_err(|problem| LogError::Path {
-        path: path.to_path_buf(),
-        problem,
-    })?;
+    check_relpath(b)
+        .and_then(|()| check_not_reserved(b))
+        .map_err(|problem| LogError::Path {
+            path: path.to_path_buf(),
+            problem,
+        })?;
     Ok(b)
 }
 

@@ -18,11 +18,12 @@ pub struct Capacity {
     pub device: u64,
     /// Bitmap capacity: whole allocation units of the device.
     pub bitmap: u64,
-    /// The superblock and log region.
+    /// The superblock and log region (whole allocation units).
     pub reserved: u64,
     /// Sum of file sizes.
     pub file_bytes: u64,
-    /// Allocated to files.
+    /// Allocated: the reserved superblock and log region plus the space of files, as the
+    /// reference counts it (its bitmap marks both).
     pub allocated: u64,
     /// Free.
     pub free: u64,
@@ -58,7 +59,7 @@ impl FsckReport {
             bitmap: bm.nbits() * ALLOC_UNIT,
             reserved: reserved_units * ALLOC_UNIT,
             file_bytes: st.stats().file_bytes,
-            allocated: (bm.count_set() - reserved_units) * ALLOC_UNIT,
+            allocated: bm.count_set() * ALLOC_UNIT,
             free: (bm.nbits() - bm.count_set()) * ALLOC_UNIT,
         };
         FsckReport {
@@ -71,9 +72,40 @@ impl FsckReport {
         }
     }
 
-    /// Allocation collisions (the reference's fsck exit code, capped at 127 by the caller).
+    /// Allocation collisions (the reference's fsck exit code).
     pub fn collisions(&self) -> u64 {
         self.stats.collisions
+    }
+
+    /// Entries fsck had to skip: bad (CRC or seqnum) plus invalid or conflicting content.
+    pub fn skipped(&self) -> u64 {
+        self.stats.bad_entries + self.stats.skipped
+    }
+
+    /// Whether fsck found nothing wrong: no collisions and no skipped entries.
+    pub fn is_clean(&self) -> bool {
+        self.collisions() == 0 && self.skipped() == 0
+    }
+
+    /// Space amplification: allocated bytes (metadata included) per byte of file data; 0 for
+    /// an empty file system.
+    pub fn amplification(&self) -> f64 {
+        let c = &self.capacity;
+        if c.file_bytes > 0 {
+            c.allocated as f64 / c.file_bytes as f64
+        } else {
+            0.0
+        }
+    }
+
+    /// Percent of the bitmap capacity allocated (metadata included).
+    pub fn percent_used(&self) -> f64 {
+        let c = &self.capacity;
+        if c.bitmap > 0 {
+            100.0 * c.allocated as f64 / c.bitmap as f64
+        } else {
+            0.0
+        }
     }
 
     /// The report as text: the reference's sections and labels, so scripts that read
@@ -96,10 +128,10 @@ impl FsckReport {
         let _ = writeln!(o, "  System UUID:       {}", sb.system_uuid);
         let _ = writeln!(o, "  role of this node: {}", self.role.describe());
         let _ = writeln!(o, "  alloc_unit:        {:#x}", sb.alloc_unit);
-        let _ = writeln!(o, "  omf major:         {}", sb.omf_version.0);
-        let _ = writeln!(o, "  omf minor:         {}", sb.omf_version.1);
+        let _ = writeln!(o, "  OMF major version: {}", sb.omf_version.0);
+        let _ = writeln!(o, "  OMF minor version: {}", sb.omf_version.1);
         let _ = writeln!(o, "  sizeof superblock: 200");
-        let _ = writeln!(o, "  log size:          {}", sb.log_len);
+        let _ = writeln!(o, "  log size (bytes):  {}", sb.log_len);
         let _ = writeln!(o, "  primary: {}   {}", sb.dev_name_lossy(), sb.dev_size);
         let _ = writeln!(o, "Log stats:");
         let _ = writeln!(
@@ -134,18 +166,9 @@ impl FsckReport {
             };
             let _ = writeln!(o, "  {label:<23} {}", size(c.allocated));
             let _ = writeln!(o, "  Free space:             {}", size(c.free));
-            let amp = if c.file_bytes > 0 {
-                c.allocated as f64 / c.file_bytes as f64
-            } else {
-                0.0
-            };
+            let amp = self.amplification();
             let _ = writeln!(o, "  Space amplification:    {amp:.2}");
-            let usable = c.bitmap.saturating_sub(c.reserved);
-            let pct = if usable > 0 {
-                100.0 * c.allocated as f64 / usable as f64
-            } else {
-                0.0
-            };
+            let pct = self.percent_used();
             let _ = writeln!(o, "  Percent used:           {pct:.1}%");
         }
         let _ = writeln!(o);
@@ -180,5 +203,69 @@ impl FsckReport {
             let _ = writeln!(o, "  daxdevs added:     {}", self.stats.daxdevs);
         }
         o
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alloc::AllocPolicy;
+    use crate::namespace::Attr;
+    use crate::{MkfsOptions, OpenOptions, mkfs};
+    use famfs_fsdev::MemMedia;
+
+    #[test]
+    fn report_counts_metadata_as_allocated_and_uses_the_reference_labels() {
+        let dev = MemMedia::new(16 << 20);
+        let me = uuid::Uuid::new_v4();
+        let mut opts = MkfsOptions::new(me, "/dev/dax0.0");
+        opts.min_device_size = 0;
+        mkfs(&dev, 1 << 30, &opts).unwrap();
+        let mut fs = Famfs::open_device(
+            dev,
+            OpenOptions {
+                system_uuid: Some(me),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let attr = Attr {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let mut w = fs.writer().unwrap();
+        w.create("f".as_ref(), 3 << 20, attr, &AllocPolicy::Contiguous)
+            .unwrap();
+        drop(w);
+        let r = FsckReport::of(&fs);
+        let meta = ALLOC_UNIT + (8 << 20);
+        assert_eq!(r.capacity.reserved, meta);
+        assert_eq!(
+            r.capacity.allocated,
+            meta + 2 * ALLOC_UNIT,
+            "metadata counts"
+        );
+        assert_eq!(r.capacity.free, (1 << 30) - meta - 2 * ALLOC_UNIT);
+        assert!(r.is_clean());
+        let text = r.render(false, true);
+        for label in [
+            "Filesystem UUID:",
+            "role of this node: Owner",
+            "alloc_unit:        0x200000",
+            "OMF major version: 2",
+            "OMF minor version: 2",
+            "log size (bytes):  8388608",
+            "Log size (total bytes)",
+            "# of log entries in use: 1 of",
+            "Allocated bytes:        14680064",
+            "Space amplification:    4.67",
+            "Percent used:           1.4%",
+            "1 files",
+            "log_len:",
+        ] {
+            assert!(text.contains(label), "{label}:\n{text}");
+        }
+        assert!(r.render(true, false).contains("Allocated space:"));
     }
 }

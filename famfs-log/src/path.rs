@@ -29,6 +29,27 @@ pub enum PathProblem {
     /// Bytes after the terminating NUL are not zero (the reference always zero-pads).
     #[error("path field has bytes after its NUL")]
     TrailingBytes,
+    /// `.meta` or a path under it: reserved for the meta files a mounted famfs shows.
+    #[error("{META_DIR} at the root is reserved for the meta files of a mounted famfs")]
+    Reserved,
+}
+
+/// The root directory a mounted famfs shows its meta files in (`.meta/.superblock`,
+/// `.meta/.log`). Nothing in the log may name it or anything under it: replay skips such entries
+/// (in the daemon and in every tool alike) and writers refuse to log them.
+pub const META_DIR: &str = ".meta";
+
+/// Whether a relative path is [`META_DIR`] or lies under it (first component `.meta`).
+pub fn is_reserved(path: &[u8]) -> bool {
+    path.split(|&b| b == b'/').next() == Some(META_DIR.as_bytes())
+}
+
+/// [`is_reserved`] as a check.
+pub fn check_not_reserved(path: &[u8]) -> Result<(), PathProblem> {
+    if is_reserved(path) {
+        return Err(PathProblem::Reserved);
+    }
+    Ok(())
 }
 
 /// Check a relative path: non-empty, not absolute, at most 79 bytes, no NUL, and made only of
@@ -102,6 +123,24 @@ mod tests {
         assert_eq!(check_relpath(b"a/"), Err(PathProblem::EmptyComponent));
         assert!(check_relpath(&[b'x'; 79]).is_ok());
         assert_eq!(check_relpath(&[b'x'; 80]), Err(PathProblem::TooLong(80)));
+    }
+
+    #[test]
+    fn meta_is_reserved() {
+        for p in [&b".meta"[..], b".meta/evil", b".meta/.log", b".meta/a/b"] {
+            assert!(is_reserved(p), "{}", String::from_utf8_lossy(p));
+            assert_eq!(check_not_reserved(p), Err(PathProblem::Reserved));
+        }
+        for p in [
+            &b".metadata"[..],
+            b"a/.meta",
+            b"x/.meta/y",
+            b".met",
+            b"meta",
+        ] {
+            assert!(!is_reserved(p), "{}", String::from_utf8_lossy(p));
+            assert_eq!(check_not_reserved(p), Ok(()));
+        }
     }
 
     #[test]

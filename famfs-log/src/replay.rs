@@ -15,6 +15,7 @@ use famfs_fmap::{Extent, Fmap};
 use crate::fmap::FmapProblem;
 use crate::layout::{ALLOC_UNIT, LOG_ENTRY_SIZE, SUPERBLOCK_REGION};
 use crate::namespace::{Attr, DirNode, FileNode, Ino, Namespace, NodeKind, NsError, ROOT_INO};
+use crate::path::{PathProblem, is_reserved};
 use crate::superblock::Superblock;
 
 /// Inode of `.meta` when [`LogState::add_meta_files`] was used.
@@ -40,6 +41,9 @@ pub enum ProblemKind {
     Namespace(NsError),
     /// An ADD_DAXDEV entry out of order or duplicated.
     Daxdev(String),
+    /// The path is reserved ([`crate::path::META_DIR`] or under it): the same rule in the daemon
+    /// and in every tool, so what a mount serves and what fsck/logplay list never differ.
+    Reserved,
 }
 
 /// An entry that was skipped.
@@ -67,6 +71,7 @@ impl fmt::Display for Problem {
             }
             ProblemKind::Namespace(e) => write!(f, ": {e}"),
             ProblemKind::Daxdev(s) => write!(f, ": {s}"),
+            ProblemKind::Reserved => write!(f, ": {}", PathProblem::Reserved),
         }
     }
 }
@@ -156,8 +161,8 @@ impl LogState {
     /// Add the meta files the mounted file system shows, before any log entry is applied:
     /// `.meta/` ([`META_DIR_INO`], 0755), `.meta/.superblock` ([`META_SB_INO`], 0444, device
     /// [0, 2 MiB)) and `.meta/.log` ([`META_LOG_INO`], `log_mode`, the log's device range). Like
-    /// the reference, they are not in the log; a log entry that names one of them is refused as
-    /// a duplicate.
+    /// the reference, they are not in the log. A log entry that names `.meta` or anything under
+    /// it is skipped as [`ProblemKind::Reserved`], whether or not the meta files were added.
     pub fn add_meta_files(&mut self, sb: &Superblock, log_mode: u32) {
         assert_eq!(self.applied, 0, "meta files are added before replay");
         let root = Attr {
@@ -169,7 +174,7 @@ impl LogState {
             .ns
             .add(
                 ROOT_INO,
-                OsStr::new(".meta"),
+                OsStr::new(crate::path::META_DIR),
                 root,
                 NodeKind::Dir(DirNode::default()),
                 None,
@@ -309,6 +314,9 @@ impl LogState {
                         .mark(e.offset / ALLOC_UNIT, e.len.div_ceil(ALLOC_UNIT));
                 }
                 self.stats.collisions += collisions;
+                if is_reserved(path) {
+                    return self.skip(index, lossy(path), ProblemKind::Reserved);
+                }
                 if let Err(p) =
                     crate::fmap::check_placement(&f.fmap, self.data_start, self.dev_size)
                 {
@@ -348,6 +356,9 @@ impl LogState {
                 gid,
                 mode,
             } => {
+                if is_reserved(path) {
+                    return self.skip(index, lossy(path), ProblemKind::Reserved);
+                }
                 if let Ok(ino) = self.ns.resolve(path)
                     && self.ns.get(ino).is_some_and(|n| n.is_dir())
                 {
@@ -402,5 +413,104 @@ impl LogState {
     /// Inode of the root.
     pub fn root(&self) -> Ino {
         ROOT_INO
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{DirEntry, FileEntry, LogEntry};
+    use crate::layout::FM_ALL_HOSTS_RW;
+
+    fn sb() -> Superblock {
+        let dev = famfs_fsdev::MemMedia::new(64 << 20);
+        let mut o = crate::MkfsOptions::new(uuid::Uuid::new_v4(), "/dev/dax0.0");
+        o.min_device_size = 0;
+        crate::mkfs(&dev, 1 << 30, &o).unwrap();
+        let mut b = [0u8; 200];
+        famfs_fsdev::Media::read_at(&dev, 0, &mut b).unwrap();
+        Superblock::parse(&b).unwrap()
+    }
+
+    fn file(path: &str, offset: u64) -> LogEntry {
+        LogEntry::File(FileEntry {
+            path: path.into(),
+            flags: FM_ALL_HOSTS_RW,
+            uid: 0,
+            gid: 0,
+            mode: 0o666,
+            fmap: Fmap::simple(4096, vec![Extent::new(0, offset, ALLOC_UNIT)]),
+        })
+    }
+
+    fn dir(path: &str) -> LogEntry {
+        LogEntry::Mkdir(DirEntry {
+            path: path.into(),
+            uid: 0,
+            gid: 0,
+            mode: 0o777,
+        })
+    }
+
+    /// Replay `entries` with or without the mount's meta files; the skipped entries' messages.
+    fn replay(sb: &Superblock, meta: bool, entries: &[LogEntry]) -> (LogState, Vec<String>) {
+        let mut st = LogState::new(sb);
+        if meta {
+            st.add_meta_files(sb, 0o644);
+        }
+        let mut skipped = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            if let Applied::Skipped(p) = st.apply(i as u64, &e.encode(i as u64).unwrap()) {
+                skipped.push(p.to_string());
+            }
+        }
+        (st, skipped)
+    }
+
+    #[test]
+    fn meta_entries_are_skipped_the_same_way_mounted_or_not() {
+        let sb = sb();
+        let base = sb.data_start();
+        let entries = [
+            dir(".meta"),
+            file(".meta/evil", base),
+            file(".meta", base + ALLOC_UNIT),
+            dir(".meta/sub"),
+            file("good", base + 2 * ALLOC_UNIT),
+            dir("d"),
+            file("d/.meta", base + 3 * ALLOC_UNIT),
+        ];
+        let (tool, tool_skips) = replay(&sb, false, &entries);
+        let (mount, mount_skips) = replay(&sb, true, &entries);
+        assert_eq!(
+            tool_skips, mount_skips,
+            "one rule for the daemon and the tools"
+        );
+        assert_eq!(tool_skips.len(), 4, "{tool_skips:?}");
+        for (k, s) in tool_skips.iter().enumerate() {
+            assert!(s.starts_with(&format!("log entry {k} (.meta")), "{s}");
+            assert!(
+                s.ends_with("reserved for the meta files of a mounted famfs"),
+                "{s}"
+            );
+        }
+        assert!(
+            tool.namespace().resolve(b".meta").is_err(),
+            "no .meta in a tool's tree"
+        );
+        assert!(mount.namespace().resolve(b".meta/evil").is_err());
+        assert_eq!(mount.namespace().resolve(b".meta").unwrap(), META_DIR_INO);
+        for st in [&tool, &mount] {
+            assert!(st.namespace().resolve(b"good").is_ok());
+            assert!(
+                st.namespace().resolve(b"d/.meta").is_ok(),
+                "only the root's .meta"
+            );
+            assert_eq!(st.stats().skipped, 4);
+            assert_eq!((st.stats().files, st.stats().dirs), (2, 1));
+            // The reserved entries' space is still claimed, as the reference's bitmap does.
+            assert!(st.bitmap().is_set(base / ALLOC_UNIT));
+            assert!(st.bitmap().is_set(base / ALLOC_UNIT + 1));
+        }
     }
 }

@@ -28,6 +28,8 @@
 
 mod adapter;
 mod attr;
+#[cfg(feature = "cli")]
+pub mod cli;
 mod config;
 mod error;
 mod model;

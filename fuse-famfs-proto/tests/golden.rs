@@ -1,6 +1,6 @@
 //! Golden-byte tests for every famfs message. The expected bytes are written out field by field
-//! from the tables in reference/fuse-famfs-protocol.md (§3.1, §3.2, §4.1, §4.2, §8), never with
-//! the code under test.
+//! from the protocol's message layouts (the famfs FUSE extension's GET_FMAP/GET_DAXDEV messages and
+//! the base FUSE messages they ride on), never with the code under test.
 
 use fuse_famfs_proto::abi::{self, DaxdevOut, InitIn, Opcode};
 use fuse_famfs_proto::fmap::{

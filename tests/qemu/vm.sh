@@ -86,7 +86,9 @@ auto)
 *) die "FAMFS_QEMU_ACCEL must be tcg, kvm or auto" ;;
 esac
 
-append="console=ttyS0 panic=-1 quiet loglevel=3"
+# memhp_default_state=offline: the 7.x cloud kernels auto-online hot-added memory
+# (MHP_DEFAULT_ONLINE_TYPE_ONLINE_AUTO), and daxctl refuses system-ram under that policy.
+append="console=ttyS0 panic=-1 quiet loglevel=3 memhp_default_state=offline"
 [[ -n $scenario ]] && append+=" SCENARIO=$scenario"
 for w in "${envs[@]}"; do append+=" $w"; done
 

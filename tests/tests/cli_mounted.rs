@@ -188,7 +188,7 @@ fn mounted_round_trip_matches_the_offline_view() {
     // The device is busy while mounted.
     let out = r
         .famfs(&["fsck", fx.dev()])
-        .expect(16, "fsck DEV while mounted");
+        .expect(104, "fsck DEV while mounted");
     assert!(out.stderr.contains("mounted on"), "{}", out.stderr);
     r.famfs(&["fsck", "--force", fx.dev()])
         .ok("fsck --force DEV while mounted");
@@ -264,7 +264,7 @@ fn mounted_errors_and_clone() {
     r.famfs(&["mount", fx.dev(), "/tmp/badmpt-famfs"])
         .expect(1, "bad mount point");
     r.famfs(&["fsck", mpt])
-        .expect(1, "fsck of an unmounted mount point");
+        .expect(106, "fsck of an unmounted mount point (cannot check)");
     r.famfs(&["umount", mpt])
         .expect(1, "umount of something not mounted");
 
@@ -404,4 +404,213 @@ fn two_mounted_writers_lose_nothing() {
     fx.umount();
     let ls = parse_ls(&fx.r.famfs(&["logplay", "--ls", fx.dev()]).ok("ls").stdout);
     assert_eq!(ls.len(), 20);
+}
+
+/// The daemon's pid, from the mount's `user.famfs.pid` attribute.
+fn daemon_pid(mpt: &Path) -> i32 {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(mpt.as_os_str().as_bytes()).unwrap();
+    let mut buf = [0u8; 32];
+    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
+    // its length and the kernel writes at most that many bytes.
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            c"user.famfs.pid".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n > 0, "no user.famfs.pid on {}", mpt.display());
+    String::from_utf8_lossy(&buf[..n as usize])
+        .trim_matches(char::from(0))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The reasons of the skipped entries a fsck report (`problem: ...`) or a logplay
+/// (`skipped ...`) lists, as `log entry N (PATH): REASON`.
+fn skip_lines(stdout: &str, prefix: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Issue 9.4: log entries under `.meta` are not served by the mount, and every tool skips them
+/// with the reason the daemon uses.
+#[test]
+fn meta_entries_are_reserved_in_the_mount_and_every_tool() {
+    use famfs_log::entry::{DirEntry, FileEntry, LogEntry};
+    use famfs_tests::standin::{FixtureError, StandIn};
+    use fuse_famfs_proto::fmap::{Extent, Fmap};
+    if !can_mount() {
+        return;
+    }
+    let fx = Fixture::new("mnt-meta");
+    let dev = StandIn::create_at(&fx.img, 8 * GIB, MASTER_UUID.parse().unwrap()).unwrap();
+    let entry =
+        |e: LogEntry| move |i: u64| e.encode(i).map_err(|e| FixtureError::Other(e.to_string()));
+    let file = |path: &str, off: u64| {
+        LogEntry::File(FileEntry {
+            path: path.into(),
+            flags: 2,
+            uid: 0,
+            gid: 0,
+            mode: 0o666,
+            fmap: Fmap::simple(4096, vec![Extent::new(0, off, AU)]),
+        })
+    };
+    dev.append_raw(entry(file(".meta/evil", 1 << 30))).unwrap();
+    dev.append_raw(entry(file(".meta", (1 << 30) + AU)))
+        .unwrap();
+    dev.append_raw(entry(LogEntry::Mkdir(DirEntry {
+        path: ".meta".into(),
+        uid: 0,
+        gid: 0,
+        mode: 0o777,
+    })))
+    .unwrap();
+    dev.append_raw(entry(file("good", (1 << 30) + 2 * AU)))
+        .unwrap();
+    let r = &fx.r;
+    // Offline: both tools skip the three entries, with the same reasons.
+    let fsck_dev = r.famfs(&["fsck", fx.dev()]).expect(101, "fsck DEV");
+    let lp_dev = r
+        .famfs(&["logplay", "--ls", fx.dev()])
+        .expect(3, "logplay DEV");
+    let reasons = skip_lines(&fsck_dev.stdout, "problem: ");
+    assert_eq!(reasons.len(), 3, "{}", fsck_dev.stdout);
+    for (k, line) in reasons.iter().enumerate() {
+        assert!(line.starts_with(&format!("log entry {k} (.meta")), "{line}");
+        assert!(line.contains(".meta at the root is reserved"), "{line}");
+    }
+    assert_eq!(skip_lines(&lp_dev.stdout, "skipped "), reasons);
+    assert!(
+        !parse_ls(&lp_dev.stdout)
+            .keys()
+            .any(|k| k.starts_with(".meta")),
+        "logplay lists no .meta: {}",
+        lp_dev.stdout
+    );
+    // Mounted: the daemon does not serve them; fsck and logplay through the mount (read(2) and
+    // mmap of the meta files) give the same reasons.
+    fx.mount();
+    let mut meta: Vec<String> = std::fs::read_dir(fx.mpt.join(".meta"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    meta.sort();
+    assert_eq!(meta, [".log", ".superblock"]);
+    let e = std::fs::metadata(fx.mpt.join(".meta/evil")).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound, "{e}");
+    assert!(fx.mpt.join(".meta").is_dir(), "the mount's own .meta");
+    assert!(fx.mpt.join("good").is_file());
+    let mpt = fx.mpt.to_str().unwrap();
+    for opts in [&[][..], &["-r"][..], &["-m"][..]] {
+        let out = r
+            .famfs(&[&["fsck"][..], opts, &[mpt]].concat())
+            .expect(101, "fsck MPT");
+        assert_eq!(skip_lines(&out.stdout, "problem: "), reasons, "{opts:?}");
+        let out = r
+            .famfs(&[&["logplay"][..], opts, &[mpt]].concat())
+            .expect(3, "logplay MPT");
+        assert_eq!(skip_lines(&out.stdout, "skipped "), reasons, "{opts:?}");
+    }
+    r.famfs(&["fsck", "-r", "-m", mpt])
+        .expect(102, "fsck -r -m");
+    fx.umount();
+}
+
+/// Issue 9.9: after the daemon died, mount and fsck name the stale mount and the fix; the
+/// daemon's log has no colour codes, is kept when the daemon died and removed by a clean umount.
+#[test]
+fn stale_mount_is_named_and_daemon_logs_are_clean() {
+    if !can_mount() {
+        return;
+    }
+    let fx = Fixture::new("mnt-stale");
+    let r = &fx.r;
+    let mpt = fx.mpt.to_str().unwrap();
+    let out = r
+        .famfs(&["mount", "-v", "--poll-ms", "20", fx.dev(), mpt])
+        .ok("mount -v");
+    let log = PathBuf::from(
+        out.stdout
+            .split("log ")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .unwrap_or_else(|| panic!("no log path in: {}", out.stdout)),
+    );
+    assert!(log.is_file(), "{}", log.display());
+    r.famfs(&["creat", "-s", "4k", &fx.m("f")]).ok("creat");
+    let pid = daemon_pid(&fx.mpt);
+    // SAFETY: kill(2) of the daemon this test started (its pid from the mount it serves).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(std::time::Instant::now() < deadline, "daemon still alive");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let fix = format!("famfs umount {mpt}");
+    for (args, code) in [
+        (vec!["mount", fx.dev(), mpt], 1),
+        (vec!["fsck", mpt], 106),
+        (vec!["fsck", fx.dev()], 106),
+        (vec!["logplay", mpt], 1),
+        (vec!["creat", "-s", "4k", &fx.m("g")], libc::ENOTCONN),
+    ] {
+        let out = r.famfs(&args).expect(code, &args.join(" "));
+        assert!(
+            out.stderr.contains("stale famfs mount") && out.stderr.contains(&fix),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("not a directory"), "{}", out.stderr);
+    }
+    fx.umount();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in the daemon log:\n{text}"
+    );
+    assert!(text.contains("famfs_fused: serving"), "{text}");
+    // A clean mount and umount leave no log behind.
+    fx.mount();
+    assert!(log.is_file());
+    fx.umount();
+    assert!(!log.exists(), "{} kept after a clean umount", log.display());
+}
+
+/// Issue 9.9: creating through a mount served as a client says "not the master", not EROFS.
+#[test]
+fn creat_through_a_client_mount_says_not_master() {
+    if !can_mount() {
+        return;
+    }
+    let fx = Fixture::new("mnt-client");
+    let mpt = fx.mpt.to_str().unwrap();
+    fx.r.as_client()
+        .famfs(&["mount", fx.dev(), mpt])
+        .ok("client mount");
+    for args in [
+        vec!["creat", "-s", "4k", &fx.m("x")],
+        vec!["mkdir", &fx.m("d")],
+    ] {
+        let out = fx.r.famfs(&args).expect(1, &args.join(" "));
+        assert!(
+            out.stderr.contains("not running on the master node")
+                && out.stderr.contains("mounted as a client"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("Read-only file system"),
+            "{}",
+            out.stderr
+        );
+    }
+    fx.umount();
 }

@@ -2,7 +2,7 @@
 /*
  * famfs_fuse_abi.h - the FUSE wire protocol as used by famfs, stated by the famfs-rs project.
  *
- * Written for famfs-rs from the project's protocol notes (reference/fuse-famfs-protocol.md):
+ * Written for famfs-rs from the project's protocol notes:
  * the base FUSE messages a famfs server needs (protocol 7.45 layout) and the famfs extension
  * posted for Linux in the "famfs: port into fuse" series V3..V10 (GET_FMAP = 54,
  * GET_DAXDEV = 55, INIT flag FUSE_DAX_FMAP = bit 43). It is not a copy of the kernel's uapi

@@ -2,126 +2,14 @@
 //! mode, over any sysfs root.
 
 use std::io::Write as _;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
+use daxctl_famfs::cli::{Cli, Cmd, ListArgs, ReconfigArgs, USAGE_EXIT};
 use daxctl_famfs::json::{self, ListOptions};
 use daxctl_famfs::parse::{DeviceFilter, RegionFilter};
 use daxctl_famfs::{DaxMode, ReconfigureOptions, Sysfs, exit_code_for_errno, strerror};
-
-/// daxctl's status for usage errors.
-const USAGE_EXIT: u8 = 129;
-
-const LONG_ABOUT: &str = "\
-List dax devices and switch them between modes, like ndctl's daxctl (v85):
-
-  devdax      bound to device_dax: /dev/daxX.Y can be mmapped (famfs mkfs/fsck and the
-              user-space FUSE data path need this)
-  famfs       bound to fsdev_dax: the device is reserved for the famfs kernel file system
-              (its character device cannot be mmapped)
-  system-ram  bound to kmem: the memory is hot-plugged as system RAM (memory blocks onlined,
-              into ZONE_MOVABLE by default)
-
-The sysfs writes are the ones daxctl makes, in the same order. Output is daxctl's JSON.
-Exit status: 0 on success, 129 for usage errors, otherwise 256 - errno (e.g. 240 EBUSY,
-234 EINVAL, 250 ENXIO, 161 EOPNOTSUPP), as daxctl.";
-
-#[derive(Debug, Parser)]
-#[command(name = "daxctl-famfs", version, about = "List and reconfigure dax devices (devdax, famfs, system-ram)", long_about = LONG_ABOUT)]
-struct Cli {
-    /// sysfs root to work on (a fake tree in tests).
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        env = "DAXCTL_FAMFS_SYSFS_ROOT",
-        default_value = "/sys"
-    )]
-    sysfs_root: PathBuf,
-    /// Directory holding the daxX.Y device nodes (default /dev, or the fake tree's own).
-    #[arg(long, global = true, value_name = "DIR", env = "DAXCTL_FAMFS_DEV_ROOT")]
-    dev_root: Option<PathBuf>,
-    /// The sysfs root is an emulated tree made by daxctl_famfs::fake (tests; needs a build
-    /// with the `fake-sysfs` feature).
-    #[arg(long, global = true, hide = true)]
-    fake_sysfs: bool,
-    /// More messages on stderr (-v info, -vv debug: every sysfs write).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    verbose: u8,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// List dax regions and devices as JSON (like `daxctl list`).
-    ///
-    /// Without -D/-R: -r alone lists regions, -d alone lists devices, neither lists devices.
-    /// Zero-size devices are listed only with -i. Nothing is printed when nothing matches.
-    List(ListArgs),
-    /// Switch a device's mode (like `daxctl reconfigure-device`).
-    ///
-    /// system-ram → famfs is refused (go through devdax). Leaving system-ram with memory online
-    /// fails with EBUSY unless -f offlines it first. The reconfigured device is printed as JSON
-    /// on stdout; "reconfigured N device(s)" goes to stderr.
-    #[command(name = "reconfigure-device")]
-    Reconfigure(ReconfigArgs),
-}
-
-#[derive(Debug, Args)]
-struct ListArgs {
-    /// Filter by region: all, N or regionN.
-    #[arg(short = 'r', long = "region", value_name = "REGION-ID")]
-    region: Option<String>,
-    /// Filter by device: all, daxX.Y or X.Y.
-    #[arg(short = 'd', long = "dev", value_name = "DEV-ID")]
-    dev: Option<String>,
-    /// Include device info.
-    #[arg(short = 'D', long)]
-    devices: bool,
-    /// Include region info.
-    #[arg(short = 'R', long)]
-    regions: bool,
-    /// Include each device's physical mappings.
-    #[arg(short = 'M', long)]
-    mappings: bool,
-    /// Include idle (zero-size) devices.
-    #[arg(short = 'i', long)]
-    idle: bool,
-    /// Human-friendly sizes and hex addresses.
-    #[arg(short = 'u', long)]
-    human: bool,
-}
-
-#[derive(Debug, Args)]
-struct ReconfigArgs {
-    /// The device (daxX.Y, X.Y, /dev/daxX.Y) or "all".
-    #[arg(value_name = "DEVICE")]
-    devices: Vec<String>,
-    /// Target mode: devdax, famfs or system-ram.
-    #[arg(short = 'm', long, value_name = "MODE")]
-    mode: Option<String>,
-    /// Offline memory before leaving system-ram; ignore the kernel's auto-online policy.
-    #[arg(short = 'f', long)]
-    force: bool,
-    /// system-ram only: do not online the memory blocks.
-    #[arg(short = 'N', long)]
-    no_online: bool,
-    /// Online memory into ZONE_NORMAL instead of ZONE_MOVABLE (may prevent later removal).
-    #[arg(long)]
-    no_movable: bool,
-    /// Only consider devices of this region (all, N or regionN).
-    #[arg(short = 'r', long = "region", value_name = "REGION-ID")]
-    region: Option<String>,
-    /// Human-friendly numbers in the JSON output.
-    #[arg(short = 'u', long)]
-    human: bool,
-    /// Seconds to wait for /dev/daxX.Y after binding.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
-    chardev_timeout: f64,
-}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -12,7 +12,9 @@ use famfs_log::alloc::AllocPolicy;
 use famfs_log::namespace::{Attr, FileNode};
 
 use crate::cli::CpArgs;
-use crate::cmd::{Target, check_creatable, created_file, real_ids, resolve_target, umask};
+use crate::cmd::{
+    Target, check_creatable, created_file, open_writable, real_ids, resolve_target, umask,
+};
 use crate::error::{exit_code_of, fail};
 use crate::open::{Data, OpenFs, OpenHow, lookup};
 use crate::progress::Progress;
@@ -412,7 +414,7 @@ fn report(outcome: CpOutcome) -> i32 {
 /// `famfs cp`: plan, open and lock, decide the destination, copy, report.
 pub fn cp(a: CpArgs, verbose: u8) -> Result<i32> {
     let plan = CpPlan::new(&a)?;
-    let mut open = OpenFs::open(&plan.dest.loc, plan.how)?;
+    let mut open = open_writable(&plan.dest.loc, plan.how)?;
     let policy = a.interleave.policy(open.fs.superblock().dev_size)?;
     let (ruid, rgid) = real_ids();
     let OpenFs { fs, data, .. } = &mut open;

@@ -15,10 +15,11 @@ use famfs_log::{Famfs, Writer};
 
 use crate::cli::{CreatArgs, InterleaveOpts};
 use crate::cmd::{
-    Target, check_creatable, created_file, effective_ids, resolve_target, thread_count, umask,
+    Target, check_creatable, created_file, effective_ids, open_writable, resolve_target,
+    thread_count, umask,
 };
 use crate::error::{count_exit, fail};
-use crate::open::{Data, Location, OpenFs, OpenHow, lookup};
+use crate::open::{Data, Location, OpenHow, lookup};
 use crate::progress::Progress;
 use crate::xfer;
 
@@ -184,7 +185,7 @@ impl CreatPlan {
             });
             return Ok(outcome);
         };
-        let mut open = OpenFs::open(loc, self.how)?;
+        let mut open = open_writable(loc, self.how)?;
         let policy = self.interleave.policy(open.fs.superblock().dev_size)?;
         // The writer (and with it the log lock) lives only inside create_all.
         let made = self.create_all(&mut open.fs, &policy, events)?;

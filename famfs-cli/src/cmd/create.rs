@@ -8,15 +8,15 @@ use famfs_log::layout::FM_ALL_HOSTS_RW;
 use famfs_log::namespace::Attr;
 
 use crate::cli::{CloneArgs, MkdirArgs};
-use crate::cmd::{check_creatable, effective_ids, resolve_target};
+use crate::cmd::{check_creatable, effective_ids, open_writable, resolve_target};
 use crate::error::fail;
-use crate::open::{OpenFs, OpenHow, lookup};
+use crate::open::{OpenHow, lookup};
 use crate::paths::display_rel;
 
 /// `famfs mkdir`.
 pub fn mkdir(a: MkdirArgs, verbose: u8) -> Result<i32> {
     let t = resolve_target(&a.path, &a.dev)?;
-    let mut open = OpenFs::open(
+    let mut open = open_writable(
         &t.loc,
         OpenHow {
             write: true,
@@ -86,7 +86,7 @@ pub fn clone(a: CloneArgs) -> Result<i32> {
             format!("{} and {} are not in the same famfs", src.shown, dst.shown),
         ));
     }
-    let mut open = OpenFs::open(
+    let mut open = open_writable(
         &src.loc,
         OpenHow {
             write: true,

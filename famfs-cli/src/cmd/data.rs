@@ -4,8 +4,10 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use famfs_fmap::Fmap;
 use famfs_fsdev::Mapping;
 use famfs_log::header::LogHeader;
 use famfs_log::namespace::NodeKind;
@@ -14,6 +16,7 @@ use famfs_log::superblock::Superblock;
 use crate::cli::{ChkreadArgs, DeviceOpt, FlushArgs, GetmapArgs, VerifyArgs};
 use crate::cmd::{resolve_host_target, resolve_target, thread_count};
 use crate::error::{count_exit, fail};
+use crate::json::{GetmapErrorJson, GetmapJson, MappedFileJson};
 use crate::open::{FileData, Location, OpenFs, OpenHow, lookup};
 use crate::output::getmap_text;
 use crate::progress::Progress;
@@ -262,80 +265,81 @@ pub fn chkread(a: ChkreadArgs) -> Result<i32> {
     }
 }
 
-/// Print one file's map; `Err(code)` after printing why not.
-fn getmap_one(f: &str, a: &GetmapArgs, cache: &mut HashMap<Location, OpenFs>) -> Result<(), i32> {
-    let quiet = a.quiet;
-    let say = |msg: String| {
-        if !quiet {
-            eprintln!("{msg}");
-        }
-    };
+/// Look up one file's map; `Err((code, message))` when it has none.
+fn getmap_one(
+    f: &str,
+    a: &GetmapArgs,
+    cache: &mut HashMap<Location, OpenFs>,
+) -> Result<(u64, Arc<Fmap>), (i32, String)> {
     let (loc, rel) = if a.dev.device.is_some() {
-        let t = resolve_target(f, &a.dev).map_err(|e| {
-            say(format!("famfs_getmap: {e:#}"));
-            libc::EINVAL
-        })?;
+        let t = resolve_target(f, &a.dev).map_err(|e| (libc::EINVAL, format!("{e:#}")))?;
         (t.loc, t.rel)
     } else {
-        let m = std::fs::metadata(f).map_err(|_| {
-            say(format!("famfs_getmap: file not found ({f})"));
-            libc::EBADF
-        })?;
+        let m = std::fs::metadata(f).map_err(|_| (libc::EBADF, format!("file not found ({f})")))?;
         if !m.is_file() {
-            say(format!("famfs_getmap: not a regular file ({f})"));
-            return Err(libc::EISDIR);
+            return Err((libc::EISDIR, format!("not a regular file ({f})")));
         }
-        let t = resolve_host_target(Path::new(f)).map_err(|_| {
-            say(format!("famfs_getmap: file ({f}) not in famfs"));
-            1
-        })?;
+        let t = resolve_host_target(Path::new(f))
+            .map_err(|_| (1, format!("file ({f}) not in famfs")))?;
         (t.loc, t.rel)
     };
     if !cache.contains_key(&loc) {
-        let open = OpenFs::open(&loc, read_open(&a.dev)).map_err(|e| {
-            eprintln!("famfs_getmap: {e:#}");
-            crate::error::exit_code_of(&e)
-        })?;
+        let open = OpenFs::open(&loc, read_open(&a.dev))
+            .map_err(|e| (crate::error::exit_code_of(&e), format!("{e:#}")))?;
         cache.insert(loc.clone(), open);
     }
     let open = &cache[&loc];
     let node = match lookup(&open.fs, &rel) {
         Ok(Some((_, n))) => n,
         Ok(None) if a.dev.device.is_some() => {
-            say(format!("famfs_getmap: file not found ({f})"));
-            return Err(libc::EBADF);
+            return Err((libc::EBADF, format!("file not found ({f})")));
         }
-        Ok(None) => {
-            say(format!("famfs_getmap: file ({f}) is famfs, but has no map"));
-            return Err(2);
-        }
-        Err(e) => {
-            say(format!("famfs_getmap: {e:#}"));
-            return Err(libc::EBADF);
-        }
+        Ok(None) => return Err((2, format!("file ({f}) is famfs, but has no map"))),
+        Err(e) => return Err((libc::EBADF, format!("{e:#}"))),
     };
     let Some(file) = node.as_file() else {
-        say(format!("famfs_getmap: not a regular file ({f})"));
-        return Err(libc::EISDIR);
+        return Err((libc::EISDIR, format!("not a regular file ({f})")));
     };
-    if !quiet {
-        print!("{}", getmap_text(Path::new(f), file.size, &file.fmap));
-    }
-    println!("famfs_getmap: good file {f}");
-    Ok(())
+    Ok((file.size, Arc::clone(&file.fmap)))
 }
 
 /// `famfs getmap`: 0 mapped; 1 not famfs; 2 no map; 9 not found; 21 not a file; 22 no file.
 pub fn getmap(a: GetmapArgs) -> Result<i32> {
     let mut cache = HashMap::new();
     let mut rc = 0;
+    let mut json = GetmapJson::default();
     for f in &a.files {
-        if let Err(code) = getmap_one(f, &a, &mut cache) {
-            rc = code;
-            if !a.cont {
-                break;
+        match getmap_one(f, &a, &mut cache) {
+            Ok((size, fmap)) if a.json => {
+                json.files
+                    .push(MappedFileJson::of(Path::new(f), size, &fmap));
+            }
+            Ok((size, fmap)) => {
+                if !a.quiet {
+                    print!("{}", getmap_text(Path::new(f), size, &fmap));
+                }
+                println!("famfs_getmap: good file {f}");
+            }
+            Err((code, message)) => {
+                if !a.quiet {
+                    eprintln!("famfs_getmap: {message}");
+                }
+                if a.json {
+                    json.errors.push(GetmapErrorJson {
+                        path: f.clone(),
+                        exit_code: code,
+                        message,
+                    });
+                }
+                rc = code;
+                if !a.cont {
+                    break;
+                }
             }
         }
+    }
+    if a.json {
+        crate::json::print(&json)?;
     }
     Ok(rc)
 }

@@ -11,8 +11,10 @@ pub mod create;
 pub mod data;
 pub mod daxmode;
 pub mod fsck;
+pub mod meta;
 pub mod mkfs;
 pub mod mount;
+pub mod stale;
 pub mod umount;
 
 use std::os::unix::fs::FileTypeExt;
@@ -89,24 +91,54 @@ impl Target {
 }
 
 /// The name a mounted famfs shows its meta files under; nothing may be created there.
-pub const META_DIR: &str = ".meta";
+pub use famfs_log::path::META_DIR;
 
-/// Refuse to create `rel` when it is (or is inside) the root's reserved `.meta` directory.
+/// Refuse to create `rel` when it is (or is inside) the root's reserved `.meta` directory (the
+/// rule replay applies: such an entry would be skipped by every reader).
 pub fn check_creatable(t: &Target, rel: &Path) -> Result<()> {
-    if rel
-        .components()
-        .next()
-        .is_some_and(|c| c.as_os_str() == META_DIR)
-    {
-        return Err(fail(
-            1,
-            format!(
-                "{}: {META_DIR} at the root is reserved for the meta files of a mounted famfs",
-                t.show(rel)
-            ),
-        ));
+    use std::os::unix::ffi::OsStrExt;
+    if let Err(p) = famfs_log::path::check_not_reserved(rel.as_os_str().as_bytes()) {
+        return Err(fail(1, format!("{}: {p}", t.show(rel))));
     }
     Ok(())
+}
+
+/// Open `loc` for writing. Through a mount whose daemon serves this file system as a client, the
+/// error says that (not running on the master) instead of the mount's EROFS on `.meta/.log`.
+pub fn open_writable(loc: &Location, how: crate::open::OpenHow) -> Result<crate::open::OpenFs> {
+    crate::open::OpenFs::open(loc, how).map_err(|e| match loc {
+        Location::Mount(root)
+            if crate::error::exit_code_of(&e) == libc::EROFS
+                || crate::error::errno_of(&e) == Some(libc::EROFS) =>
+        {
+            client_mount_error(root).unwrap_or(e)
+        }
+        _ => e,
+    })
+}
+
+/// The error for writing through `root` when its daemon serves it as a client, if it does.
+fn client_mount_error(root: &Path) -> Option<anyhow::Error> {
+    let role = crate::cmd::umount::get_xattr(root, "user.famfs.role")?;
+    if role != b"client" {
+        return None;
+    }
+    let mut sb = [0u8; 200];
+    let owner = std::fs::File::open(root.join(".meta/.superblock"))
+        .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut sb, 0))
+        .ok()
+        .and_then(|()| famfs_log::superblock::Superblock::parse(&sb).ok())
+        .map_or_else(|| "the master".to_string(), |s| s.system_uuid.to_string());
+    Some(fail(
+        1,
+        format!(
+            "not running on the master node: {} is mounted as a client (its famfs_fused does not \
+             have the master's system UUID, {owner}), so nothing can be created through it; \
+             create files on the master, or mount with the master's identity \
+             ($FAMFS_SYSTEM_UUID or /opt/famfs/system_uuid)",
+            root.display()
+        ),
+    ))
 }
 
 /// The file node of inode `ino`, which a writer just created (`shown` names it in the error).
@@ -139,12 +171,8 @@ pub fn resolve_target(arg: impl AsRef<std::ffi::OsStr>, dev: &DeviceOpt) -> Resu
 
 /// Resolve a host path inside a mounted famfs.
 pub fn resolve_host_target(p: &Path) -> Result<Target> {
-    let abs = resolve_host_path(p).map_err(|e| {
-        fail(
-            e.raw_os_error().unwrap_or(1),
-            format!("{}: {e}", p.display()),
-        )
-    })?;
+    stale::check_not_stale(p)?;
+    let abs = resolve_host_path(p).map_err(|e| path_error(p, &e))?;
     let table = mounts::read_mounts();
     match find_in_mounts(&abs, &table) {
         Some(m) => Ok(Target {
@@ -163,14 +191,21 @@ pub fn resolve_host_target(p: &Path) -> Result<Target> {
     }
 }
 
+/// The error for a host path that cannot be reached: a stale famfs mount is named, with the fix.
+fn path_error(p: &Path, e: &std::io::Error) -> anyhow::Error {
+    let code = e.raw_os_error().unwrap_or(libc::ENOENT);
+    if code == libc::ENOTCONN
+        && let Some(mpt) = stale::stale_mount_containing(p)
+    {
+        return fail(code, stale::stale_message(&mpt));
+    }
+    fail(code, format!("{}: {e}", p.display()))
+}
+
 /// What a positional `DEV|PATH` argument of fsck/logplay names.
 pub fn classify_dev_or_path(p: &Path) -> Result<Location> {
-    let meta = std::fs::metadata(p).map_err(|e| {
-        fail(
-            e.raw_os_error().unwrap_or(libc::ENOENT),
-            format!("{}: {e}", p.display()),
-        )
-    })?;
+    stale::check_not_stale(p)?;
+    let meta = std::fs::metadata(p).map_err(|e| path_error(p, &e))?;
     let ft = meta.file_type();
     if ft.is_char_device() {
         return Ok(Location::Device(p.to_path_buf()));

@@ -1,6 +1,6 @@
 //! `famfs mount`.
 //!
-//! The mount follows the contract in `notes/INTERFACES.md`: validate the device, start
+//! The mount: validate the device, start
 //! `famfs_fused DEV MPT` in its own session with its output in a log file, wait until
 //! `MPT/.meta/.log` is visible on a famfs FUSE mount, and leave nothing mounted on failure.
 //! It runs in steps: a plan (arguments, paths, the mount table and the dax mode checked; nothing
@@ -21,6 +21,7 @@ use anyhow::Result;
 use nix::mount::MntFlags;
 
 use crate::cli::MountArgs;
+use crate::cmd::stale::{is_disconnected, stale_message, stale_mount_containing};
 use crate::error::fail;
 use crate::mounts::{famfs_mount_at, mounts_of_device, read_mounts};
 use crate::open::{OpenFs, OpenHow, check_daxmode};
@@ -202,24 +203,16 @@ impl MountPlan {
     /// Check the arguments, the paths, the mount table and (unless it is to be switched) the
     /// device's dax mode.
     fn new(a: &MountArgs, verbose: u8) -> Result<MountPlan> {
-        if a.args.len() != 2 {
-            return Err(fail(1, "<daxdev> and <mountpoint> args required"));
-        }
         if !nix::unistd::geteuid().is_root() {
             return Err(fail(1, "must run as root (mount(2) needs it)"));
         }
-        let dev = std::fs::canonicalize(&a.args[0]).map_err(|e| {
-            fail(
-                1,
-                format!("daxdev ({}) not found: {e}", a.args[0].display()),
-            )
-        })?;
-        let mpt = std::fs::canonicalize(&a.args[1]).map_err(|e| {
-            fail(
-                1,
-                format!("mount pt ({}) not found: {e}", a.args[1].display()),
-            )
-        })?;
+        if let Some(stale) = stale_mount_containing(&a.mpt) {
+            return Err(fail(1, stale_message(&stale)));
+        }
+        let dev = std::fs::canonicalize(&a.dev)
+            .map_err(|e| fail(1, format!("daxdev ({}) not found: {e}", a.dev.display())))?;
+        let mpt = std::fs::canonicalize(&a.mpt)
+            .map_err(|e| fail(1, format!("mount pt ({}) not found: {e}", a.mpt.display())))?;
         if !mpt.is_dir() {
             return Err(fail(
                 1,
@@ -281,7 +274,9 @@ impl MountPlan {
             })?;
         let log2 = log.try_clone()?;
         let mut cmd = Command::new(&exe);
-        cmd.args(&self.daemon_args)
+        // The log is a file: no colour escape codes in it (tracing-subscriber honours NO_COLOR).
+        cmd.env("NO_COLOR", "1")
+            .args(&self.daemon_args)
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
@@ -373,6 +368,9 @@ impl MountPlan {
 fn refuse_mounted(dev: &Path, mpt: &Path) -> Result<()> {
     let table = read_mounts();
     if let Some(m) = mounts_of_device(&table, dev).first() {
+        if is_disconnected(&m.target) {
+            return Err(fail(1, stale_message(&m.target)));
+        }
         return Err(fail(
             1,
             format!(
@@ -410,12 +408,19 @@ fn stop(child: &mut Child) {
 }
 
 /// `famfs mount DEV MPT`: plan (check everything), prepare the device, start the daemon, report.
+/// Every failure exits 1, as the reference's mount does (and as `famfs mount --help` says).
 pub fn mount(a: MountArgs, verbose: u8) -> Result<i32> {
-    let plan = MountPlan::new(&a, verbose)?;
-    plan.prepare_device()?;
-    println!("daxdev={}, mpt={}", plan.dev.display(), plan.mpt.display());
-    let launch = plan.launch()?;
-    plan.report(&launch, verbose)
+    let run = || -> Result<i32> {
+        let plan = MountPlan::new(&a, verbose)?;
+        plan.prepare_device()?;
+        println!("daxdev={}, mpt={}", plan.dev.display(), plan.mpt.display());
+        let launch = plan.launch()?;
+        plan.report(&launch, verbose)
+    };
+    run().map_err(|e| match crate::error::exit_code_of(&e) {
+        1 => e,
+        _ => fail(1, format!("{e:#}")),
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ use anyhow::Result;
 use nix::mount::MntFlags;
 
 use crate::cli::UmountArgs;
+use crate::cmd::mount::daemon_log_path;
 use crate::error::fail;
 use crate::mounts::{famfs_mount_at, read_mounts};
 
@@ -100,17 +101,26 @@ pub fn umount(a: UmountArgs) -> Result<i32> {
         }
         Err(e) => return Err(fail(e as i32, format!("unmount {}: {e}", mpt.display()))),
     }
+    let mut clean = true;
     if let Some(p) = daemon_pid {
         let stop = Instant::now() + Duration::from_secs(5);
         while process_alive(p) && Instant::now() < stop {
             std::thread::sleep(Duration::from_millis(20));
         }
         if process_alive(p) {
+            clean = false;
             eprintln!("famfs umount: the daemon (pid {p}) is still running 5 s after the unmount");
         }
+    } else {
+        // The daemon was already gone (a stale mount): keep its log, it may say why.
+        clean = false;
     }
     if famfs_mount_at(&read_mounts(), &mpt).is_some() {
         return Err(fail(1, format!("{} is still a famfs mount", mpt.display())));
+    }
+    if clean {
+        // The daemon's log is only kept when something went wrong.
+        let _ = std::fs::remove_file(daemon_log_path(&mpt));
     }
     Ok(0)
 }

@@ -4,64 +4,16 @@
 //! the foreground until the file system is unmounted (`famfs umount MPT`, `umount MPT`) or it
 //! receives SIGINT/SIGTERM/SIGHUP, in which case it unmounts first.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::{Parser, ValueEnum};
+use clap::Parser;
+use famfs_server::cli::{Args, Dax};
 use famfs_server::mount::{self, MountOptions};
 use famfs_server::{Config, DaxPolicy, FileSystem, session, watch};
 use nix::sys::signal::{SigSet, Signal};
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Dax {
-    /// Use the famfs kernel path (GET_FMAP) when the kernel offers it and can map the device.
-    Auto,
-    /// Use it whenever the kernel offers it (testing with emulated kernels).
-    Always,
-    /// Always serve READ/WRITE from the device mapping.
-    Off,
-}
-
-/// Serve a famfs device (a /dev/daxX.Y or a stand-in file) over FUSE at MPT.
-///
-/// The daemon replays the metadata log, mounts MPT (fstype fuse.famfs, as root), and serves
-/// until unmounted. Files the master creates later appear by themselves (the log is watched).
-/// Usually started by `famfs mount`, which also waits for the mount and reports failures.
-#[derive(Debug, Parser)]
-#[command(name = "famfs_fused", version)]
-struct Args {
-    /// The dax device or stand-in file.
-    device: PathBuf,
-    /// Where to mount it (an existing directory).
-    mountpoint: PathBuf,
-    /// This host's system UUID (default: $FAMFS_SYSTEM_UUID, else /opt/famfs/system_uuid).
-    #[arg(long)]
-    system_uuid: Option<uuid::Uuid>,
-    /// Entry and attribute cache timeout, in seconds.
-    #[arg(long, default_value_t = 1.0)]
-    timeout: f64,
-    /// Only root may use the mount (no allow_other).
-    #[arg(long)]
-    no_allow_other: bool,
-    /// Do not let the kernel check permissions from the file modes.
-    #[arg(long)]
-    no_default_permissions: bool,
-    /// famfs kernel path policy.
-    #[arg(long, value_enum, default_value_t = Dax::Auto)]
-    dax: Dax,
-    /// How often to look for new log entries, in milliseconds.
-    #[arg(long, default_value_t = 100)]
-    poll_ms: u64,
-    /// Request-handling threads.
-    #[arg(long, default_value_t = 4)]
-    threads: usize,
-    /// More logging (-v info, -vv debug); RUST_LOG also works.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    verbose: u8,
-}
 
 fn main() {
     let args = Args::parse();
@@ -76,6 +28,7 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level)),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if let Err(e) = run(args) {
         eprintln!("famfs_fused: {}", error_chain(&e));

@@ -11,9 +11,9 @@ RES=/dev/ttyS1
 export PATH=/opt/famfs/bin:/famfs-test/bin:/usr/sbin:/usr/bin:/sbin:/bin
 DEV=/dev/dax0.0
 export DEV
-# cargo cannot name a binary `mkfs.famfs`: famfs-cli builds `mkfs-famfs`, which dispatches on its name.
-if [ -x /opt/famfs/bin/mkfs-famfs ] && [ ! -e /opt/famfs/bin/mkfs.famfs ]; then
-    ln -s mkfs-famfs /opt/famfs/bin/mkfs.famfs
+# cargo cannot name a binary `mkfs.famfs`; `famfs` invoked under that name is mkfs.famfs (multicall).
+if [ -x /opt/famfs/bin/famfs ] && [ ! -e /opt/famfs/bin/mkfs.famfs ]; then
+    ln -s famfs /opt/famfs/bin/mkfs.famfs
 fi
 
 res_init() {
@@ -32,7 +32,8 @@ kv() { emit "@@KV $1=$2@@"; echo "[guest] $1=$2"; }
 # result NAME RC
 result() {
     emit "@@RESULT name=$1 rc=$2@@"
-    echo "[guest] result $1 rc=$2"
+    read -r up _ </proc/uptime # guest uptime on the console shows where time goes
+    echo "[guest] result $1 rc=$2 at ${up}s"
 }
 
 # step NAME CMD...: run CMD (output to the console) and record its status; returns that status.
@@ -60,7 +61,8 @@ capture() {
         printf '@@END name=%s rc=%s@@\n' "$name" "$rc"
     } >"$RES"
     sed "s/^/[guest] $name: /" "$out"
-    echo "[guest] $name rc=$rc"
+    read -r up _ </proc/uptime
+    echo "[guest] $name rc=$rc at ${up}s"
     rm -f "$out"
     return "$rc"
 }

@@ -1,8 +1,8 @@
 //! A famfs kernel in user space: speaks the FUSE protocol to a famfs server (a
 //! [`famfs_server::FileSystem`] behind its [`Adapter`]) over a `SOCK_SEQPACKET` socket pair
 //! standing in for `/dev/fuse`, applies the kernel's rules to every reply, and resolves file
-//! reads through GET_FMAP maps straight from the device mapping, as the famfs kernel (V3–V10,
-//! see `reference/fuse-famfs-protocol.md` §3–§5 and §8) does.
+//! reads through GET_FMAP maps straight from the device mapping, as the famfs kernel (the
+//! "famfs: port into fuse" series, V3–V10) does.
 //!
 //! What it plays:
 //! * INIT offering the flags a 6.x kernel offers, plus `FUSE_DAX_FMAP` (with `FUSE_INIT_EXT`)

@@ -1,0 +1,55 @@
+//! The command line of `famfs_fused` (clap; `cli` feature), in the library so that man pages and shell
+//! completions can be generated from it.
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// The famfs kernel path policy (`--dax`).
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Dax {
+    /// Use the famfs kernel path (GET_FMAP) when the kernel offers it and can map the device.
+    Auto,
+    /// Use it whenever the kernel offers it (testing with emulated kernels).
+    Always,
+    /// Always serve READ/WRITE from the device mapping.
+    Off,
+}
+
+/// Serve a famfs device (a /dev/daxX.Y or a stand-in file) over FUSE at MPT.
+///
+/// The daemon replays the metadata log, mounts MPT (fstype fuse.famfs, as root), and serves
+/// until unmounted. Files the master creates later appear by themselves (the log is watched).
+/// Usually started by `famfs mount`, which also waits for the mount and reports failures.
+#[derive(Debug, Parser)]
+#[command(name = "famfs_fused", version)]
+pub struct Args {
+    /// The dax device or stand-in file.
+    pub device: PathBuf,
+    /// Where to mount it (an existing directory).
+    pub mountpoint: PathBuf,
+    /// This host's system UUID (default: $FAMFS_SYSTEM_UUID, else /opt/famfs/system_uuid).
+    #[arg(long)]
+    pub system_uuid: Option<uuid::Uuid>,
+    /// Entry and attribute cache timeout, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    pub timeout: f64,
+    /// Only root may use the mount (no allow_other).
+    #[arg(long)]
+    pub no_allow_other: bool,
+    /// Do not let the kernel check permissions from the file modes.
+    #[arg(long)]
+    pub no_default_permissions: bool,
+    /// famfs kernel path policy.
+    #[arg(long, value_enum, default_value_t = Dax::Auto)]
+    pub dax: Dax,
+    /// How often to look for new log entries, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    pub poll_ms: u64,
+    /// Request-handling threads.
+    #[arg(long, default_value_t = 4)]
+    pub threads: usize,
+    /// More logging (-v info, -vv debug); RUST_LOG also works.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
