@@ -68,4 +68,12 @@ cargo test -p daxctl-famfs --features udev
 step "benchmarks build"
 cargo bench --workspace --no-run
 
+# The cargo-fuzz crates are not workspace members; check that they build and lint clean (their
+# seeds are checked by the fuzz_seeds tests above; scripts/fuzz.sh runs the targets).
+step "fuzz targets build (famfs-log/fuzz, fuse-famfs-proto/fuzz)"
+for fuzz in famfs-log/fuzz fuse-famfs-proto/fuzz; do
+    cargo clippy --manifest-path "$fuzz/Cargo.toml" --all-targets -- -D warnings
+done
+cargo test --manifest-path famfs-log/fuzz/Cargo.toml --lib
+
 printf '\nall tests passed in %ss\n' "$(( $(date +%s) - started ))"

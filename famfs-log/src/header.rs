@@ -126,9 +126,9 @@ impl LogHeader {
         Ok(())
     }
 
-    /// Number of slots.
+    /// Number of slots (`last_index` + 1, saturating: an unchecked header may hold any value).
     pub fn slots(&self) -> u64 {
-        self.last_index + 1
+        self.last_index.saturating_add(1)
     }
 
     /// The 48 on-media bytes.
@@ -212,6 +212,22 @@ mod tests {
             LogHeader::parse(&good[..47]),
             Err(LogHeaderError::Truncated(47))
         ));
+    }
+
+    /// Found by the log_header fuzz target: a parsed (valid CRC, not yet checked) header with
+    /// `last_index` = 2^64 − 1 made [`LogHeader::slots`] overflow.
+    #[test]
+    fn slots_of_an_unchecked_header_do_not_overflow() {
+        let bytes = [
+            0x0d, 0xf0, 0xfe, 0xca, 0xad, 0x0b, 0x00, 0x00, 0x00, 0x00, 0x00, 0x78, 0x00, 0x00,
+            0xfc, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x57, 0xf0, 0x3e, 0x76,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x78, 0x00, 0x00, 0xff,
+            0x00, 0x80, 0x00, 0x00, 0x00, 0xfe,
+        ];
+        let h = LogHeader::parse(&bytes).unwrap();
+        assert_eq!(h.last_index, u64::MAX);
+        assert_eq!(h.slots(), u64::MAX);
+        assert!(h.check(h.len).is_err());
     }
 
     proptest! {

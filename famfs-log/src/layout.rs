@@ -44,6 +44,10 @@ pub const MAX_STRIPS: usize = 16;
 pub const MAX_NBUCKETS: u64 = 64;
 /// `fm_flags` value the reference CLI always writes (`FAMFS_FM_ALL_HOSTS_RW`).
 pub const FM_ALL_HOSTS_RW: u32 = 2;
+/// Largest device size a superblock may claim: 4 PiB, the x86-64 physical address space
+/// (52 bits), which no dax device can exceed. The free-space bitmap built from the claimed size
+/// then stays below 256 MiB; an untrusted superblock cannot make replay allocate more.
+pub const MAX_DEVICE_SIZE: u64 = 1 << 52;
 /// Length of the device-name field in the superblock.
 pub const DEVNAME_LEN: usize = 64;
 /// Bytes of the superblock covered by its CRC.

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::LogError;
 use crate::header::LogHeader;
-use crate::layout::{DEFAULT_LOG_LEN, LOG_OFFSET, SUPER_MAGIC, SUPERBLOCK_SIZE};
+use crate::layout::{DEFAULT_LOG_LEN, LOG_OFFSET, MAX_DEVICE_SIZE, SUPER_MAGIC, SUPERBLOCK_SIZE};
 use crate::superblock::{Superblock, SuperblockError};
 
 /// The smallest device the reference's mkfs accepts (4 GiB).
@@ -87,6 +87,12 @@ pub fn mkfs(dev: &dyn Media, dev_size: u64, opts: &MkfsOptions) -> Result<MkfsOu
             opts.min_device_size
         )));
     }
+    if dev_size > MAX_DEVICE_SIZE {
+        return Err(LogError::Geometry(format!(
+            "{name}: device size {dev_size} is larger than any dax device can be \
+             ({MAX_DEVICE_SIZE} bytes)"
+        )));
+    }
     if !dev_size.is_multiple_of(crate::layout::ALLOC_UNIT) {
         return Err(LogError::Geometry(format!(
             "{name}: device size {dev_size} is not a multiple of 2 MiB"
@@ -148,4 +154,26 @@ pub fn mkfs(dev: &dyn Media, dev_size: u64, opts: &MkfsOptions) -> Result<MkfsOu
         return Err(LogError::NotWritable(name));
     }
     Ok(MkfsOutcome::Formatted(sb))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use famfs_fsdev::MemMedia;
+
+    /// mkfs never writes a superblock that [`Superblock::parse`] refuses.
+    #[test]
+    fn device_size_is_bounded_like_the_superblock_reader() {
+        let dev = MemMedia::new((LOG_OFFSET + DEFAULT_LOG_LEN) as usize);
+        let opts = MkfsOptions::new(Uuid::from_u128(1), "/dev/dax0.0");
+        let too_big = MAX_DEVICE_SIZE + crate::layout::ALLOC_UNIT;
+        assert!(matches!(
+            mkfs(&dev, too_big, &opts),
+            Err(LogError::Geometry(_))
+        ));
+        let Ok(MkfsOutcome::Formatted(sb)) = mkfs(&dev, MAX_DEVICE_SIZE, &opts) else {
+            panic!("the largest device formats");
+        };
+        assert_eq!(Superblock::read(&dev).unwrap(), sb);
+    }
 }

@@ -139,30 +139,39 @@ impl AbiGeneration {
 /// contiguous on a device (the development kernel variant takes simple extents only; famfs user
 /// space does the same). A simple map is returned unchanged.
 ///
-/// Whole chunks are kept, so every extent stays 2 MiB-aligned (each strip holds whole chunks;
-/// the last chunk may extend past the file size, as the strip does).
+/// The last interleaved extent keeps whole chunks, so with aligned strips every extent stays
+/// 2 MiB-aligned (each strip holds whole chunks; the last chunk may extend past the file size,
+/// as the strip does). An earlier interleaved extent holding a partial last chunk is unrolled
+/// exactly, to a piece shorter than a chunk: no aligned simple map can say the same, so the
+/// kernel's validation then refuses the result rather than misplacing the bytes after it.
 pub fn unroll(fmap: &Fmap) -> Fmap {
     let FmapKind::Interleaved(ies) = &fmap.kind else {
         return fmap.clone();
     };
     let mut exts: Vec<Extent> = Vec::new();
     let mut start = 0u64;
-    for ie in ies {
+    for (i, ie) in ies.iter().enumerate() {
         let chunk = ie.chunk_size;
         let size = ie.nbytes.min(fmap.file_size.saturating_sub(start));
+        let last_iext = i + 1 == ies.len();
         let mut off = 0;
         while chunk > 0 && off < size {
             let Some(r) = fmap.resolve(FileOffset(start + off)) else {
                 break;
             };
+            let piece = if last_iext {
+                chunk
+            } else {
+                chunk.min(size - off)
+            };
             let dev_offset = r.dev_offset.0;
             match exts.last_mut() {
                 Some(last) if last.dev_index == r.dev_index && last.end() == dev_offset => {
-                    last.len += chunk;
+                    last.len += piece;
                 }
-                _ => exts.push(Extent::new(r.dev_index, dev_offset, chunk)),
+                _ => exts.push(Extent::new(r.dev_index, dev_offset, piece)),
             }
-            off += chunk;
+            off += piece;
         }
         start += size;
     }
@@ -234,5 +243,46 @@ mod tests {
             AbiGeneration::Dev.adapt_fmap(&u),
             Cow::Borrowed(_)
         ));
+    }
+
+    /// Found by the fmap fuzz target: an interleaved extent holding only part of a chunk
+    /// (`nbytes` 4, chunk 2 MiB) followed by another one. Unrolling kept the whole chunk, so
+    /// file offsets from 4 on resolved into the first extent's strip instead of the second's.
+    #[test]
+    fn unrolling_keeps_a_partial_chunk_partial() {
+        const MIB: u64 = 1 << 20;
+        let f = Fmap::interleaved(
+            12 * MIB,
+            vec![
+                InterleavedExtent {
+                    chunk_size: 2 * MIB,
+                    nbytes: 4,
+                    strips: vec![
+                        Extent::new(0, 0x41_0000_0000_0000, 4 * MIB),
+                        Extent::new(0, 32 * MIB, 4 * MIB),
+                    ],
+                },
+                InterleavedExtent {
+                    chunk_size: 4 * MIB,
+                    nbytes: 16 * MIB,
+                    strips: vec![Extent::new(0, 0, 0x6_0000_0000_0000)],
+                },
+            ],
+        );
+        f.check_geometry().unwrap();
+        let u = unroll(&f);
+        for mib in 0..12 {
+            for off in [mib * MIB, (mib * MIB).saturating_sub(4), mib * MIB + 3] {
+                let off = FileOffset(off);
+                let (a, b) = (f.resolve(off).unwrap(), u.resolve(off).unwrap());
+                assert_eq!(
+                    (a.dev_index, a.dev_offset),
+                    (b.dev_index, b.dev_offset),
+                    "{off:?}"
+                );
+            }
+        }
+        // No 2 MiB-aligned simple map can say this: the kernel without interleave refuses it.
+        assert!(u.validate(AbiGeneration::Dev).is_err());
     }
 }

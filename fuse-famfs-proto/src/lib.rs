@@ -29,8 +29,8 @@
 //!   property tests on arbitrary bytes for every parser (`tests/fuzz_props.rs`).
 //! - `cargo bench -p fuse-famfs-proto`: ns/op for fmap build/parse and for resolving 1 M random
 //!   offsets, against the targets and against baselines measured in the same run.
-//! - `cargo +nightly fuzz run request|fmap|reply` (in this crate's directory, needs
-//!   `cargo install cargo-fuzz`): libFuzzer targets under `fuzz/`.
+//! - `scripts/fuzz.sh [SECONDS] [request fmap reply]`: the libFuzzer targets under `fuzz/`
+//!   (on the stable toolchain), seeded by `tests/fuzz_seeds.rs`; results in `fuzz/README.md`.
 //! - `cargo test -p vendor-headers`: compiles the C header `famfs_fuse_abi.h` and compares every
 //!   struct layout and constant with [`abi`].
 //!
