@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use famfs_tests::fused::release_bins;
+
 use famfs_tests::prereq;
 use famfs_tests::standin::StandIn;
 
@@ -31,40 +33,6 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Release builds of `famfs` and `famfs_fused` (process start and replay costs are the point,
-/// so debug builds would measure the wrong thing).
-fn release_bins() -> (PathBuf, PathBuf) {
-    if let (Some(c), Some(f)) = (
-        std::env::var_os("FAMFS_CLI"),
-        std::env::var_os("FAMFS_FUSED"),
-    ) {
-        return (c.into(), f.into());
-    }
-    let repo = famfs_tests::fused::repo_dir();
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| repo.join("target"), PathBuf::from)
-        .join("famfs-bench-bin");
-    let t = Instant::now();
-    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release"])
-        .args(["-p", "famfs-cli", "--bin", "famfs"])
-        .args(["-p", "famfs-server", "--bin", "famfs_fused"])
-        .arg("--manifest-path")
-        .arg(repo.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building release binaries failed");
-    println!(
-        "release binaries in {} ({:.0} s)",
-        target.display(),
-        t.elapsed().as_secs_f64()
-    );
-    let dir = target.join("release");
-    (dir.join("famfs"), dir.join("famfs_fused"))
 }
 
 /// A mounted stand-in with `entries` log entries used.

@@ -76,6 +76,42 @@ fn build_bin(package: &str, bin: &str, env_override: &str) -> Result<PathBuf, St
     Ok(path)
 }
 
+/// Release builds of `famfs` and `famfs_fused` (process start and replay costs are the point,
+/// so debug builds would measure the wrong thing), for benchmarks: `$FAMFS_CLI` and
+/// `$FAMFS_FUSED` if both are set, else built into `<target>/famfs-bench-bin` (panics if the
+/// build fails).
+pub fn release_bins() -> (PathBuf, PathBuf) {
+    if let (Some(c), Some(f)) = (
+        std::env::var_os("FAMFS_CLI"),
+        std::env::var_os("FAMFS_FUSED"),
+    ) {
+        return (c.into(), f.into());
+    }
+    let repo = repo_dir();
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo.join("target"), PathBuf::from)
+        .join("famfs-bench-bin");
+    let t = Instant::now();
+    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--release"])
+        .args(["-p", "famfs-cli", "--bin", "famfs"])
+        .args(["-p", "famfs-server", "--bin", "famfs_fused"])
+        .arg("--manifest-path")
+        .arg(repo.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .expect("cargo build");
+    assert!(st.success(), "building release binaries failed");
+    println!(
+        "release binaries in {} ({:.0} s)",
+        target.display(),
+        t.elapsed().as_secs_f64()
+    );
+    let dir = target.join("release");
+    (dir.join("famfs"), dir.join("famfs_fused"))
+}
+
 /// The `famfs_fused` binary: `$FAMFS_FUSED`, or built on first use. Panics with the build
 /// output if it cannot be built: every mount test needs it.
 pub fn famfs_fused() -> &'static Path {
