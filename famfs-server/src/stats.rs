@@ -453,8 +453,7 @@ mod tests {
         s.set_metadata_source(MetadataSource::OwnMount);
         assert_eq!(s.metadata_source(), MetadataSource::OwnMount);
         assert_eq!(
-            serde_json::to_string(&(DataPath::FamfsKernel, MetadataSource::DeviceMapping))
-                .unwrap(),
+            serde_json::to_string(&(DataPath::FamfsKernel, MetadataSource::DeviceMapping)).unwrap(),
             r#"["famfs-kernel","device-mapping"]"#
         );
         assert_eq!(s.last_refresh_unix_ms(), 0);

@@ -200,7 +200,11 @@ fn check_text_against_json(text: &str, j: &Value) {
         assert_eq!(k[key], u(&j[field]).to_string(), "{key}");
     }
     assert!(k["free bytes"].starts_with(&format!("{} (", u(&j["free_bytes"]))));
-    assert!(k["last refresh"].ends_with("s ago)"), "{}", k["last refresh"]);
+    assert!(
+        k["last refresh"].ends_with("s ago)"),
+        "{}",
+        k["last refresh"]
+    );
     // Counters that status itself does not move are the same in both.
     for op in ["READ", "OPEN", "INIT"] {
         let (req, err) = table.get(op).copied().unwrap_or((0, 0));
@@ -292,14 +296,15 @@ fn log_level_changes_at_run_time_and_counters_are_logged_at_exit() {
     assert_eq!(m.status_json()["log_filter"], "info");
 
     // A filter the daemon cannot parse: EINVAL.
-    let bad = m.r.famfs(&["status", "--log-level", "a[b", m.mp()]).expect(22, "bad");
+    let bad =
+        m.r.famfs(&["status", "--log-level", "a[b", m.mp()])
+            .expect(22, "bad");
     assert!(bad.stderr.contains("refused log level"), "{}", bad.stderr);
 
-    let text = m
-        .r
-        .famfs(&["status", "--log-level", "debug", m.mp()])
-        .ok("--log-level debug")
-        .stdout;
+    let text =
+        m.r.famfs(&["status", "--log-level", "debug", m.mp()])
+            .ok("--log-level debug")
+            .stdout;
     assert_eq!(parse_text(&text).0["log filter"], "debug");
     assert_eq!(m.status_json()["log_filter"], "debug");
     std::fs::read(m.mpt.join("d/a")).unwrap();

@@ -109,7 +109,11 @@ fn famfs_path_counts_get_fmap() {
     }
     let after = stats(&mut k);
     assert_eq!(count(&after.requests, "GET_FMAP"), fmaps + 3);
-    assert_eq!(count(&after.requests, "READ"), 0, "the kernel maps the files");
+    assert_eq!(
+        count(&after.requests, "READ"),
+        0,
+        "the kernel maps the files"
+    );
     assert_eq!(count(&after.requests, "GET_FMAP"), k.sent(Opcode::GET_FMAP));
     assert_counts_match(&k, &[Opcode::GET_FMAP, Opcode::GET_DAXDEV, Opcode::OPEN]);
 }
@@ -137,7 +141,10 @@ fn size_query_then_value_and_listxattr() {
         k.lookup(ROOT, b"d").unwrap();
     }
     let r = get(&mut k, probe);
-    let v = r.get(|r| r.data(probe as usize)).expect("value fits").to_vec();
+    let v = r
+        .get(|r| r.data(probe as usize))
+        .expect("value fits")
+        .to_vec();
     let s: StatsV1 = serde_json::from_slice(&v).unwrap();
     assert!(count(&s.requests, "LOOKUP") >= 200);
     // Too small a buffer: ERANGE, counted.

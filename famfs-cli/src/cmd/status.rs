@@ -106,7 +106,10 @@ fn stats_of(mpt: &Path) -> Result<StatsV1> {
     serde_json::from_slice(&raw).map_err(|e| {
         fail(
             libc::EIO,
-            format!("{}: {STATS_XATTR} is not what this famfs expects: {e}", mpt.display()),
+            format!(
+                "{}: {STATS_XATTR} is not what this famfs expects: {e}",
+                mpt.display()
+            ),
         )
     })
 }
@@ -143,7 +146,10 @@ fn set_log_level(mpt: &Path, level: &str) -> Result<()> {
         Ok(_) => Ok(()),
         Err(e) => Err(fail(
             e.errno,
-            format!("the daemon serving {} refused log level {level:?}: {e}", mpt.display()),
+            format!(
+                "the daemon serving {} refused log level {level:?}: {e}",
+                mpt.display()
+            ),
         )),
     }
 }
@@ -235,7 +241,11 @@ pub fn status(a: StatusArgs) -> Result<i32> {
         let texts: Vec<String> = reports.iter().map(|r| text(&r.json)).collect();
         print!("{}", texts.join("\n"));
     }
-    Ok(reports.iter().map(|r| r.code).find(|&c| c != 0).unwrap_or(0))
+    Ok(reports
+        .iter()
+        .map(|r| r.code)
+        .find(|&c| c != 0)
+        .unwrap_or(0))
 }
 
 /// `YYYY-MM-DD HH:MM:SS.mmm UTC` for `ms` since the Unix epoch (proleptic Gregorian calendar).
