@@ -365,3 +365,22 @@ fn status_refuses_what_is_not_a_famfs_mount() {
     let help = r.famfs(&["status", "--help"]).ok("help").stdout;
     assert!(help.contains("Exit status:"), "{help}");
 }
+
+/// FUSE over io_uring goes through the same counting as /dev/fuse.
+#[test]
+fn counters_are_kept_over_io_uring_too() {
+    if !can_mount() {
+        return;
+    }
+    let Some(_on) = famfs_tests::knobs::uring_on("counters_are_kept_over_io_uring_too") else {
+        return;
+    };
+    let m = Mounted::new("status-uring", &["-v", "--transport", "uring"]);
+    assert!(m.output().contains("FUSE over io_uring:"), "{}", m.output());
+    let before = counter(&m.status_json(), "requests", "READ");
+    assert_eq!(std::fs::read(m.mpt.join("d/a")).unwrap().len(), 3 << 20);
+    assert!(std::fs::metadata(m.mpt.join("d/nope")).is_err());
+    let j = m.status_json();
+    assert!(counter(&j, "requests", "READ") > before, "{j}");
+    assert!(counter(&j, "errors", "LOOKUP") >= 1, "{j}");
+}
