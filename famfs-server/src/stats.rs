@@ -7,6 +7,10 @@
 //! ([`STATS_XATTR`], schema [`StatsV1`]) and logged once when the daemon stops
 //! ([`Stats::log_summary`]).
 //!
+//! Replies are counted as the adapter builds them: a READ whose bytes the transport then cannot
+//! send (a device that shrank under the mount; the transport answers EIO and logs it) counts as
+//! a request, not as an error.
+//!
 //! The value changes all the time, so it is produced anew for every GETXATTR. A size query
 //! (the usual first half of a read) is answered with the size of the value produced for it plus
 //! [`SLACK`] bytes of trailing white space, and a read is answered with the value produced for
@@ -14,6 +18,7 @@
 //! the two calls without the read failing with ERANGE.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -116,6 +121,8 @@ pub struct Stats {
     famfs_kernel: AtomicBool,
     metadata_source: AtomicU8,
     last_refresh_ms: AtomicU64,
+    /// The device's dax mode, once told (it cannot change while the daemon maps the device).
+    dax_mode: OnceLock<String>,
 }
 
 impl Default for Stats {
@@ -127,6 +134,7 @@ impl Default for Stats {
             famfs_kernel: AtomicBool::new(false),
             metadata_source: AtomicU8::new(0),
             last_refresh_ms: AtomicU64::new(0),
+            dax_mode: OnceLock::new(),
         }
     }
 }
@@ -284,17 +292,30 @@ impl Stats {
     }
 }
 
-/// The dax mode of the device at `path`, as `user.famfs.stats` names it.
-fn dax_mode(path: &std::path::Path) -> String {
+/// The dax mode of the device at `path`, as `user.famfs.stats` names it; `None` if it cannot
+/// be told now.
+fn dax_mode(path: &std::path::Path) -> Option<String> {
     use famfs_fsdev::{Access, DaxDevice, DeviceKind};
-    match DaxDevice::open(path, Access::ReadOnly).map(|d| d.kind().clone()) {
-        Ok(DeviceKind::DaxChar { mode, .. }) => match mode {
-            famfs_fsdev::DaxMode::Unknown(_) => "unknown".to_string(),
-            m => m.to_string(),
+    match DaxDevice::open(path, Access::ReadOnly).ok()?.kind() {
+        DeviceKind::DaxChar { mode, .. } => match mode {
+            famfs_fsdev::DaxMode::Unknown(_) => None,
+            m => Some(m.to_string()),
         },
-        Ok(DeviceKind::File) => "file".to_string(),
-        Ok(DeviceKind::Memfd) => "memfd".to_string(),
-        Err(_) => "unknown".to_string(),
+        DeviceKind::File => Some("file".to_string()),
+        DeviceKind::Memfd => Some("memfd".to_string()),
+    }
+}
+
+impl Stats {
+    /// The dax mode of the device at `path`, looked up once.
+    fn dax_mode_of(&self, path: &std::path::Path) -> String {
+        if let Some(m) = self.dax_mode.get() {
+            return m.clone();
+        }
+        match dax_mode(path) {
+            Some(m) => self.dax_mode.get_or_init(|| m).clone(),
+            None => "unknown".to_string(),
+        }
     }
 }
 
@@ -322,7 +343,7 @@ pub fn snapshot(fs: &FileSystem) -> Result<StatsV1, Errno> {
     let device = fs.device_name();
     Ok(StatsV1 {
         version: STATS_VERSION,
-        dax_mode: dax_mode(&device),
+        dax_mode: st.dax_mode_of(&device),
         device: device.display().to_string(),
         role: match fs.role() {
             famfs_log::role::Role::Master => "master",
