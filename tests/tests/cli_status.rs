@@ -384,3 +384,35 @@ fn counters_are_kept_over_io_uring_too() {
     assert!(counter(&j, "requests", "READ") > before, "{j}");
     assert!(counter(&j, "errors", "LOOKUP") >= 1, "{j}");
 }
+
+/// A mount whose daemon died: named, it fails with 107 and the fix; listed, it is reported with
+/// its error while the command goes on.
+#[test]
+fn a_stale_mount_is_named_with_the_fix() {
+    if !can_mount() {
+        return;
+    }
+    let mut m = Mounted::new("status-stale", &[]);
+    m.daemon.kill().unwrap();
+    m.daemon.wait().unwrap();
+    let out = m.r.famfs(&["status", m.mp()]).expect(107, "stale");
+    assert!(out.stderr.contains("stale famfs mount"), "{}", out.stderr);
+    assert!(out.stderr.contains("famfs umount"), "{}", out.stderr);
+    let out = m.r.famfs(&["status", "--json"]);
+    assert_ne!(out.code, 0, "a mount could not be reported");
+    let all: Value = serde_json::from_str(&out.stdout).unwrap();
+    let mine = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["mountpoint"] == m.mp())
+        .expect("listed");
+    assert!(
+        mine["error"]
+            .as_str()
+            .unwrap()
+            .contains("stale famfs mount"),
+        "{mine}"
+    );
+    assert_eq!(mine.get("files"), None, "no figures: {mine}");
+}

@@ -92,7 +92,11 @@ fn read_xattr(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
 /// The daemon's figures for the mount at `mpt`.
 fn stats_of(mpt: &Path) -> Result<StatsV1> {
     let raw = read_xattr(mpt, STATS_XATTR).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENOTCONN) => fail(libc::ENOTCONN, stale_message(mpt)),
+        // While the kernel tears down the connection of a daemon that just died, requests may
+        // also fail with ECONNABORTED, or ECANCELED on a FUSE-over-io_uring ring.
+        Some(libc::ENOTCONN | libc::ECONNABORTED | libc::ECANCELED) => {
+            fail(libc::ENOTCONN, stale_message(mpt))
+        }
         Some(libc::ENODATA | libc::ENOTSUP) => fail(
             1,
             format!(
