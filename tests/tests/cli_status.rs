@@ -398,6 +398,10 @@ fn a_stale_mount_is_named_with_the_fix() {
     let out = m.r.famfs(&["status", m.mp()]).expect(107, "stale");
     assert!(out.stderr.contains("stale famfs mount"), "{}", out.stderr);
     assert!(out.stderr.contains("famfs umount"), "{}", out.stderr);
+    let out =
+        m.r.famfs(&["status", "--log-level", "debug", m.mp()])
+            .expect(107, "stale, --log-level");
+    assert!(out.stderr.contains("stale famfs mount"), "{}", out.stderr);
     let out = m.r.famfs(&["status", "--json"]);
     assert_ne!(out.code, 0, "a mount could not be reported");
     let all: Value = serde_json::from_str(&out.stdout).unwrap();

@@ -218,6 +218,9 @@ pub fn status(a: StatusArgs) -> Result<i32> {
     let mpts = match &a.mpt {
         Some(p) => {
             let m = named_mount(p)?;
+            if a.log_level.is_some() && is_disconnected(&m) {
+                return Err(fail(libc::ENOTCONN, stale_message(&m)));
+            }
             if let Some(level) = &a.log_level {
                 set_log_level(&m, level)?;
             }
