@@ -84,6 +84,8 @@ pub enum Cmd {
     Chkread(ChkreadArgs),
     /// Show or switch the mode of a dax device (devdax, famfs, system-ram).
     Daxmode(DaxmodeArgs),
+    /// Report each famfs mount's daemon (counters, log, space); change its log level.
+    Status(crate::cmd::status::StatusArgs),
 }
 
 /// `--device` for commands that take famfs paths.

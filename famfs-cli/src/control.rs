@@ -139,6 +139,55 @@ pub fn connect_socket(socket: &Path, host: Uuid) -> Result<Connect> {
     }
 }
 
+/// Open the control channel of the famfs mounted at `root` without starting a writing session
+/// (no `hello`): for the requests any root client may make (`status`, `set-log-level`). The
+/// channel is root only; `Err` says why it cannot be used, with the errno as exit status.
+pub fn connect_admin(root: &Path) -> Result<Client> {
+    let socket = match get_xattr(root, CONTROL_XATTR) {
+        Ok(Some(s)) => PathBuf::from(std::ffi::OsStr::from_bytes(&s)),
+        Ok(None) => {
+            return Err(fail(
+                libc::EOPNOTSUPP,
+                format!(
+                    "the famfs_fused serving {} has no control channel (started with \
+                     --no-control, or an older daemon)",
+                    root.display()
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(fail(
+                e.raw_os_error().unwrap_or(libc::EIO),
+                format!("{}: cannot read {CONTROL_XATTR}: {e}", root.display()),
+            ));
+        }
+    };
+    let stream = UnixStream::connect(&socket).map_err(|e| {
+        let errno = e.raw_os_error().unwrap_or(libc::EIO);
+        let why = if errno == libc::EACCES {
+            " (the control channel is for root only)".to_string()
+        } else {
+            String::new()
+        };
+        fail(
+            errno,
+            format!(
+                "cannot connect to the control channel {} of {}: {e}{why}",
+                socket.display(),
+                root.display()
+            ),
+        )
+    })?;
+    let writer = stream.try_clone()?;
+    Ok(Client {
+        reader: BufReader::new(stream),
+        writer,
+        socket,
+        buf: Vec::new(),
+        dev_size: 0,
+    })
+}
+
 impl Client {
     /// Send `req` and read the daemon's answer. The outer error is a broken channel: the
     /// request may or may not have been carried out.

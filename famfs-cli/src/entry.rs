@@ -258,7 +258,7 @@ mod tests {
         );
         for c in [
             "mount", "umount", "fsck", "mkdir", "cp", "creat", "verify", "flush", "logplay",
-            "getmap", "clone", "chkread", "daxmode",
+            "getmap", "clone", "chkread", "daxmode", "status",
         ] {
             let e = parse_famfs(&os(&["famfs", c, "-?"])).unwrap_err();
             assert_eq!(

@@ -25,6 +25,7 @@
 //! | `open`, `refresh`, `attr` | opening a device (probe, role, log), picking up new log entries (stall policy), attribute policy |
 //! | [`mount`], [`watch`] | mount(2) of `/dev/fuse`; the log watcher thread |
 //! | [`control`] | the CLI's request channel: appends (creat, mkdir, cp, clone) and status |
+//! | [`stats`] | request counters by opcode and errno, and `user.famfs.stats` (what `famfs status` shows) |
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod adapter;
@@ -39,6 +40,7 @@ pub mod mount;
 mod open;
 mod refresh;
 pub mod session;
+pub mod stats;
 pub mod transport;
 pub mod watch;
 

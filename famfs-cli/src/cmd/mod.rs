@@ -15,6 +15,7 @@ pub mod meta;
 pub mod mkfs;
 pub mod mount;
 pub mod stale;
+pub mod status;
 pub mod umount;
 
 use std::os::unix::fs::FileTypeExt;
@@ -46,6 +47,7 @@ pub fn name_of(cmd: &Cmd) -> &'static str {
         Cmd::Clone(_) => "clone",
         Cmd::Chkread(_) => "chkread",
         Cmd::Daxmode(_) => "daxmode",
+        Cmd::Status(_) => "status",
     }
 }
 
@@ -66,6 +68,7 @@ pub fn run(cli: Famfs) -> Result<i32> {
         Cmd::Clone(a) => create::clone(a),
         Cmd::Chkread(a) => data::chkread(a),
         Cmd::Daxmode(a) => daxmode::daxmode(a),
+        Cmd::Status(a) => status::status(a),
     }
 }
 

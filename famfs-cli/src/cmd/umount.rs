@@ -29,7 +29,7 @@ pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
 }
 
 /// The mount point as given, made absolute without touching the (possibly dead) mount itself.
-fn absolute_mpt(p: &Path) -> PathBuf {
+pub(crate) fn absolute_mpt(p: &Path) -> PathBuf {
     if let Ok(c) = std::fs::canonicalize(p) {
         return c;
     }

@@ -193,8 +193,12 @@ impl Adapter {
                 Err(Errno::EIO)
             }
         });
+        fs.stats().record(req, out, &reply);
         match ready {
-            Some(adapter) => Handshake::Ready { adapter, reply },
+            Some(adapter) => {
+                fs.stats().set_data_path(adapter.conn.famfs());
+                Handshake::Ready { adapter, reply }
+            }
             None => Handshake::Pending(reply),
         }
     }

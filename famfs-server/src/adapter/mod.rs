@@ -130,7 +130,9 @@ impl Adapter {
     /// must hold at least [`Config::request_buffer_size`](crate::Config::request_buffer_size)
     /// bytes.
     pub fn handle(&self, req: &[u8], out: &mut [u8]) -> Reply {
-        respond(req, out, |r, out| self.dispatch(r, out))
+        let reply = respond(req, out, |r, out| self.dispatch(r, out));
+        self.fs.stats().record(req, out, &reply);
+        reply
     }
 
     fn dispatch(&self, r: &Request<'_>, out: &mut [u8]) -> Result<Reply, Errno> {
@@ -176,7 +178,12 @@ impl Adapter {
                 bytes(reply::empty(out, unique))
             }
             Operation::Getxattr { arg, name } => {
-                let v = fs.getxattr(ino, name)?;
+                let mut v = fs.getxattr(ino, name)?;
+                if *name == crate::stats::STATS_XATTR.as_bytes() {
+                    // Produced anew for every request: room for the counters to grow between a
+                    // size query and the read.
+                    crate::stats::pad(&mut v, arg.size);
+                }
                 bytes(reply::xattr(out, unique, arg.size, &v))
             }
             Operation::Listxattr(arg) => {

@@ -158,6 +158,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
     );
     // INIT is answered on this descriptor; then the workers start on clones of it.
     let result = session::run(&fs, fuse, mount::clone_channel, |_| {});
+    fs.stats().log_summary();
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     // If the loop ended for any other reason than an unmount, do not leave a dead mount.

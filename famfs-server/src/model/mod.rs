@@ -23,13 +23,15 @@ use crate::open::{LogMedia, Opened};
 use crate::refresh::{Refreshed, SharedLog, SuperblockMedia};
 use crate::{Config, ServerError};
 
+use crate::stats::Stats;
 use data::ViewCache;
 
 /// The extended attributes of the root directory, NUL-separated (LISTXATTR).
-const ROOT_XATTRS: &[u8] = b"user.famfs.pid\0user.famfs.device\0user.famfs.role\0";
+const ROOT_XATTRS: &[u8] =
+    b"user.famfs.pid\0user.famfs.device\0user.famfs.role\0user.famfs.stats\0";
 /// As [`ROOT_XATTRS`], once the control channel is published.
-const ROOT_XATTRS_CONTROL: &[u8] =
-    b"user.famfs.pid\0user.famfs.device\0user.famfs.role\0user.famfs.control\0";
+const ROOT_XATTRS_CONTROL: &[u8] = b"user.famfs.pid\0user.famfs.device\0user.famfs.role\0\
+      user.famfs.stats\0user.famfs.control\0";
 
 /// An open famfs served to the kernel: the replayed log, the device mapping, and this host's
 /// role. Shared by every worker; every answer takes the log's read lock only.
@@ -44,6 +46,8 @@ pub struct FileSystem {
     views: ViewCache,
     /// The control channel's socket path, once it listens (`user.famfs.control`).
     control: std::sync::OnceLock<Vec<u8>>,
+    /// Request counters and run-time facts (`user.famfs.stats`).
+    stats: Stats,
 }
 
 /// One directory entry, as [`FileSystem::readdir`] lists it.
@@ -102,7 +106,7 @@ impl FileSystem {
             role,
             device_name,
         } = crate::open::open(&cfg)?;
-        Ok(Arc::new(FileSystem {
+        let fs = Arc::new(FileSystem {
             device_name,
             map: Arc::clone(&map),
             log: SharedLog::new(
@@ -114,8 +118,12 @@ impl FileSystem {
             attrs: AttrPolicy::new(cfg.timeout, role),
             views: ViewCache::default(),
             control: std::sync::OnceLock::new(),
+            stats: Stats::default(),
             cfg,
-        }))
+        });
+        // The log was just replayed.
+        fs.stats.refreshed();
+        Ok(fs)
     }
 
     /// This host's role.
@@ -145,6 +153,11 @@ impl FileSystem {
         self.cfg.poll
     }
 
+    /// Request counters and run-time facts (`user.famfs.stats`).
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
     /// The shared log (the control channel appends through it).
     pub(crate) fn shared_log(&self) -> &SharedLog<LogMedia> {
         &self.log
@@ -169,14 +182,18 @@ impl FileSystem {
     /// another host rewrote it (or stop serving, with EIO, while it holds no valid famfs).
     /// Returns whether the tree changed.
     pub fn refresh(&self) -> bool {
-        match self.log.refresh() {
+        let changed = match self.log.refresh() {
             Refreshed::Nothing => false,
             Refreshed::Added => true,
             Refreshed::Replaced => {
                 self.views.clear();
                 true
             }
+        };
+        if self.log.read().is_ok() {
+            self.stats.refreshed();
         }
+        changed
     }
 
     /// The error for a change only the famfs CLI may make (through the log): EPERM on the
@@ -311,7 +328,8 @@ impl FileSystem {
         })
     }
 
-    /// GETXATTR: the root directory tells the daemon's pid, device and role; nothing else has
+    /// GETXATTR: the root directory tells the daemon's pid, device, role, control socket and
+    /// statistics (`user.famfs.stats`, JSON: [`crate::stats::StatsV1`]); nothing else has
     /// extended attributes (ENODATA).
     pub fn getxattr(&self, ino: Ino, name: &[u8]) -> Result<Vec<u8>, Errno> {
         if ino != ROOT_INO {
@@ -325,6 +343,7 @@ impl FileSystem {
                 _ => b"client".to_vec(),
             }),
             b"user.famfs.control" => self.control.get().cloned().ok_or(Errno::ENODATA),
+            b"user.famfs.stats" => crate::stats::xattr_value(self),
             _ => Err(Errno::ENODATA),
         }
     }
