@@ -119,7 +119,8 @@ impl FsdevError {
         }
     }
 
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// [`FsdevError::Io`]: operation `what` on `path` failed with `source`.
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         FsdevError::Io {
             what,
             path: path.into(),
