@@ -7,9 +7,6 @@
 //! opcode the parser knows and replies of every kind. Without the variable the test still
 //! builds them all and checks that each one is accepted by the parser its target feeds.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
 use fuse_famfs_proto::abi::{
     self, AttrOut, CreateIn, DaxdevOut, EntryOut, FileLock, ForgetIn, ForgetOne, GetxattrIn,
     InitIn, Kstatfs, LkIn, Opcode, ReadIn, WriteIn,
@@ -18,12 +15,10 @@ use fuse_famfs_proto::fmap::{Extent, FileType, InterleavedExtent};
 use fuse_famfs_proto::reply::{self, InitConfig, ReaddirPlusWriter, ReaddirWriter, ReplyRef};
 use fuse_famfs_proto::request::ForgetList;
 use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, FmapMessage, FmapWire, Operation, Request};
+use fuzz_corpus::Corpus;
 use zerocopy::IntoBytes;
 
 const MIB: u64 = 1 << 20;
-
-/// target → seed name → bytes.
-type Corpus = BTreeMap<&'static str, BTreeMap<String, Vec<u8>>>;
 
 /// The kernel's INIT offer with famfs (as in golden.rs: INIT_EXT, FLOCK_LOCKS, ASYNC_READ and
 /// FUSE_DAX_FMAP in flags2).
@@ -316,14 +311,5 @@ fn every_seed_reaches_its_parser() {
 /// With `FAMFS_FUZZ_SEEDS=<dir>`, writes the corpus to `<dir>/<target>/seed-<name>`.
 #[test]
 fn write_seeds_when_asked() {
-    let Some(dir) = std::env::var_os("FAMFS_FUZZ_SEEDS") else {
-        return;
-    };
-    for (target, seeds) in corpus() {
-        let d = PathBuf::from(&dir).join(target);
-        std::fs::create_dir_all(&d).unwrap();
-        for (name, bytes) in seeds {
-            std::fs::write(d.join(format!("seed-{name}")), bytes).unwrap();
-        }
-    }
+    fuzz_corpus::write_if_asked(corpus).unwrap();
 }
