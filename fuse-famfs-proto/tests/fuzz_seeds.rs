@@ -18,6 +18,8 @@ use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, FmapMessage, FmapWire, Operat
 use fuzz_corpus::Corpus;
 use zerocopy::IntoBytes;
 
+mod common;
+
 const MIB: u64 = 1 << 20;
 
 /// The kernel's INIT offer with famfs (as in golden.rs: INIT_EXT, FLOCK_LOCKS, ASYNC_READ and
@@ -139,24 +141,7 @@ fn fmaps() -> Vec<(&'static str, FmapMessage, AbiGeneration)> {
             Extent::new(0, 64 * MIB, 2 * MIB),
         ],
     );
-    let two_iext = Fmap::interleaved(
-        12 * MIB,
-        vec![
-            InterleavedExtent {
-                chunk_size: 2 * MIB,
-                nbytes: 8 * MIB,
-                strips: vec![
-                    Extent::new(0, 0, 4 * MIB),
-                    Extent::new(0, 32 * MIB, 4 * MIB),
-                ],
-            },
-            InterleavedExtent {
-                chunk_size: 4 * MIB,
-                nbytes: 4 * MIB,
-                strips: vec![Extent::new(0, 96 * MIB, 4 * MIB)],
-            },
-        ],
-    );
+    let two_iext = common::two_interleaved_extents();
     let strips = (0..32)
         .map(|i| Extent::new(0, (256 + 8 * i) * MIB, 8 * MIB))
         .collect();
