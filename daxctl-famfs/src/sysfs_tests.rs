@@ -13,17 +13,9 @@ fn two_regions() -> (tempfile::TempDir, FakeSysfs, Sysfs) {
     let fake = FakeSysfs::new(dir.path()).unwrap();
     fake.set_auto_online("online_movable")
         .unwrap()
-        .add_region(&RegionSpec::nvdimm(0, 4 * GIB, GIB))
+        .add_devdax_region(0, 4 * GIB, GIB)
         .unwrap()
-        .add_device(&DeviceSpec::new("dax0.0", GIB).driver("device_dax"))
-        .unwrap()
-        .add_region(&RegionSpec::hmem(1, 8 * GIB, 2 * GIB))
-        .unwrap()
-        .add_device(
-            &DeviceSpec::new("dax1.0", GIB)
-                .target_node(Some(1))
-                .driver("kmem"),
-        )
+        .add_kmem_region(1, 8 * GIB, 2 * GIB, GIB)
         .unwrap()
         .add_device(&DeviceSpec::new("dax1.1", 0).target_node(Some(1)))
         .unwrap();

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use daxctl_famfs::fake::{DeviceSpec, FakeProc, FakeSysfs, RegionSpec};
+use daxctl_famfs::fake::{FakeProc, FakeSysfs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_daxctl-famfs");
 const GIB: u64 = 1 << 30;
@@ -39,17 +39,9 @@ fn tree() -> (tempfile::TempDir, FakeSysfs) {
     let fake = FakeSysfs::new(dir.path()).unwrap();
     fake.set_auto_online("online_movable")
         .unwrap()
-        .add_region(&RegionSpec::nvdimm(0, 4 * GIB, GIB))
+        .add_devdax_region(0, 4 * GIB, GIB)
         .unwrap()
-        .add_device(&DeviceSpec::new("dax0.0", GIB).driver("device_dax"))
-        .unwrap()
-        .add_region(&RegionSpec::hmem(1, 8 * GIB, GIB))
-        .unwrap()
-        .add_device(
-            &DeviceSpec::new("dax1.0", GIB)
-                .target_node(Some(1))
-                .driver("kmem"),
-        )
+        .add_kmem_region(1, 8 * GIB, GIB, GIB)
         .unwrap()
         .set_auto_online("offline")
         .unwrap()

@@ -288,6 +288,31 @@ impl FakeSysfs {
         })
     }
 
+    /// Adds nvdimm region `id` (`size` bytes at `start`) filled by one device, `dax<id>.0`, in
+    /// devdax mode: what qemu's emulated NVDIMM gives.
+    pub fn add_devdax_region(&self, id: u32, start: u64, size: u64) -> io::Result<&Self> {
+        self.add_region(&RegionSpec::nvdimm(id, start, size))?
+            .add_device(&DeviceSpec::new(&format!("dax{id}.0"), size).driver("device_dax"))
+    }
+
+    /// Adds hmem region `id` (`size` bytes at `start`) with one device, `dax<id>.0` of
+    /// `dev_size` bytes on node `id`, bound to kmem: system-ram mode, its memory blocks in the
+    /// state `auto_online_blocks` gives them.
+    pub fn add_kmem_region(
+        &self,
+        id: u32,
+        start: u64,
+        size: u64,
+        dev_size: u64,
+    ) -> io::Result<&Self> {
+        self.add_region(&RegionSpec::hmem(id, start, size))?
+            .add_device(
+                &DeviceSpec::new(&format!("dax{id}.0"), dev_size)
+                    .target_node(Some(id))
+                    .driver("kmem"),
+            )
+    }
+
     /// Adds a device with all its attributes, links and a stand-in `/dev` node, bound to
     /// `spec.driver` if given (through the emulated probe: kmem creates memory blocks).
     pub fn add_device(&self, spec: &DeviceSpec) -> io::Result<&Self> {
