@@ -36,14 +36,8 @@ fn run(sys: &Path, args: &[&str]) -> Run {
 /// nvdimm region 0: dax0.0 devdax; hmem region 1: dax1.0 system-ram, blocks online movable.
 fn tree() -> (tempfile::TempDir, FakeSysfs) {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeSysfs::new(dir.path()).unwrap();
-    fake.set_auto_online("online_movable")
-        .unwrap()
-        .add_devdax_region(0, 4 * GIB, GIB)
-        .unwrap()
-        .add_kmem_region(1, 8 * GIB, GIB, GIB)
-        .unwrap()
-        .set_auto_online("offline")
+    let fake = FakeSysfs::two_regions(dir.path(), GIB).unwrap();
+    fake.set_auto_online("offline")
         .unwrap()
         .clear_writes()
         .unwrap();

@@ -288,6 +288,18 @@ impl FakeSysfs {
         })
     }
 
+    /// The two-region machine most tests start from, under `dir`: nvdimm region 0 (1 GiB at
+    /// 4 GiB) with dax0.0 in devdax mode, and hmem region 1 (`hmem_size` bytes at 8 GiB) with
+    /// dax1.0 (1 GiB, node 1) in system-ram mode, its blocks online movable.
+    pub fn two_regions(dir: impl AsRef<Path>, hmem_size: u64) -> io::Result<Self> {
+        const GIB: u64 = 1 << 30;
+        let fake = FakeSysfs::new(dir)?;
+        fake.set_auto_online("online_movable")?
+            .add_devdax_region(0, 4 * GIB, GIB)?
+            .add_kmem_region(1, 8 * GIB, hmem_size, GIB)?;
+        Ok(fake)
+    }
+
     /// Adds nvdimm region `id` (`size` bytes at `start`) filled by one device, `dax<id>.0`, in
     /// devdax mode: what qemu's emulated NVDIMM gives.
     pub fn add_devdax_region(&self, id: u32, start: u64, size: u64) -> io::Result<&Self> {
