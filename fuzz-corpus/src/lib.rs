@@ -27,7 +27,7 @@ pub fn write(corpus: &Corpus, dir: &Path) -> std::io::Result<usize> {
     Ok(written)
 }
 
-/// When [`SEEDS_VAR`] is set, build the corpus and [`write`] it there; returns the directory
+/// When [`SEEDS_VAR`] is set, build the corpus and [`write()`] it there; returns the directory
 /// written, or `None` when nobody asked.
 pub fn write_if_asked(corpus: impl FnOnce() -> Corpus) -> std::io::Result<Option<PathBuf>> {
     let Some(dir) = std::env::var_os(SEEDS_VAR) else {

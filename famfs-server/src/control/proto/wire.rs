@@ -189,7 +189,8 @@ impl WireFmap {
     }
 }
 
-/// A file or directory as [`Request::Lookup`] and [`Request::Create`] report it.
+/// A file or directory as [`Request::Lookup`](super::Request::Lookup) and
+/// [`Request::Create`](super::Request::Create) report it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireNode {
     /// Owner and mode.
