@@ -56,6 +56,8 @@ if [ -z "${SKIP_LINT:-}" ]; then
     cargo clippy --workspace --all-targets -- -D warnings
     step "cargo clippy daxctl-famfs --features udev"
     cargo clippy -p daxctl-famfs --all-targets --features udev -- -D warnings
+    step "size limits (production files <= 600 lines, functions <= 100 lines)"
+    cargo xtask size-check
 fi
 
 step "cargo test (workspace: unit, property, compatibility, end-to-end, qemu tier)"

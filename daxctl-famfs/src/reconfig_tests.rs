@@ -41,13 +41,7 @@ fn hmem_kmem(policy: &str) -> T {
     let fake = FakeSysfs::new(dir.path()).unwrap();
     fake.set_auto_online(policy)
         .unwrap()
-        .add_region(&RegionSpec::hmem(1, 8 * GIB, GIB))
-        .unwrap()
-        .add_device(
-            &DeviceSpec::new("dax1.0", GIB)
-                .target_node(Some(1))
-                .driver("kmem"),
-        )
+        .add_kmem_region(1, 8 * GIB, GIB, GIB)
         .unwrap();
     fake.clear_writes().unwrap();
     let sysfs = fake.sysfs();
@@ -263,10 +257,7 @@ fn kernel_refusing_offline_returns_its_errno_and_names_the_file() {
 fn devdax_to_system_ram_onlines_movable() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeSysfs::new(dir.path()).unwrap();
-    fake.add_region(&RegionSpec::nvdimm(0, 4 * GIB, GIB))
-        .unwrap()
-        .add_device(&DeviceSpec::new("dax0.0", GIB).driver("device_dax"))
-        .unwrap();
+    fake.add_devdax_region(0, 4 * GIB, GIB).unwrap();
     let sysfs = fake.sysfs();
     let dev = sysfs.device_by_name("dax0.0").unwrap();
     let d = sysfs.reconfigure(&dev, DaxMode::SystemRam, &def()).unwrap();

@@ -10,22 +10,8 @@ const GIB: u64 = 1 << 30;
 /// movable blocks, dax1.1 zero-size unbound).
 fn two_regions() -> (tempfile::TempDir, FakeSysfs, Sysfs) {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeSysfs::new(dir.path()).unwrap();
-    fake.set_auto_online("online_movable")
-        .unwrap()
-        .add_region(&RegionSpec::nvdimm(0, 4 * GIB, GIB))
-        .unwrap()
-        .add_device(&DeviceSpec::new("dax0.0", GIB).driver("device_dax"))
-        .unwrap()
-        .add_region(&RegionSpec::hmem(1, 8 * GIB, 2 * GIB))
-        .unwrap()
-        .add_device(
-            &DeviceSpec::new("dax1.0", GIB)
-                .target_node(Some(1))
-                .driver("kmem"),
-        )
-        .unwrap()
-        .add_device(&DeviceSpec::new("dax1.1", 0).target_node(Some(1)))
+    let fake = FakeSysfs::two_regions(dir.path(), 2 * GIB).unwrap();
+    fake.add_device(&DeviceSpec::new("dax1.1", 0).target_node(Some(1)))
         .unwrap();
     let s = fake.sysfs();
     (dir, fake, s)

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use daxctl_famfs::fake::{DeviceSpec, FakeProc, FakeSysfs, RegionSpec};
+use daxctl_famfs::fake::{FakeProc, FakeSysfs};
 
 const BIN: &str = env!("CARGO_BIN_EXE_daxctl-famfs");
 const GIB: u64 = 1 << 30;
@@ -36,22 +36,8 @@ fn run(sys: &Path, args: &[&str]) -> Run {
 /// nvdimm region 0: dax0.0 devdax; hmem region 1: dax1.0 system-ram, blocks online movable.
 fn tree() -> (tempfile::TempDir, FakeSysfs) {
     let dir = tempfile::tempdir().unwrap();
-    let fake = FakeSysfs::new(dir.path()).unwrap();
-    fake.set_auto_online("online_movable")
-        .unwrap()
-        .add_region(&RegionSpec::nvdimm(0, 4 * GIB, GIB))
-        .unwrap()
-        .add_device(&DeviceSpec::new("dax0.0", GIB).driver("device_dax"))
-        .unwrap()
-        .add_region(&RegionSpec::hmem(1, 8 * GIB, GIB))
-        .unwrap()
-        .add_device(
-            &DeviceSpec::new("dax1.0", GIB)
-                .target_node(Some(1))
-                .driver("kmem"),
-        )
-        .unwrap()
-        .set_auto_online("offline")
+    let fake = FakeSysfs::two_regions(dir.path(), GIB).unwrap();
+    fake.set_auto_online("offline")
         .unwrap()
         .clear_writes()
         .unwrap();

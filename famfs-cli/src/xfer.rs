@@ -87,22 +87,10 @@ pub fn verify_pattern(
             .into_iter()
             .map(|(start, end)| {
                 s.spawn(move || -> Result<Option<u64>> {
-                    let mut buf = vec![0u8; STEP.min((end - start) as usize)];
                     let mut scratch = Vec::new();
-                    let mut off = start;
-                    while off < end {
-                        let n = ((end - off) as usize).min(buf.len());
-                        let got = src.read_at(off, &mut buf[..n])?;
-                        if let Some(i) = pattern.first_mismatch(off, &buf[..got], &mut scratch) {
-                            return Ok(Some(off + i as u64));
-                        }
-                        if got < n {
-                            return Ok(Some(off + got as u64));
-                        }
-                        progress.inc(n as u64);
-                        off += n as u64;
-                    }
-                    Ok(None)
+                    first_difference(src, start, end, progress, |off, _, got| {
+                        Ok(pattern.first_mismatch(off, got, &mut scratch))
+                    })
                 })
             })
             .collect();
@@ -194,19 +182,29 @@ pub fn compare(
     let size = dst.size();
     dst.invalidate(0, size)?;
     let mut a = vec![0u8; STEP.min(size.max(1) as usize)];
-    let mut b = vec![0u8; a.len()];
-    let mut off = 0u64;
-    while off < size {
-        let n = ((size - off) as usize).min(a.len());
-        src.read_exact_at(&mut a[..n], off)
+    first_difference(dst, 0, size, progress, |off, want, got| {
+        src.read_exact_at(&mut a[..want], off)
             .with_context(|| format!("read {src_name}"))?;
-        let got = dst.read_at(off, &mut b[..n])?;
-        if a[..got] != b[..got] {
-            let i = a
-                .iter()
-                .zip(b.iter())
-                .position(|(x, y)| x != y)
-                .unwrap_or(0);
+        Ok(a[..got.len()].iter().zip(got).position(|(x, y)| x != y))
+    })
+}
+
+/// Read `[start, end)` of `data` in [`STEP`] chunks and ask `differs(off, want, got)` where the
+/// chunk `got` read at `off` (asked for `want` bytes) first differs from what is expected. The
+/// first differing offset, if any; a short read differs where it ends.
+fn first_difference(
+    data: &FileData,
+    start: u64,
+    end: u64,
+    progress: &Progress,
+    mut differs: impl FnMut(u64, usize, &[u8]) -> Result<Option<usize>>,
+) -> Result<Option<u64>> {
+    let mut buf = vec![0u8; STEP.min(end.saturating_sub(start).max(1) as usize)];
+    let mut off = start;
+    while off < end {
+        let n = ((end - off) as usize).min(buf.len());
+        let got = data.read_at(off, &mut buf[..n])?;
+        if let Some(i) = differs(off, n, &buf[..got])? {
             return Ok(Some(off + i as u64));
         }
         if got < n {

@@ -105,7 +105,22 @@ pub enum FsdevError {
 }
 
 impl FsdevError {
-    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    /// `Ok` when `[offset, offset + len)` lies within `[0, size)`; else [`FsdevError::BadRange`]
+    /// saying `why` (e.g. "outside the file"). The bounds check of every [`Media`](crate::Media).
+    pub fn check_range(offset: u64, len: u64, size: u64, why: &'static str) -> Result<(), Self> {
+        match offset.checked_add(len) {
+            Some(end) if end <= size => Ok(()),
+            _ => Err(FsdevError::BadRange {
+                offset,
+                len,
+                size,
+                why,
+            }),
+        }
+    }
+
+    /// [`FsdevError::Io`]: operation `what` on `path` failed with `source`.
+    pub fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         FsdevError::Io {
             what,
             path: path.into(),
@@ -124,5 +139,27 @@ impl FsdevError {
             FsdevError::Sysfs { .. } | FsdevError::Fault { .. } => libc::EIO,
             FsdevError::Io { source, .. } => source.raw_os_error().unwrap_or(libc::EIO),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_range_accepts_exactly_the_ranges_inside() {
+        assert!(FsdevError::check_range(0, 10, 10, "x").is_ok());
+        assert!(FsdevError::check_range(10, 0, 10, "x").is_ok());
+        assert!(matches!(
+            FsdevError::check_range(5, 6, 10, "outside"),
+            Err(FsdevError::BadRange {
+                offset: 5,
+                len: 6,
+                size: 10,
+                why: "outside"
+            })
+        ));
+        assert!(FsdevError::check_range(u64::MAX, 2, u64::MAX, "x").is_err());
+        assert!(FsdevError::check_range(11, 0, 10, "x").is_err());
     }
 }

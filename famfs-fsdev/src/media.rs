@@ -159,15 +159,7 @@ impl FileMedia {
     }
 
     fn check(&self, off: u64, len: usize) -> Result<(), FsdevError> {
-        match off.checked_add(len as u64) {
-            Some(end) if end <= self.size => Ok(()),
-            _ => Err(FsdevError::BadRange {
-                offset: off,
-                len: len as u64,
-                size: self.size,
-                why: "outside the file",
-            }),
-        }
+        FsdevError::check_range(off, len as u64, self.size, "outside the file")
     }
 }
 

@@ -333,8 +333,8 @@ impl Namespace {
         // One hash for the duplicate check and the insertion.
         let h = Self::key_hash(&self.hasher, parent, name.as_bytes());
         let taken = self.index.find(h, |&i| {
-            let n = &self.nodes[(i - 1) as usize];
-            n.parent == parent && n.name.as_bytes() == name.as_bytes()
+            self.get(i)
+                .is_some_and(|n| n.parent == parent && n.name.as_bytes() == name.as_bytes())
         });
         if taken.is_some() {
             return Err(NsError::Exists(self.path_of(parent).join(name)));
@@ -476,5 +476,29 @@ mod tests {
         assert_eq!(inos, [1, 2, 100, 101]);
         assert_eq!(ns.get(d).unwrap().as_dir().unwrap().children(), &[f]);
         assert_eq!(ns.len(), 4);
+    }
+
+    /// Adding next to nodes numbered past a gap: the duplicate check must look at the node an
+    /// indexed number names, not at `number - 1` (which is past the end or another node).
+    #[test]
+    fn adding_after_a_gap_checks_the_right_nodes() {
+        let dir = || NodeKind::Dir(DirNode::default());
+        let mut ns = Namespace::new(a(0o755));
+        ns.number_from(1_000);
+        let mut added = Vec::new();
+        for i in 0..2_000 {
+            let name = format!("n{i}");
+            let ino = ns
+                .add(ROOT_INO, OsStr::new(&name), a(0o755), dir(), None)
+                .unwrap();
+            added.push((name, ino));
+        }
+        for (name, ino) in &added {
+            assert_eq!(ns.lookup(ROOT_INO, OsStr::new(name)), Some(*ino), "{name}");
+            assert!(matches!(
+                ns.add(ROOT_INO, OsStr::new(name), a(0o755), dir(), None),
+                Err(NsError::Exists(_))
+            ));
+        }
     }
 }

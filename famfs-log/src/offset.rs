@@ -60,14 +60,6 @@ impl<M: Media> Media for OffsetMedia<M> {
 
 impl<M: Media> OffsetMedia<M> {
     fn bound(&self, off: u64, len: u64) -> Result<(), FsdevError> {
-        match off.checked_add(len) {
-            Some(e) if e <= self.len => Ok(()),
-            _ => Err(FsdevError::BadRange {
-                offset: off,
-                len,
-                size: self.len,
-                why: "outside the view",
-            }),
-        }
+        FsdevError::check_range(off, len, self.len, "outside the view")
     }
 }

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::alloc::Bitmap;
-use crate::entry::{AddDaxdevEntry, EntryError, EntryRef, check_integrity};
+use crate::entry::{AddDaxdevEntry, EntryError, EntryRef, FileEntry, check_integrity};
 use famfs_fmap::{Extent, Fmap};
 
 use crate::fmap::FmapProblem;
@@ -322,121 +322,131 @@ impl LogState {
     }
 
     fn apply_entry(&mut self, index: u64, entry: EntryRef<'_>) -> Applied {
-        let lossy = |p: &[u8]| Some(PathBuf::from(std::ffi::OsStr::from_bytes(p)));
         match entry {
-            EntryRef::File { path, meta: f } => {
-                // Claim the space first, even for entries that are then refused, so that no
-                // later allocation can hand out bytes an existing entry points at.
-                let mut collisions = 0;
-                for e in f.fmap.ranges() {
-                    collisions += self
-                        .bitmap
-                        .mark(e.offset / ALLOC_UNIT, e.len.div_ceil(ALLOC_UNIT));
-                }
-                self.stats.collisions += collisions;
-                if is_reserved(path) {
-                    return self.skip(index, lossy(path), ProblemKind::Reserved);
-                }
-                if let Err(p) =
-                    crate::fmap::check_placement(&f.fmap, self.data_start, self.dev_size)
-                {
-                    return self.skip(index, lossy(path), ProblemKind::Placement(p));
-                }
-                if collisions > 0 {
-                    return self.skip(index, lossy(path), ProblemKind::Overlap(collisions));
-                }
-                let (allocated, size) = (f.fmap.allocated_bytes(), f.fmap.file_size);
-                let attr = Attr {
-                    mode: f.mode,
-                    uid: f.uid,
-                    gid: f.gid,
-                };
-                let node = NodeKind::File(FileNode {
-                    size,
-                    flags: f.flags,
-                    fmap: match &self.shared_map {
-                        Some(m) => Arc::clone(m),
-                        None => Arc::new(f.fmap),
-                    },
-                });
-                let added = self
-                    .ns
-                    .parent_of(path)
-                    .and_then(|(parent, name)| self.ns.add(parent, name, attr, node, Some(index)));
-                match added {
-                    Ok(ino) => {
-                        self.stats.files += 1;
-                        self.stats.file_bytes = self.stats.file_bytes.saturating_add(size);
-                        self.stats.allocated = self.stats.allocated.saturating_add(allocated);
-                        Applied::File(ino)
-                    }
-                    Err(e) => self.skip(index, lossy(path), ProblemKind::Namespace(e)),
-                }
-            }
+            EntryRef::File { path, meta } => self.apply_file(index, path, meta),
             EntryRef::Mkdir {
                 path,
                 uid,
                 gid,
                 mode,
-            } => {
-                if is_reserved(path) {
-                    return self.skip(index, lossy(path), ProblemKind::Reserved);
-                }
-                if let Ok(ino) = self.ns.resolve(path)
-                    && self.ns.get(ino).is_some_and(|n| n.is_dir())
-                {
-                    return Applied::DirExisted(ino);
-                }
-                let attr = Attr { mode, uid, gid };
-                let added = self.ns.parent_of(path).and_then(|(parent, name)| {
-                    self.ns.add(
-                        parent,
-                        name,
-                        attr,
-                        NodeKind::Dir(DirNode::default()),
-                        Some(index),
-                    )
-                });
-                match added {
-                    Ok(ino) => {
-                        self.stats.dirs += 1;
-                        Applied::Dir(ino)
-                    }
-                    Err(e) => self.skip(index, lossy(path), ProblemKind::Namespace(e)),
-                }
-            }
-            EntryRef::AddDaxdev(dd) => {
-                // Slot 0 is the primary device from the superblock; added devices count up.
-                let want = self.daxdevs.len() as u32 + 1;
-                if dd.index != want {
-                    return self.skip(
-                        index,
-                        None,
-                        ProblemKind::Daxdev(format!(
-                            "daxdev index {} out of order (expected {want})",
-                            dd.index
-                        )),
-                    );
-                }
-                if self.daxdevs.iter().any(|d| d.uuid == dd.uuid) {
-                    return self.skip(
-                        index,
-                        None,
-                        ProblemKind::Daxdev(format!("daxdev {} added twice", dd.uuid)),
-                    );
-                }
-                self.daxdevs.push(dd);
-                self.stats.daxdevs += 1;
-                Applied::Ignored
-            }
+            } => self.apply_mkdir(index, path, Attr { mode, uid, gid }),
+            EntryRef::AddDaxdev(dd) => self.apply_daxdev(index, dd),
             EntryRef::Delete | EntryRef::Unknown(_) => Applied::Ignored,
         }
+    }
+
+    /// A file entry: claim its extents, check them, add the file.
+    fn apply_file(&mut self, index: u64, path: &[u8], f: FileEntry) -> Applied {
+        // Claim the space first, even for entries that are then refused, so that no
+        // later allocation can hand out bytes an existing entry points at.
+        let mut collisions = 0;
+        for e in f.fmap.ranges() {
+            collisions += self
+                .bitmap
+                .mark(e.offset / ALLOC_UNIT, e.len.div_ceil(ALLOC_UNIT));
+        }
+        self.stats.collisions += collisions;
+        if is_reserved(path) {
+            return self.skip(index, lossy(path), ProblemKind::Reserved);
+        }
+        if let Err(p) = crate::fmap::check_placement(&f.fmap, self.data_start, self.dev_size) {
+            return self.skip(index, lossy(path), ProblemKind::Placement(p));
+        }
+        if collisions > 0 {
+            return self.skip(index, lossy(path), ProblemKind::Overlap(collisions));
+        }
+        let (allocated, size) = (f.fmap.allocated_bytes(), f.fmap.file_size);
+        let attr = Attr {
+            mode: f.mode,
+            uid: f.uid,
+            gid: f.gid,
+        };
+        let node = NodeKind::File(FileNode {
+            size,
+            flags: f.flags,
+            fmap: match &self.shared_map {
+                Some(m) => Arc::clone(m),
+                None => Arc::new(f.fmap),
+            },
+        });
+        let added = self
+            .ns
+            .parent_of(path)
+            .and_then(|(parent, name)| self.ns.add(parent, name, attr, node, Some(index)));
+        match added {
+            Ok(ino) => {
+                self.stats.files += 1;
+                self.stats.file_bytes = self.stats.file_bytes.saturating_add(size);
+                self.stats.allocated = self.stats.allocated.saturating_add(allocated);
+                Applied::File(ino)
+            }
+            Err(e) => self.skip(index, lossy(path), ProblemKind::Namespace(e)),
+        }
+    }
+
+    /// A directory entry: add the directory unless it exists already.
+    fn apply_mkdir(&mut self, index: u64, path: &[u8], attr: Attr) -> Applied {
+        if is_reserved(path) {
+            return self.skip(index, lossy(path), ProblemKind::Reserved);
+        }
+        if let Ok(ino) = self.ns.resolve(path)
+            && self.ns.get(ino).is_some_and(|n| n.is_dir())
+        {
+            return Applied::DirExisted(ino);
+        }
+        let added = self.ns.parent_of(path).and_then(|(parent, name)| {
+            self.ns.add(
+                parent,
+                name,
+                attr,
+                NodeKind::Dir(DirNode::default()),
+                Some(index),
+            )
+        });
+        match added {
+            Ok(ino) => {
+                self.stats.dirs += 1;
+                Applied::Dir(ino)
+            }
+            Err(e) => self.skip(index, lossy(path), ProblemKind::Namespace(e)),
+        }
+    }
+
+    /// A device entry: record the device if it comes in order and is new.
+    fn apply_daxdev(&mut self, index: u64, dd: AddDaxdevEntry) -> Applied {
+        // Slot 0 is the primary device from the superblock; added devices count up.
+        let want = self.daxdevs.len() as u32 + 1;
+        if dd.index != want {
+            return self.skip(
+                index,
+                None,
+                ProblemKind::Daxdev(format!(
+                    "daxdev index {} out of order (expected {want})",
+                    dd.index
+                )),
+            );
+        }
+        if self.daxdevs.iter().any(|d| d.uuid == dd.uuid) {
+            return self.skip(
+                index,
+                None,
+                ProblemKind::Daxdev(format!("daxdev {} added twice", dd.uuid)),
+            );
+        }
+        self.daxdevs.push(dd);
+        self.stats.daxdevs += 1;
+        Applied::Ignored
     }
 
     /// Inode of the root.
     pub fn root(&self) -> Ino {
         ROOT_INO
     }
+}
+
+/// A path from the log as a `PathBuf` for a problem report.
+fn lossy(p: &[u8]) -> Option<PathBuf> {
+    Some(PathBuf::from(OsStr::from_bytes(p)))
 }
 
 #[cfg(test)]

@@ -220,6 +220,33 @@ mod tests {
         assert!(!client.has_new_entries().unwrap());
     }
 
+    /// A reloaded tree numbered past the old one stays whole however many nodes it gets (the
+    /// duplicate check of each add once indexed past the end of the nodes).
+    #[test]
+    fn a_large_tree_replayed_past_the_old_numbers_loads() {
+        let dev = MemMedia::new(DEV as usize);
+        let (m1, m2) = (Uuid::new_v4(), Uuid::new_v4());
+        let names: Vec<String> = (0..1500).map(|i| format!("d{i}")).collect();
+        let mkdirs = |master| {
+            format(&dev, master);
+            let mut fs = open(&dev, Some(master));
+            let mut w = fs.writer().unwrap();
+            for n in &names {
+                w.mkdir(n.as_ref(), ATTR).unwrap();
+            }
+        };
+        mkdirs(m1);
+        let mut client = open(&dev, None);
+        mkdirs(m2);
+        let sb = Superblock::read(&dev).unwrap();
+        let report = client.reload(sb).unwrap();
+        assert_eq!(report.dirs.len(), names.len());
+        let ns = client.state().namespace();
+        for (n, ino) in names.iter().zip(&report.dirs) {
+            assert_eq!(ns.resolve(n.as_bytes()), Ok(*ino), "{n}");
+        }
+    }
+
     #[test]
     fn a_rewound_or_zeroed_log_is_noticed() {
         let dev = MemMedia::new(DEV as usize);

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use famfs_fmap::{Extent, Fmap, InterleavedExtent};
 use famfs_fsdev::mounts::parse_mounts;
@@ -28,12 +28,10 @@ use famfs_log::layout::{
 };
 use famfs_log::superblock::Superblock;
 use famfs_log::{Famfs, OpenOptions, ReplayMode};
+use fuzz_corpus::Corpus;
 use uuid::Uuid;
 
 const MIB: u64 = 1 << 20;
-
-/// The seeds of every target: target name → seed name → bytes.
-type Corpus = BTreeMap<&'static str, BTreeMap<String, Vec<u8>>>;
 
 fn reference_image(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -319,14 +317,5 @@ fn every_seed_reaches_its_parser() {
 /// With `FAMFS_FUZZ_SEEDS=<dir>`, writes the corpus to `<dir>/<target>/seed-<name>`.
 #[test]
 fn write_seeds_when_asked() {
-    let Some(dir) = std::env::var_os("FAMFS_FUZZ_SEEDS") else {
-        return;
-    };
-    for (target, seeds) in corpus() {
-        let d = PathBuf::from(&dir).join(target);
-        std::fs::create_dir_all(&d).unwrap();
-        for (name, bytes) in seeds {
-            std::fs::write(d.join(format!("seed-{name}")), bytes).unwrap();
-        }
-    }
+    fuzz_corpus::write_if_asked(corpus).unwrap();
 }

@@ -7,9 +7,6 @@
 //! opcode the parser knows and replies of every kind. Without the variable the test still
 //! builds them all and checks that each one is accepted by the parser its target feeds.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-
 use fuse_famfs_proto::abi::{
     self, AttrOut, CreateIn, DaxdevOut, EntryOut, FileLock, ForgetIn, ForgetOne, GetxattrIn,
     InitIn, Kstatfs, LkIn, Opcode, ReadIn, WriteIn,
@@ -18,12 +15,12 @@ use fuse_famfs_proto::fmap::{Extent, FileType, InterleavedExtent};
 use fuse_famfs_proto::reply::{self, InitConfig, ReaddirPlusWriter, ReaddirWriter, ReplyRef};
 use fuse_famfs_proto::request::ForgetList;
 use fuse_famfs_proto::{AbiGeneration, Errno, Fmap, FmapMessage, FmapWire, Operation, Request};
+use fuzz_corpus::Corpus;
 use zerocopy::IntoBytes;
 
-const MIB: u64 = 1 << 20;
+mod common;
 
-/// target → seed name → bytes.
-type Corpus = BTreeMap<&'static str, BTreeMap<String, Vec<u8>>>;
+const MIB: u64 = 1 << 20;
 
 /// The kernel's INIT offer with famfs (as in golden.rs: INIT_EXT, FLOCK_LOCKS, ASYNC_READ and
 /// FUSE_DAX_FMAP in flags2).
@@ -144,24 +141,7 @@ fn fmaps() -> Vec<(&'static str, FmapMessage, AbiGeneration)> {
             Extent::new(0, 64 * MIB, 2 * MIB),
         ],
     );
-    let two_iext = Fmap::interleaved(
-        12 * MIB,
-        vec![
-            InterleavedExtent {
-                chunk_size: 2 * MIB,
-                nbytes: 8 * MIB,
-                strips: vec![
-                    Extent::new(0, 0, 4 * MIB),
-                    Extent::new(0, 32 * MIB, 4 * MIB),
-                ],
-            },
-            InterleavedExtent {
-                chunk_size: 4 * MIB,
-                nbytes: 4 * MIB,
-                strips: vec![Extent::new(0, 96 * MIB, 4 * MIB)],
-            },
-        ],
-    );
+    let two_iext = common::two_interleaved_extents();
     let strips = (0..32)
         .map(|i| Extent::new(0, (256 + 8 * i) * MIB, 8 * MIB))
         .collect();
@@ -316,14 +296,5 @@ fn every_seed_reaches_its_parser() {
 /// With `FAMFS_FUZZ_SEEDS=<dir>`, writes the corpus to `<dir>/<target>/seed-<name>`.
 #[test]
 fn write_seeds_when_asked() {
-    let Some(dir) = std::env::var_os("FAMFS_FUZZ_SEEDS") else {
-        return;
-    };
-    for (target, seeds) in corpus() {
-        let d = PathBuf::from(&dir).join(target);
-        std::fs::create_dir_all(&d).unwrap();
-        for (name, bytes) in seeds {
-            std::fs::write(d.join(format!("seed-{name}")), bytes).unwrap();
-        }
-    }
+    fuzz_corpus::write_if_asked(corpus).unwrap();
 }

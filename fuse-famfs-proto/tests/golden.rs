@@ -3,11 +3,11 @@
 //! the base FUSE messages they ride on), never with the code under test.
 
 use fuse_famfs_proto::abi::{self, DaxdevOut, InitIn, Opcode};
-use fuse_famfs_proto::fmap::{
-    Extent, FileType, FmapKind, FmapMessage, FmapWire, InterleavedExtent,
-};
+use fuse_famfs_proto::fmap::{Extent, FileType, FmapKind, FmapMessage, FmapWire};
 use fuse_famfs_proto::reply::{self, InitConfig, ReplyRef};
 use fuse_famfs_proto::{AbiGeneration, Fmap, Operation, Request};
+
+mod common;
 
 const MIB: u64 = 1 << 20;
 
@@ -209,25 +209,7 @@ fn get_fmap_reply_simple_dev_sets_fmap_size() {
 
 #[test]
 fn get_fmap_reply_interleaved_v1() {
-    // Two interleaved extents to check that each iext is followed by its own strips.
-    let fmap = Fmap::interleaved(
-        12 * MIB,
-        vec![
-            InterleavedExtent {
-                chunk_size: 2 * MIB,
-                nbytes: 8 * MIB,
-                strips: vec![
-                    Extent::new(0, 0, 4 * MIB),
-                    Extent::new(0, 32 * MIB, 4 * MIB),
-                ],
-            },
-            InterleavedExtent {
-                chunk_size: 4 * MIB,
-                nbytes: 4 * MIB,
-                strips: vec![Extent::new(0, 96 * MIB, 4 * MIB)],
-            },
-        ],
-    );
+    let fmap = common::two_interleaved_extents();
     let b = fmap_header(0, 1, 2, 0, 12 * MIB);
     let b = iext(b, 2, 2 * 1024 * 1024, 8 * MIB);
     let b = simple_ext(b, 0, 0, 4 * MIB);

@@ -32,18 +32,7 @@ use crate::pattern;
 /// Why a fixture could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {
-    /// A file-system call failed.
-    #[error("{what} {path}: {source}")]
-    Io {
-        /// The operation.
-        what: &'static str,
-        /// The path.
-        path: PathBuf,
-        /// The OS error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Opening or accessing the device failed.
+    /// A file-system call or opening or accessing the device failed.
     #[error(transparent)]
     Device(#[from] FsdevError),
     /// famfs-log refused.
@@ -58,11 +47,7 @@ fn io_err<'a>(
     what: &'static str,
     path: &'a Path,
 ) -> impl FnOnce(std::io::Error) -> FixtureError + 'a {
-    move |source| FixtureError::Io {
-        what,
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| FixtureError::Device(FsdevError::io(what, path, source))
 }
 
 /// A file created by the fixture, with the seed of its contents.

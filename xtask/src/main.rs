@@ -8,6 +8,12 @@
 //!   `PREFIX/share/zsh/site-functions/_NAME` and `PREFIX/share/fish/vendor_completions.d/NAME.fish`.
 //!
 //! `scripts/install.sh` runs it after installing the binaries.
+//!
+//! `xtask size-check` prints every production file over 600 lines and every production function
+//! over 100 lines (see [`size_check`]) and fails when there is one; `scripts/test-all.sh` runs it
+//! with the lints.
+
+mod size_check;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -96,6 +102,34 @@ fn docs(prefix: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// `xtask size-check`: check the workspace this xtask belongs to.
+fn size_check_main() -> ExitCode {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap_or(Path::new("."));
+    match size_check::check(workspace) {
+        Ok(offences) if offences.is_empty() => {
+            println!(
+                "size-check: no production file over {} lines, no production function over {} lines",
+                size_check::MAX_FILE_LINES,
+                size_check::MAX_FN_LINES
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(offences) => {
+            for o in &offences {
+                println!("{o}");
+            }
+            eprintln!("size-check: {} over the limits", offences.len());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("size-check: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.as_slice() {
@@ -112,11 +146,16 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        [task] if task == "size-check" => size_check_main(),
         _ => {
             eprintln!(
                 "usage: xtask docs PREFIX\n  write man pages (PREFIX/share/man/man1) and bash, \
                  zsh and fish completions (PREFIX/share/...) for famfs, mkfs.famfs, famfs_fused \
-                 and daxctl-famfs"
+                 and daxctl-famfs\n\
+                 usage: xtask size-check\n  list production files over {} lines and production \
+                 functions over {} lines; fail if there is any",
+                size_check::MAX_FILE_LINES,
+                size_check::MAX_FN_LINES
             );
             ExitCode::from(2)
         }

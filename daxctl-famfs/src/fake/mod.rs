@@ -288,6 +288,43 @@ impl FakeSysfs {
         })
     }
 
+    /// The two-region machine most tests start from, under `dir`: nvdimm region 0 (1 GiB at
+    /// 4 GiB) with dax0.0 in devdax mode, and hmem region 1 (`hmem_size` bytes at 8 GiB) with
+    /// dax1.0 (1 GiB, node 1) in system-ram mode, its blocks online movable.
+    pub fn two_regions(dir: impl AsRef<Path>, hmem_size: u64) -> io::Result<Self> {
+        const GIB: u64 = 1 << 30;
+        let fake = FakeSysfs::new(dir)?;
+        fake.set_auto_online("online_movable")?
+            .add_devdax_region(0, 4 * GIB, GIB)?
+            .add_kmem_region(1, 8 * GIB, hmem_size, GIB)?;
+        Ok(fake)
+    }
+
+    /// Adds nvdimm region `id` (`size` bytes at `start`) filled by one device, `dax<id>.0`, in
+    /// devdax mode: what qemu's emulated NVDIMM gives.
+    pub fn add_devdax_region(&self, id: u32, start: u64, size: u64) -> io::Result<&Self> {
+        self.add_region(&RegionSpec::nvdimm(id, start, size))?
+            .add_device(&DeviceSpec::new(&format!("dax{id}.0"), size).driver("device_dax"))
+    }
+
+    /// Adds hmem region `id` (`size` bytes at `start`) with one device, `dax<id>.0` of
+    /// `dev_size` bytes on node `id`, bound to kmem: system-ram mode, its memory blocks in the
+    /// state `auto_online_blocks` gives them.
+    pub fn add_kmem_region(
+        &self,
+        id: u32,
+        start: u64,
+        size: u64,
+        dev_size: u64,
+    ) -> io::Result<&Self> {
+        self.add_region(&RegionSpec::hmem(id, start, size))?
+            .add_device(
+                &DeviceSpec::new(&format!("dax{id}.0"), dev_size)
+                    .target_node(Some(id))
+                    .driver("kmem"),
+            )
+    }
+
     /// Adds a device with all its attributes, links and a stand-in `/dev` node, bound to
     /// `spec.driver` if given (through the emulated probe: kmem creates memory blocks).
     pub fn add_device(&self, spec: &DeviceSpec) -> io::Result<&Self> {

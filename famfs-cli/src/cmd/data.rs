@@ -134,50 +134,24 @@ pub fn verify(a: VerifyArgs) -> Result<i32> {
 /// `famfs flush`: exit = number of files that could not be flushed.
 pub fn flush(a: FlushArgs, verbose: u8) -> Result<i32> {
     let mut errs = 0u64;
-    if a.dev.device.is_some() {
-        let first = resolve_target(&a.files[0], &a.dev)?;
-        let open = OpenFs::open(&first.loc, read_open(&a.dev))?;
-        for f in &a.files {
-            let r = (|| -> Result<u64> {
-                let t = resolve_target(f, &a.dev)?;
-                let node = match lookup(&open.fs, &t.rel)? {
-                    Some((_, n)) => n
-                        .as_file()
-                        .cloned()
-                        .ok_or_else(|| fail(2, format!("{f}: not a regular file")))?,
-                    None => return Err(fail(3, format!("{f}: no such file"))),
-                };
-                let data = open.data.file(&t.rel, &node, false)?;
-                data.invalidate(0, node.size)?;
-                Ok(node.size)
-            })();
-            match r {
-                Ok(n) if verbose > 0 => println!("famfs flush: flushed {n} bytes of {f}"),
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("famfs flush: {e:#}");
-                    errs += 1;
-                }
-            }
+    let open = match a.dev.device {
+        Some(_) => {
+            let first = resolve_target(&a.files[0], &a.dev)?;
+            Some(OpenFs::open(&first.loc, read_open(&a.dev))?)
         }
-    } else {
-        for f in &a.files {
-            let r = (|| -> Result<u64> {
-                let p = Path::new(f);
-                let (file, size) = host_file(p)?;
-                if size > 0 {
-                    let m = Mapping::of_file(&file, p)?;
-                    m.invalidate(0, m.len())?;
-                }
-                Ok(size)
-            })();
-            match r {
-                Ok(n) if verbose > 0 => println!("famfs flush: flushed {n} bytes of {f}"),
-                Ok(_) => {}
-                Err(e) => {
-                    eprintln!("famfs flush: {e:#}");
-                    errs += 1;
-                }
+        None => None,
+    };
+    for f in &a.files {
+        let r = match &open {
+            Some(open) => flush_famfs_file(open, f, &a.dev),
+            None => flush_host_file(Path::new(f)),
+        };
+        match r {
+            Ok(n) if verbose > 0 => println!("famfs flush: flushed {n} bytes of {f}"),
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("famfs flush: {e:#}");
+                errs += 1;
             }
         }
     }
@@ -185,6 +159,31 @@ pub fn flush(a: FlushArgs, verbose: u8) -> Result<i32> {
         println!("famfs flush: {errs} errors were detected");
     }
     Ok(count_exit(errs))
+}
+
+/// Flush famfs file `f` of the file system opened offline from its device; its size.
+fn flush_famfs_file(open: &OpenFs, f: &str, dev: &DeviceOpt) -> Result<u64> {
+    let t = resolve_target(f, dev)?;
+    let node = match lookup(&open.fs, &t.rel)? {
+        Some((_, n)) => n
+            .as_file()
+            .cloned()
+            .ok_or_else(|| fail(2, format!("{f}: not a regular file")))?,
+        None => return Err(fail(3, format!("{f}: no such file"))),
+    };
+    let data = open.data.file(&t.rel, &node, false)?;
+    data.invalidate(0, node.size)?;
+    Ok(node.size)
+}
+
+/// Flush the mapping of host file `p` (a file in a mounted famfs); its size.
+fn flush_host_file(p: &Path) -> Result<u64> {
+    let (file, size) = host_file(p)?;
+    if size > 0 {
+        let m = Mapping::of_file(&file, p)?;
+        m.invalidate(0, m.len())?;
+    }
+    Ok(size)
 }
 
 /// `famfs chkread`: read(2) and mmap(2) must see the same bytes.

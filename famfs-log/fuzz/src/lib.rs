@@ -200,15 +200,7 @@ impl SparseMedia {
     }
 
     fn check(&self, off: u64, len: usize) -> Result<(), FsdevError> {
-        match off.checked_add(len as u64) {
-            Some(end) if end <= self.size => Ok(()),
-            _ => Err(FsdevError::BadRange {
-                offset: off,
-                len: len as u64,
-                size: self.size,
-                why: "outside the sparse device",
-            }),
-        }
+        FsdevError::check_range(off, len as u64, self.size, "outside the sparse device")
     }
 }
 

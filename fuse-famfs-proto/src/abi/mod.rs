@@ -6,11 +6,13 @@
 mod consts;
 mod famfs;
 mod fuse;
+mod init;
 mod opcode;
 mod uring;
 
 pub use consts::*;
 pub use famfs::*;
 pub use fuse::*;
+pub use init::*;
 pub use opcode::Opcode;
 pub use uring::*;
