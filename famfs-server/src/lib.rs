@@ -25,6 +25,7 @@
 //! | `open`, `refresh`, `attr` | opening a device (probe, role, log), picking up new log entries (stall policy), attribute policy |
 //! | [`mount`], [`watch`] | mount(2) of `/dev/fuse`; the log watcher thread |
 //! | [`control`] | the CLI's request channel: appends (creat, mkdir, cp, clone) and status |
+//! | [`ready`] | the readiness channel: one line to `famfs mount` once serving, or the error |
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod adapter;
@@ -37,6 +38,7 @@ mod error;
 mod model;
 pub mod mount;
 mod open;
+pub mod ready;
 mod refresh;
 pub mod session;
 pub mod transport;
