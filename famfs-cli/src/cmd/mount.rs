@@ -29,8 +29,8 @@ use crate::cmd::stale::{is_disconnected, stale_message, stale_mount_containing};
 use crate::error::fail;
 use crate::mounts::{famfs_mount_at, mounts_of_device, read_mounts};
 use crate::open::check_daxmode;
-pub use launch::{FUSED_ENV, FUSED_NAME, daemon_log_path, find_daemon, find_daemon_with, tail};
 use launch::{Daemon, Output, Started};
+pub use launch::{FUSED_ENV, FUSED_NAME, daemon_log_path, find_daemon, find_daemon_with, tail};
 
 /// Detach a famfs mount at `mpt` if one is there (cleanup after a failed mount).
 fn detach_if_mounted(mpt: &Path) {
@@ -176,7 +176,11 @@ impl MountPlan {
     fn report(&self, exe: &Path, started: &Started, pid: u32, verbose: u8) -> Result<i32> {
         let out = self.output();
         let log_end = |what: &str| match &out {
-            Output::Log(p) => format!("{what} The end of its log {}:\n{}", p.display(), tail(p, 20)),
+            Output::Log(p) => format!(
+                "{what} The end of its log {}:\n{}",
+                p.display(),
+                tail(p, 20)
+            ),
             Output::Inherit => what.to_string(),
         };
         match started {
@@ -194,10 +198,9 @@ impl MountPlan {
                 }
                 Ok(0)
             }
-            Started::Failed(msg) => Err(fail(
-                1,
-                format!("{FUSED_NAME}: {msg} (nothing is mounted)"),
-            )),
+            Started::Failed(msg) => {
+                Err(fail(1, format!("{FUSED_NAME}: {msg} (nothing is mounted)")))
+            }
             Started::Exited(status) => Err(fail(
                 1,
                 log_end(&format!(

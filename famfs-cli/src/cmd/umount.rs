@@ -157,7 +157,10 @@ mod tests {
         // Unreaped after exit: a zombie.
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         while process_alive(pid) {
-            assert!(std::time::Instant::now() < deadline, "zombie counted as alive");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "zombie counted as alive"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         child.wait().unwrap();

@@ -82,11 +82,7 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-fn run(
-    args: Args,
-    log_control: Arc<dyn LogControl>,
-    ready: &mut ReadyFd,
-) -> anyhow::Result<()> {
+fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout >= 0.0) {
         bail!("--timeout must be a non-negative number of seconds");
     }
