@@ -154,19 +154,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
         .flatten();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
-    {
-        let mpt = mpt.clone();
-        std::thread::Builder::new()
-            .name("famfs-signals".into())
-            .spawn(move || {
-                if let Ok(sig) = sigs.wait() {
-                    tracing::info!("{sig}: unmounting {}", mpt.display());
-                    if let Err(e) = mount::unmount_own(&mpt, &own) {
-                        eprintln!("famfs_fused: {e}");
-                    }
-                }
-            })?;
-    }
+    spawn_signal_thread(sigs, mpt.clone(), own)?;
     eprintln!(
         "famfs_fused: serving {} at {} as {} ({} nodes)",
         device.display(),
@@ -186,4 +174,24 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     // leave alone a mount made at MPT since ours went away.
     let _ = mount::unmount_own(&mpt, &own);
     result.context("FUSE session")
+}
+
+/// The thread that waits for SIGINT/SIGTERM/SIGHUP (blocked in every other thread) and then
+/// unmounts this daemon's own mount, which ends the session.
+fn spawn_signal_thread(
+    sigs: SigSet,
+    mpt: std::path::PathBuf,
+    own: mount::MountId,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("famfs-signals".into())
+        .spawn(move || {
+            if let Ok(sig) = sigs.wait() {
+                tracing::info!("{sig}: unmounting {}", mpt.display());
+                if let Err(e) = mount::unmount_own(&mpt, &own) {
+                    eprintln!("famfs_fused: {e}");
+                }
+            }
+        })?;
+    Ok(())
 }
