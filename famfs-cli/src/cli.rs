@@ -139,7 +139,9 @@ is found (default: next to this program, then $PATH).\n\n\
 The daemon reports on a pipe (`famfs_fused --ready-fd`) once it is mounted and serving, or \
 the error that stopped it, which famfs mount prints as it is. With --foreground, famfs mount stays \
 until the file system is unmounted (for systemd and other supervisors): the daemon's output goes \
-to famfs mount's stdout/stderr, SIGTERM or SIGINT unmounts, and the exit status is the daemon's.\n\n\
+to famfs mount's stdout/stderr, SIGTERM or SIGINT unmounts, and the exit status is the daemon's. \
+Installed as /sbin/mount.fuse.famfs, this program is the mount(8) helper for \
+`mount -t fuse.famfs DEV MPT` and fstab lines (options such as system_uuid=, dax=, transport=).\n\n\
 Exit status: 0 mounted; 1 any failure (usage, not root, bad device or mount point, a stale or \
 existing mount, the daemon failed or timed out: nothing is left mounted); 2 an unknown option. \
 With --foreground: the daemon's exit status once unmounted (0 after an unmount)."
