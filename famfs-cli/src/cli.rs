@@ -138,8 +138,15 @@ pub struct InterleaveOpts {
 <hash> names the mount point; `famfs mount -v` prints the file's name. The log is removed by a \
 clean `famfs umount` and kept when the daemon fails. $FAMFS_FUSED overrides where famfs_fused \
 is found (default: next to this program, then $PATH).\n\n\
+The daemon reports on a pipe (`famfs_fused --ready-fd`) once it is mounted and serving, or \
+the error that stopped it, which famfs mount prints as it is. With --foreground, famfs mount stays \
+until the file system is unmounted (for systemd and other supervisors): the daemon's output goes \
+to famfs mount's stdout/stderr, SIGTERM or SIGINT unmounts, and the exit status is the daemon's. \
+Installed as /sbin/mount.fuse.famfs, this program is the mount(8) helper for \
+`mount -t fuse.famfs DEV MPT` and fstab lines (options such as system_uuid=, dax=, transport=).\n\n\
 Exit status: 0 mounted; 1 any failure (usage, not root, bad device or mount point, a stale or \
-existing mount, the daemon failed or timed out: nothing is left mounted); 2 an unknown option."
+existing mount, the daemon failed or timed out: nothing is left mounted); 2 an unknown option. \
+With --foreground: the daemon's exit status once unmounted (0 after an unmount)."
 )]
 pub struct MountArgs {
     /// Attribute/entry cache timeout of the daemon, in seconds.
@@ -171,6 +178,18 @@ pub struct MountArgs {
     /// Seconds to wait for the daemon to come up.
     #[arg(long = "wait", value_name = "SECS", default_value_t = 15.0)]
     pub wait: f64,
+    /// This host's system UUID for the daemon (default: $FAMFS_SYSTEM_UUID, else
+    /// /opt/famfs/system_uuid).
+    #[arg(long = "system-uuid", value_name = "UUID")]
+    pub system_uuid: Option<uuid::Uuid>,
+    /// How requests reach the daemon: FUSE over io_uring if the kernel offers it (`auto`), only
+    /// io_uring (`uring`), or the /dev/fuse loop (`dev`).
+    #[arg(long = "transport", value_name = "auto|uring|dev", value_parser = ["auto", "uring", "dev"])]
+    pub transport: Option<String>,
+    /// Stay in the foreground until the file system is unmounted, supervising the daemon
+    /// (systemd units): SIGTERM/SIGINT unmount it; the exit status is the daemon's.
+    #[arg(long = "foreground")]
+    pub foreground: bool,
     /// The dax device (/dev/daxX.Y) or stand-in file.
     #[arg(value_name = "DEV", required = true)]
     pub dev: PathBuf,

@@ -150,9 +150,16 @@ pub fn restore_sigpipe() {
     }
 }
 
-/// Entry point of both binaries: `mkfs.famfs` when invoked under a name starting with `mkfs`
-/// (or when `mkfs` is true and the name says nothing else), else `famfs`.
+/// Entry point of both binaries: `mount.fuse.famfs` (the mount(8) helper) under that name,
+/// `mkfs.famfs` when invoked under a name starting with `mkfs` (or when `mkfs` is true and the
+/// name says nothing else), else `famfs`.
 pub fn main_multicall(args: Vec<OsString>, mkfs: bool) -> i32 {
+    if args
+        .first()
+        .is_some_and(|a| cmd::mount::helper::invoked_as_helper(a))
+    {
+        return cmd::mount::helper::main(args);
+    }
     if runs_as_mkfs(&args, mkfs) {
         main_mkfs(args)
     } else {

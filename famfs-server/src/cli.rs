@@ -71,4 +71,8 @@ pub struct Args {
     /// older daemon).
     #[arg(long)]
     pub no_control: bool,
+    /// Report readiness on this inherited descriptor (a pipe): one line, `ok` once mounted and
+    /// serving, or the error that stopped the daemon; then it is closed (`famfs mount` uses it).
+    #[arg(long, value_name = "FD")]
+    pub ready_fd: Option<i32>,
 }

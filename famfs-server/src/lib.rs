@@ -26,6 +26,7 @@
 //! | [`mount`], [`watch`] | mount(2) of `/dev/fuse`; the log watcher thread |
 //! | [`control`] | the CLI's request channel: appends (creat, mkdir, cp, clone) and status |
 //! | [`stats`] | request counters by opcode and errno, and `user.famfs.stats` (what `famfs status` shows) |
+//! | [`ready`] | the readiness channel: one line to `famfs mount` once serving, or the error |
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod adapter;
@@ -38,6 +39,7 @@ mod error;
 mod model;
 pub mod mount;
 mod open;
+pub mod ready;
 mod refresh;
 pub mod session;
 pub mod stats;

@@ -8,6 +8,9 @@ use nix::mount::{MntFlags, MsFlags};
 
 use crate::ServerError;
 
+mod own;
+pub use own::{MountId, unmount_own};
+
 /// The file-system type famfs mounts show in /proc/mounts.
 pub const FSTYPE: &str = mounts::FUSE_FSTYPE;
 

@@ -108,6 +108,8 @@ fn install_then_the_readme_using_it_block_works_verbatim() {
         "bin/mkfs.famfs",
         "bin/famfs_fused",
         "bin/daxctl-famfs",
+        "sbin/mount.fuse.famfs",
+        "lib/systemd/system/famfs@.service",
         "share/man/man1/famfs.1",
         "share/man/man1/famfs-mount.1",
         "share/man/man1/mkfs.famfs.1",

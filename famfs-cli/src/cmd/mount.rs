@@ -1,125 +1,36 @@
 //! `famfs mount`.
 //!
-//! The mount: validate the device, start
-//! `famfs_fused DEV MPT` in its own session with its output in a log file, wait until
-//! `MPT/.meta/.log` is visible on a famfs FUSE mount, and leave nothing mounted on failure.
+//! The mount: check the cheap things (arguments, the mount table, the dax mode, a readable
+//! superblock), start `famfs_fused --ready-fd N DEV MPT` in its own session with its output in a
+//! log file, and wait for its one line on the readiness pipe: "ok" once it is mounted and serving,
+//! or the error that stopped it (printed as it is; the daemon leaves nothing mounted). The log is
+//! replayed once, by the daemon: the CLI never reads it.
 //! It runs in steps: a plan (arguments, paths, the mount table and the dax mode checked; nothing
-//! touched), preparing the device (mode switch if asked, superblock and log validated), the
-//! launch (the daemon started and waited for), and the report (messages, exit status).
+//! touched), checking the device (mode switch if asked, superblock), the launch (the daemon
+//! started and waited for), and the report (messages, exit status) — or, with `--foreground`,
+//! supervising the daemon until the file system is unmounted ([`foreground`]).
+//! `mount.fuse.famfs` (what mount(8) runs for `-t fuse.famfs` and fstab) is in [`helper`].
+
+mod foreground;
+pub mod helper;
+mod launch;
 
 use std::ffi::OsString;
-use std::fs::OpenOptions;
-use std::io::{Read, Seek, SeekFrom};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use famfs_fsdev::{Access, DaxDevice};
+use famfs_log::LogError;
+use famfs_log::superblock::Superblock;
 use nix::mount::MntFlags;
 
 use crate::cli::MountArgs;
 use crate::cmd::stale::{is_disconnected, stale_message, stale_mount_containing};
 use crate::error::fail;
 use crate::mounts::{famfs_mount_at, mounts_of_device, read_mounts};
-use crate::open::{OpenFs, OpenHow, check_daxmode};
-
-/// Environment variable naming the daemon binary.
-pub const FUSED_ENV: &str = "FAMFS_FUSED";
-/// The daemon's file name.
-pub const FUSED_NAME: &str = "famfs_fused";
-
-/// Where the daemon is: `$FAMFS_FUSED`, else next to this program, else on `$PATH`.
-pub fn find_daemon() -> Result<PathBuf> {
-    find_daemon_with(std::env::var_os(FUSED_ENV))
-}
-
-/// [`find_daemon`] with the value of `$FAMFS_FUSED` given.
-pub fn find_daemon_with(env: Option<std::ffi::OsString>) -> Result<PathBuf> {
-    if let Some(p) = env.filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(p);
-        if !p.is_file() {
-            return Err(fail(
-                1,
-                format!("${FUSED_ENV} = {}: no such file", p.display()),
-            ));
-        }
-        return Ok(p);
-    }
-    let exe = std::env::current_exe().ok();
-    if let Some(dir) = exe.as_ref().and_then(|e| e.parent()) {
-        let cand = dir.join(FUSED_NAME);
-        if cand.is_file() {
-            return Ok(cand);
-        }
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        for dir in std::env::split_paths(&path) {
-            let cand = dir.join(FUSED_NAME);
-            if cand.is_file() {
-                return Ok(cand);
-            }
-        }
-    }
-    Err(fail(
-        1,
-        format!(
-            "{FUSED_NAME} not found next to {} or on $PATH (set ${FUSED_ENV} to its path)",
-            exe.map_or_else(|| "famfs".into(), |e| e.display().to_string())
-        ),
-    ))
-}
-
-/// 64-bit FNV-1a, for naming a mount point's daemon log.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// The daemon's log file for mount point `mpt`: `/run/famfs/<hash>.log`, or in `$TMPDIR` when
-/// `/run/famfs` cannot be created.
-pub fn daemon_log_path(mpt: &Path) -> PathBuf {
-    let name = format!("{:016x}.log", fnv1a(mpt.as_os_str().as_bytes()));
-    let run = Path::new("/run/famfs");
-    if std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o755)
-        .create(run)
-        .is_ok()
-        && tempfile_writable(run)
-    {
-        return run.join(name);
-    }
-    std::env::temp_dir().join(format!("famfs-{name}"))
-}
-
-fn tempfile_writable(dir: &Path) -> bool {
-    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_ok()
-}
-
-/// The last `lines` lines of a file (for reporting a daemon's death).
-pub fn tail(path: &Path, lines: usize) -> String {
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return String::new();
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let from = len.saturating_sub(16 << 10);
-    let mut buf = Vec::new();
-    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut buf).is_err() {
-        return String::new();
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Whether `mpt` is a famfs mount with its meta files visible.
-fn ready(mpt: &Path) -> bool {
-    famfs_mount_at(&read_mounts(), mpt).is_some() && mpt.join(".meta/.log").exists()
-}
+use crate::open::check_daxmode;
+use launch::{Daemon, Output, Started};
+pub use launch::{FUSED_ENV, FUSED_NAME, daemon_log_path, find_daemon, find_daemon_with, tail};
 
 /// Detach a famfs mount at `mpt` if one is there (cleanup after a failed mount).
 fn detach_if_mounted(mpt: &Path) {
@@ -130,31 +41,27 @@ fn detach_if_mounted(mpt: &Path) {
     }
 }
 
-/// The daemon's command line for our options.
-pub fn daemon_args(a: &MountArgs, verbose: u8, dev: &Path, mpt: &Path) -> Vec<std::ffi::OsString> {
-    let mut v: Vec<std::ffi::OsString> = Vec::new();
-    if let Some(t) = a.timeout {
-        v.push("--timeout".into());
-        v.push(t.to_string().into());
-    }
+/// The daemon's command line for our options (`--ready-fd` is added at the launch).
+pub fn daemon_args(a: &MountArgs, verbose: u8, dev: &Path, mpt: &Path) -> Vec<OsString> {
+    let mut v: Vec<OsString> = Vec::new();
+    let mut opt = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            v.push(name.into());
+            v.push(value.into());
+        }
+    };
+    opt("--timeout", a.timeout.map(|t| t.to_string()));
+    opt("--system-uuid", a.system_uuid.map(|u| u.to_string()));
+    opt("--dax", a.dax.clone());
+    opt("--transport", a.transport.clone());
+    opt("--poll-ms", a.poll_ms.map(|p| p.to_string()));
+    let threads = if a.debug { Some(1) } else { a.threads };
+    opt("--threads", threads.map(|t| t.to_string()));
     if a.nouseraccess {
         v.push("--no-allow-other".into());
     }
     if a.nodefaultperm {
         v.push("--no-default-permissions".into());
-    }
-    if let Some(d) = &a.dax {
-        v.push("--dax".into());
-        v.push(d.into());
-    }
-    if let Some(p) = a.poll_ms {
-        v.push("--poll-ms".into());
-        v.push(p.to_string().into());
-    }
-    let threads = if a.debug { Some(1) } else { a.threads };
-    if let Some(t) = threads {
-        v.push("--threads".into());
-        v.push(t.to_string().into());
     }
     let verbosity = verbose + if a.debug { 2 } else { 0 };
     for _ in 0..verbosity.min(3) {
@@ -176,27 +83,22 @@ struct MountPlan {
     set_daxmode: bool,
     /// The daemon's command line.
     daemon_args: Vec<OsString>,
-    /// Seconds to wait for the mount.
+    /// Seconds to wait for the daemon's ready line.
     wait: f64,
+    /// `--foreground`: supervise the daemon until unmounted.
+    foreground: bool,
 }
 
-/// How starting the daemon ended.
-#[derive(Debug)]
-enum Started {
-    /// Mounted, served by the daemon of this pid.
-    Ready(u32),
-    /// The daemon exited before the mount was ready (anything it mounted is detached).
-    Exited(ExitStatus),
-    /// The mount was not ready in time: the daemon was stopped, anything mounted detached.
-    TimedOut,
-}
-
-/// A started daemon: its binary, its log and how the start ended.
-#[derive(Debug)]
-struct Launch {
-    exe: PathBuf,
-    log_path: PathBuf,
-    started: Started,
+/// The superblock of `dev`, read through a small read-only mapping (never the log).
+fn read_superblock(dev: &Path) -> std::result::Result<Superblock, String> {
+    let d = DaxDevice::open(dev, Access::ReadOnly).map_err(|e| e.to_string())?;
+    let probe = d
+        .map(0, d.align().max(famfs_fsdev::ALLOC_UNIT))
+        .map_err(|e| e.to_string())?;
+    Superblock::read(&probe).map_err(|e| match e {
+        LogError::Superblock(_) => format!("no valid famfs file system: {e}"),
+        e => e.to_string(),
+    })
 }
 
 impl MountPlan {
@@ -229,136 +131,91 @@ impl MountPlan {
             mpt,
             set_daxmode: a.set_daxmode,
             wait: a.wait,
+            foreground: a.foreground,
         })
     }
 
-    /// Switch the device's mode if asked, then validate its superblock and log.
-    fn prepare_device(&self) -> Result<()> {
+    /// Switch the device's mode if asked, then check that its superblock is readable and valid.
+    /// The log is the daemon's: it replays it once and reports any error on the ready pipe.
+    fn check_device(&self) -> Result<()> {
         if self.set_daxmode {
             check_daxmode(&self.dev, true)?;
         }
-        let open = OpenFs::device(
-            &self.dev,
-            OpenHow {
-                write: false,
-                set_daxmode: false,
-                allow_mounted: false,
-            },
-        )
-        .map_err(|e| fail(1, format!("cannot mount {}: {e:#}", self.dev.display())))?;
-        let st = open.fs.state().stats();
+        let sb = read_superblock(&self.dev)
+            .map_err(|e| fail(1, format!("cannot mount {}: {e}", self.dev.display())))?;
         tracing::info!(
-            "{}: valid famfs, role {:?}, {} files, {} directories",
+            "{}: famfs superblock of master {}",
             self.dev.display(),
-            open.fs.role(),
-            st.files,
-            st.dirs
+            sb.system_uuid
         );
         Ok(())
     }
 
-    /// Start the daemon in its own session, its output going to its log file, and wait until
-    /// the mount is ready, the daemon exits, or the wait times out.
-    fn launch(&self) -> Result<Launch> {
-        let exe = find_daemon()?;
-        let log_path = daemon_log_path(&self.mpt);
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| {
-                fail(
-                    1,
-                    format!("cannot open daemon log {}: {e}", log_path.display()),
-                )
-            })?;
-        let log2 = log.try_clone()?;
-        let mut cmd = Command::new(&exe);
-        // The log is a file: no colour escape codes in it (tracing-subscriber honours NO_COLOR).
-        cmd.env("NO_COLOR", "1")
-            .args(&self.daemon_args)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        // SAFETY: setsid is async-signal-safe and touches no memory of the parent; it is the only
-        // thing run between fork and exec.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid()
-                    .map(|_| ())
-                    .map_err(std::io::Error::from)
-            });
+    /// Where the daemon's output goes: its log file, or ours in the foreground.
+    fn output(&self) -> Output {
+        if self.foreground {
+            Output::Inherit
+        } else {
+            Output::Log(daemon_log_path(&self.mpt))
         }
-        let child = cmd
-            .spawn()
-            .map_err(|e| fail(1, format!("cannot start {}: {e}", exe.display())))?;
-        let started = self.wait_ready(child)?;
-        Ok(Launch {
-            exe,
-            log_path,
-            started,
-        })
     }
 
-    /// Wait for the mount; on failure leave nothing mounted (and no daemon running).
-    fn wait_ready(&self, mut child: Child) -> Result<Started> {
-        let deadline = Instant::now() + Duration::from_secs_f64(self.wait.max(0.1));
-        loop {
-            if let Some(status) = child.try_wait()? {
-                detach_if_mounted(&self.mpt);
-                return Ok(Started::Exited(status));
-            }
-            if ready(&self.mpt) {
-                return Ok(Started::Ready(child.id()));
-            }
-            if Instant::now() > deadline {
-                stop(&mut child);
-                detach_if_mounted(&self.mpt);
-                return Ok(Started::TimedOut);
-            }
-            std::thread::sleep(Duration::from_millis(20));
+    /// Start the daemon and wait for its ready line; on failure nothing is left mounted.
+    fn launch(&self) -> Result<(PathBuf, Daemon)> {
+        let exe = find_daemon()?;
+        let d = launch::start(&exe, &self.daemon_args, &self.output(), self.wait)?;
+        if !matches!(d.started, Started::Ready) {
+            // The daemon unmounts its own mount on failure; a daemon that was stopped or died
+            // may not have.
+            detach_if_mounted(&self.mpt);
         }
+        Ok((exe, d))
     }
 
     /// What the user sees of a launch, and the exit status.
-    fn report(&self, launch: &Launch, verbose: u8) -> Result<i32> {
-        let Launch {
-            exe,
-            log_path,
-            started,
-        } = launch;
+    fn report(&self, exe: &Path, started: &Started, pid: u32, verbose: u8) -> Result<i32> {
+        let out = self.output();
+        let log_end = |what: &str| match &out {
+            Output::Log(p) => format!(
+                "{what} The end of its log {}:\n{}",
+                p.display(),
+                tail(p, 20)
+            ),
+            Output::Inherit => what.to_string(),
+        };
         match started {
-            Started::Ready(pid) => {
+            Started::Ready => {
                 if verbose > 0 {
+                    let log = match &out {
+                        Output::Log(p) => format!(", log {}", p.display()),
+                        Output::Inherit => String::new(),
+                    };
                     println!(
-                        "famfs mount: {} on {} (daemon pid {pid}, log {})",
+                        "famfs mount: {} on {} (daemon pid {pid}{log})",
                         self.dev.display(),
                         self.mpt.display(),
-                        log_path.display()
                     );
                 }
                 Ok(0)
             }
+            Started::Failed(msg) => {
+                Err(fail(1, format!("{FUSED_NAME}: {msg} (nothing is mounted)")))
+            }
             Started::Exited(status) => Err(fail(
                 1,
-                format!(
-                    "{} exited ({status}) before the mount was ready; nothing is mounted. \
-                     The end of its log {}:\n{}",
-                    exe.display(),
-                    log_path.display(),
-                    tail(log_path, 20)
-                ),
+                log_end(&format!(
+                    "{} exited ({status}) before the mount was ready; nothing is mounted.",
+                    exe.display()
+                )),
             )),
             Started::TimedOut => Err(fail(
                 1,
-                format!(
-                    "timed out after {:.1} s waiting for {}/.meta/.log; the daemon was stopped \
-                     and nothing is mounted. The end of its log {}:\n{}",
+                log_end(&format!(
+                    "timed out after {:.1} s waiting for the daemon to mount {}; the daemon \
+                     was stopped and nothing is mounted.",
                     self.wait,
-                    self.mpt.display(),
-                    log_path.display(),
-                    tail(log_path, 20)
-                ),
+                    self.mpt.display()
+                )),
             )),
         }
     }
@@ -393,29 +250,20 @@ fn refuse_mounted(dev: &Path, mpt: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Stop a daemon: SIGTERM, up to 3 s to exit, then SIGKILL.
-fn stop(child: &mut Child) {
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline && child.try_wait().ok().flatten().is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if child.try_wait().ok().flatten().is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-}
-
-/// `famfs mount DEV MPT`: plan (check everything), prepare the device, start the daemon, report.
-/// Every failure exits 1, as the reference's mount does (and as `famfs mount --help` says).
+/// `famfs mount DEV MPT`: plan (check everything), check the device, start the daemon, report
+/// (or supervise it, `--foreground`). Every failure exits 1, as the reference's mount does (and
+/// as `famfs mount --help` says).
 pub fn mount(a: MountArgs, verbose: u8) -> Result<i32> {
     let run = || -> Result<i32> {
         let plan = MountPlan::new(&a, verbose)?;
-        plan.prepare_device()?;
+        plan.check_device()?;
         println!("daxdev={}, mpt={}", plan.dev.display(), plan.mpt.display());
-        let launch = plan.launch()?;
-        plan.report(&launch, verbose)
+        let (exe, d) = plan.launch()?;
+        let code = plan.report(&exe, &d.started, d.child.id(), verbose)?;
+        if plan.foreground {
+            return foreground::supervise(d.child, &plan.mpt);
+        }
+        Ok(code)
     };
     run().map_err(|e| match crate::error::exit_code_of(&e) {
         1 => e,
@@ -441,6 +289,10 @@ mod tests {
             "off",
             "--poll-ms",
             "50",
+            "--system-uuid",
+            "0b5e1f2c-33c4-4c1e-9f0e-6f2d3c4b5a69",
+            "--transport",
+            "dev",
             "-d",
             "/dev/dax0.0",
             "/mnt/f",
@@ -458,14 +310,18 @@ mod tests {
             [
                 "--timeout",
                 "2.5",
-                "--no-allow-other",
-                "--no-default-permissions",
+                "--system-uuid",
+                "0b5e1f2c-33c4-4c1e-9f0e-6f2d3c4b5a69",
                 "--dax",
                 "off",
+                "--transport",
+                "dev",
                 "--poll-ms",
                 "50",
                 "--threads",
                 "1",
+                "--no-allow-other",
+                "--no-default-permissions",
                 "-v",
                 "-v",
                 "-v",
@@ -475,33 +331,36 @@ mod tests {
         );
     }
 
+    /// The CLI reads the superblock only: a device whose log header is destroyed passes its
+    /// check (the daemon, which replays the log, reports that), one without a superblock not.
     #[test]
-    fn log_path_and_tail() {
-        let p = daemon_log_path(Path::new("/mnt/famfs"));
-        assert!(p.to_string_lossy().ends_with(".log"));
-        assert_eq!(
-            p,
-            daemon_log_path(Path::new("/mnt/famfs")),
-            "stable per mount point"
+    fn the_device_check_reads_the_superblock_not_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("dev.img");
+        let f = std::fs::File::create(&img).unwrap();
+        f.set_len(1 << 30).unwrap();
+        drop(f);
+        let map = DaxDevice::open(&img, Access::ReadWrite)
+            .unwrap()
+            .map_all()
+            .unwrap();
+        let mut opts = famfs_log::MkfsOptions::new(
+            uuid::Uuid::new_v4(),
+            std::os::unix::ffi::OsStrExt::as_bytes(img.as_os_str()),
         );
-        assert_ne!(p, daemon_log_path(Path::new("/mnt/other")));
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("log");
-        std::fs::write(
-            &f,
-            (0..100).map(|i| format!("line {i}\n")).collect::<String>(),
-        )
-        .unwrap();
-        assert_eq!(tail(&f, 2), "line 98\nline 99");
-        assert_eq!(tail(&dir.path().join("none"), 2), "");
-    }
-
-    #[test]
-    fn daemon_lookup_honours_the_environment() {
-        let dir = tempfile::tempdir().unwrap();
-        let fake = dir.path().join("famfs_fused");
-        std::fs::write(&fake, b"#!/bin/sh\n").unwrap();
-        assert_eq!(find_daemon_with(Some(fake.clone().into())).unwrap(), fake);
-        assert!(find_daemon_with(Some(dir.path().join("nope").into())).is_err());
+        opts.min_device_size = 0;
+        famfs_log::mkfs(&map, 1 << 30, &opts).unwrap();
+        let garbage = vec![0x5au8; 4096];
+        map.write(famfs_log::layout::LOG_OFFSET, &garbage).unwrap();
+        map.flush(famfs_log::layout::LOG_OFFSET, 4096).unwrap();
+        assert!(
+            famfs_log::Famfs::open_device(&map, famfs_log::OpenOptions::default()).is_err(),
+            "the log is unusable"
+        );
+        read_superblock(&img).expect("the superblock check passes");
+        map.write(0, &garbage).unwrap();
+        map.flush(0, 4096).unwrap();
+        let e = read_superblock(&img).unwrap_err();
+        assert!(e.contains("no valid famfs"), "{e}");
     }
 }

@@ -49,8 +49,16 @@ pub(crate) fn absolute_mpt(p: &Path) -> PathBuf {
     }
 }
 
+/// Whether process `pid` still runs. A daemon that exited stays a zombie until whoever
+/// inherited it (the `famfs mount` that started it is gone) reaps it, which may take a while:
+/// a zombie counts as gone.
 fn process_alive(pid: i32) -> bool {
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_none_or(|(_, rest)| !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'))),
+        Err(_) => nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok(),
+    }
 }
 
 /// `famfs umount MPT`.
@@ -139,5 +147,23 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("not a famfs mount point"), "{e}");
         assert!(get_xattr(dir.path(), "user.famfs.pid").is_none());
+    }
+
+    #[test]
+    fn zombies_are_not_alive() {
+        assert!(process_alive(std::process::id() as i32));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        // Unreaped after exit: a zombie.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while process_alive(pid) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "zombie counted as alive"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.wait().unwrap();
+        assert!(!process_alive(pid));
     }
 }

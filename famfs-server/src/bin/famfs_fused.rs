@@ -1,6 +1,7 @@
 //! `famfs_fused`: serve a famfs device over FUSE at a mount point.
 //!
-//! Normally started by `famfs mount DEV MPT`, which waits for the meta files to appear. Runs in
+//! Normally started by `famfs mount DEV MPT`, which waits for the daemon's "ok" on the readiness
+//! channel (`--ready-fd`) or prints the error the daemon reports there. Runs in
 //! the foreground until the file system is unmounted (`famfs umount MPT`, `umount MPT`) or it
 //! receives SIGINT/SIGTERM/SIGHUP, in which case it unmounts first.
 
@@ -13,6 +14,7 @@ use clap::Parser;
 use famfs_server::cli::{Args, Dax, TransportArg};
 use famfs_server::control::{self, ControlOptions, LogControl};
 use famfs_server::mount::{self, MountOptions};
+use famfs_server::ready::ReadyFd;
 use famfs_server::{Config, DaxPolicy, FileSystem, Transport, session, watch};
 use nix::sys::signal::{SigSet, Signal};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, reload, util::SubscriberInitExt};
@@ -47,8 +49,18 @@ fn main() {
                 .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())),
         )
         .init();
-    if let Err(e) = run(args, Arc::new(Filter(handle))) {
-        eprintln!("famfs_fused: {}", error_chain(&e));
+    // The readiness channel gets one line: "ok" once serving, else the error (see `ready`).
+    let mut ready = match args.ready_fd.map(ReadyFd::from_raw).transpose() {
+        Ok(r) => r.unwrap_or_default(),
+        Err(e) => {
+            eprintln!("famfs_fused: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = run(args, Arc::new(Filter(handle)), &mut ready) {
+        let msg = error_chain(&e);
+        eprintln!("famfs_fused: {msg}");
+        ready.fail(&msg);
         std::process::exit(1);
     }
 }
@@ -70,7 +82,7 @@ fn error_chain(e: &anyhow::Error) -> String {
     out
 }
 
-fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
+fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> anyhow::Result<()> {
     if !(args.timeout.is_finite() && args.timeout >= 0.0) {
         bail!("--timeout must be a non-negative number of seconds");
     }
@@ -118,6 +130,15 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
             default_permissions: !args.no_default_permissions,
         },
     )?;
+    // Which mount is ours: only that one is ever unmounted (a plain `umount MPT` followed by a
+    // new mount at MPT must not have the new one torn down by this daemon on its way out).
+    let own = match mount::MountId::of(&mpt) {
+        Ok(id) => id,
+        Err(e) => {
+            let _ = mount::unmount(&mpt, true);
+            return Err(e).context("identifying the new mount");
+        }
+    };
     // The CLI's request channel (removed when `_control` drops, after the session).
     let _control = (!args.no_control)
         .then(|| {
@@ -133,19 +154,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
         .flatten();
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
-    {
-        let mpt = mpt.clone();
-        std::thread::Builder::new()
-            .name("famfs-signals".into())
-            .spawn(move || {
-                if let Ok(sig) = sigs.wait() {
-                    tracing::info!("{sig}: unmounting {}", mpt.display());
-                    if let Err(e) = mount::unmount(&mpt, true) {
-                        eprintln!("famfs_fused: {e}");
-                    }
-                }
-            })?;
-    }
+    spawn_signal_thread(sigs, mpt.clone(), own)?;
     eprintln!(
         "famfs_fused: serving {} at {} as {} ({} nodes)",
         device.display(),
@@ -156,14 +165,34 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
         },
         fs.node_count()
     );
-    // INIT is answered on this descriptor; then the workers start on clones of it.
-    let result = session::run(&fs, fuse, mount::clone_channel, |_| {});
+    // INIT is answered on this descriptor; then the workers start on clones of it. Once INIT
+    // is negotiated the mount serves: that is when `famfs mount` hears "ok".
+    let result = session::run(&fs, fuse, mount::clone_channel, |_| ready.ok());
     fs.stats().log_summary();
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
-    // If the loop ended for any other reason than an unmount, do not leave a dead mount.
-    if mount::famfs_mount_source(&mpt).is_some() {
-        let _ = mount::unmount(&mpt, true);
-    }
+    // If the loop ended for any other reason than an unmount, do not leave a dead mount; but
+    // leave alone a mount made at MPT since ours went away.
+    let _ = mount::unmount_own(&mpt, &own);
     result.context("FUSE session")
+}
+
+/// The thread that waits for SIGINT/SIGTERM/SIGHUP (blocked in every other thread) and then
+/// unmounts this daemon's own mount, which ends the session.
+fn spawn_signal_thread(
+    sigs: SigSet,
+    mpt: std::path::PathBuf,
+    own: mount::MountId,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("famfs-signals".into())
+        .spawn(move || {
+            if let Ok(sig) = sigs.wait() {
+                tracing::info!("{sig}: unmounting {}", mpt.display());
+                if let Err(e) = mount::unmount_own(&mpt, &own) {
+                    eprintln!("famfs_fused: {e}");
+                }
+            }
+        })?;
+    Ok(())
 }
