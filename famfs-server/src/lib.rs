@@ -34,6 +34,7 @@ pub mod cli;
 mod config;
 pub mod control;
 mod error;
+pub mod meta;
 mod model;
 pub mod mount;
 mod open;
@@ -43,6 +44,6 @@ pub mod transport;
 pub mod watch;
 
 pub use adapter::{Adapter, Connection, Handshake, Reply, has_cap_sys_rawio};
-pub use config::{Config, DaxPolicy, Transport};
+pub use config::{Config, DaxPolicy, MetaAccess, Transport};
 pub use error::ServerError;
 pub use model::{DirEntry, FileSystem};
