@@ -71,4 +71,8 @@ pub struct Args {
     /// older daemon).
     #[arg(long)]
     pub no_control: bool,
+    /// Tests only: read the metadata through the own mount, as for a famfs-mode device, on a
+    /// device that is still mapped for READ/WRITE.
+    #[arg(long, hide = true)]
+    pub test_meta_through_mount: bool,
 }

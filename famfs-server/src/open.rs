@@ -174,6 +174,7 @@ pub(crate) fn bootstrap(
     cfg: &Config,
     files: Arc<dyn MetaFiles>,
     device_size: u64,
+    publish_log: impl FnOnce(&famfs_log::superblock::Superblock, Role),
 ) -> Result<Bootstrapped, ServerError> {
     let famfs_err = |source| ServerError::Famfs {
         device: cfg.device.clone(),
@@ -181,10 +182,12 @@ pub(crate) fn bootstrap(
     };
     let local = local_uuid(cfg);
     let (snap, sb) = MountedMeta::read_superblock(files.as_ref()).map_err(famfs_err)?;
+    let role = Role::of(Some(&sb), local);
+    // The log is read through the mount too: show it first.
+    publish_log(&sb, role);
     let meta = Arc::new(MountedMeta::new(files, snap, sb.log_len));
     meta.fetch(&meta.lock_io(), 0)
         .map_err(|e| famfs_err(e.into()))?;
-    let role = Role::of(Some(&sb), local);
     let log = Famfs::open(
         sb,
         meta.log_media(),

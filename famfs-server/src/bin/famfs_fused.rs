@@ -4,8 +4,8 @@
 //! the foreground until the file system is unmounted (`famfs umount MPT`, `umount MPT`) or it
 //! receives SIGINT/SIGTERM/SIGHUP, in which case it unmounts first.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -13,7 +13,7 @@ use clap::Parser;
 use famfs_server::cli::{Args, Dax, TransportArg};
 use famfs_server::control::{self, ControlOptions, LogControl};
 use famfs_server::mount::{self, MountOptions};
-use famfs_server::{Config, DaxPolicy, FileSystem, Transport, session, watch};
+use famfs_server::{Config, DaxPolicy, FileSystem, MetaAccess, Transport, session, watch};
 use nix::sys::signal::{SigSet, Signal};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, reload, util::SubscriberInitExt};
 
@@ -99,6 +99,9 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
         TransportArg::Uring => Transport::Uring,
         TransportArg::Dev => Transport::Dev,
     };
+    if args.test_meta_through_mount {
+        cfg.meta = MetaAccess::ThroughMount;
+    }
     let fs = FileSystem::open(cfg).context("cannot serve this device")?;
 
     // Signals are handled by one thread; every other thread inherits the blocked mask.
@@ -118,19 +121,18 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
             default_permissions: !args.no_default_permissions,
         },
     )?;
-    // The CLI's request channel (removed when `_control` drops, after the session).
-    let _control = (!args.no_control)
-        .then(|| {
-            let opts = ControlOptions {
-                socket: control::default_socket_path(),
-                mountpoint: Some(mpt.clone()),
-                log_control: Some(log_control),
-            };
-            control::start(Arc::clone(&fs), opts)
-                .map_err(|e| tracing::warn!("no control channel (the CLI appends itself): {e}"))
-                .ok()
-        })
-        .flatten();
+    // The CLI's request channel (removed when `control` drops, after the session); started once
+    // the log has been read (at once, or after the bootstrap through the mount).
+    let control_opts = (!args.no_control).then(|| ControlOptions {
+        socket: control::default_socket_path(),
+        mountpoint: Some(mpt.clone()),
+        log_control: Some(log_control),
+    });
+    let control = Arc::new(Mutex::new(None));
+    let boot_failed = Arc::new(Mutex::new(None));
+    if fs.is_ready() {
+        ready_to_serve(&fs, control_opts.clone(), &control, &device, &mpt);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
     {
@@ -146,23 +148,71 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
                 }
             })?;
     }
-    eprintln!(
-        "famfs_fused: serving {} at {} as {} ({} nodes)",
-        device.display(),
-        mpt.display(),
-        match fs.role() {
-            famfs_log::role::Role::Master => "master",
-            _ => "client",
-        },
-        fs.node_count()
-    );
     // INIT is answered on this descriptor; then the workers start on clones of it.
-    let result = session::run(&fs, fuse, mount::clone_channel, |_| {});
+    let result = session::run(&fs, fuse, mount::clone_channel, |_| {
+        if !fs.is_ready() {
+            // The workers start after this returns; the bootstrap reads through them.
+            let (fs, control, failed) = (
+                Arc::clone(&fs),
+                Arc::clone(&control),
+                Arc::clone(&boot_failed),
+            );
+            let (device, at) = (device.clone(), mpt.clone());
+            let spawned = std::thread::Builder::new()
+                .name("famfs-bootstrap".into())
+                .spawn(move || match fs.bootstrap_through_mount(&at) {
+                    Ok(()) => ready_to_serve(&fs, control_opts, &control, &device, &at),
+                    Err(e) => {
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                        let _ = mount::unmount(&at, true);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!("cannot start the bootstrap thread: {e}");
+                let _ = mount::unmount(&mpt, true);
+            }
+        }
+    });
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     // If the loop ended for any other reason than an unmount, do not leave a dead mount.
     if mount::famfs_mount_source(&mpt).is_some() {
         let _ = mount::unmount(&mpt, true);
     }
+    drop(control);
+    if let Some(e) = boot_failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        return Err(anyhow::Error::new(e).context(format!("cannot serve {}", device.display())));
+    }
     result.context("FUSE session")
+}
+
+/// The log has been read: start the control channel and say what is served.
+fn ready_to_serve(
+    fs: &Arc<FileSystem>,
+    opts: Option<ControlOptions>,
+    control: &Mutex<Option<control::ControlServer>>,
+    device: &std::path::Path,
+    mpt: &std::path::Path,
+) {
+    let started = opts.and_then(|opts| {
+        control::start(Arc::clone(fs), opts)
+            .map_err(|e| tracing::warn!("no control channel (the CLI appends itself): {e}"))
+            .ok()
+    });
+    *control.lock().unwrap_or_else(|p| p.into_inner()) = started;
+    eprintln!(
+        "famfs_fused: serving {} at {} as {} ({} nodes{})",
+        device.display(),
+        mpt.display(),
+        match fs.role() {
+            famfs_log::role::Role::Master => "master",
+            _ => "client",
+        },
+        fs.node_count(),
+        if fs.meta_through_mount() {
+            ", metadata read through the mount"
+        } else {
+            ""
+        }
+    );
 }

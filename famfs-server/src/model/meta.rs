@@ -11,6 +11,7 @@ use famfs_fmap::{Extent, Fmap};
 use famfs_log::layout::SUPERBLOCK_REGION;
 use famfs_log::namespace::{Attr, DirNode, FileNode, Ino, Namespace, Node, NodeKind, ROOT_INO};
 use famfs_log::replay::{META_DIR_INO, META_LOG_INO, META_SB_INO};
+use famfs_log::superblock::Superblock;
 
 /// Copies of the meta nodes (and the root), taken from the tree whenever it is (re)built.
 #[derive(Debug, Default)]
@@ -56,6 +57,32 @@ impl MetaNodes {
             (META_DIR_INO, dir(ROOT_INO, famfs_log::path::META_DIR)),
             (META_SB_INO, sb),
         ]))
+    }
+
+    /// Show `.meta/.log` where superblock `sb` places it (writable if `master`), before the
+    /// log has been read.
+    pub(super) fn publish_log(&self, sb: &Superblock, master: bool) {
+        let mut g = self.0.write().unwrap_or_else(|p| p.into_inner());
+        g.retain(|(i, _)| *i != META_LOG_INO);
+        let len = sb.log_len;
+        g.push((
+            META_LOG_INO,
+            Node {
+                parent: META_DIR_INO,
+                name: ".log".into(),
+                attr: Attr {
+                    mode: if master { 0o644 } else { 0o444 },
+                    uid: 0,
+                    gid: 0,
+                },
+                kind: NodeKind::File(FileNode {
+                    size: len,
+                    flags: 0,
+                    fmap: Arc::new(Fmap::simple(len, vec![Extent::new(0, sb.log_offset, len)])),
+                }),
+                log_index: None,
+            },
+        ));
     }
 
     /// Take the meta nodes (those with no log entry) from `ns`; directories without their

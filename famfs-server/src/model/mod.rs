@@ -193,7 +193,9 @@ impl FileSystem {
             return Ok(());
         }
         let Bootstrapped { log, meta, role } =
-            crate::open::bootstrap(&self.cfg, files, self.device_size)?;
+            crate::open::bootstrap(&self.cfg, files, self.device_size, |sb, role| {
+                self.meta.publish_log(sb, role == Role::Master)
+            })?;
         let tree = Tree {
             log: SharedLog::new(
                 log,
@@ -206,6 +208,13 @@ impl FileSystem {
         };
         self.install(tree);
         Ok(())
+    }
+
+    /// [`FileSystem::bootstrap`] through the daemon's own mount at `mountpoint` (mounted, and
+    /// served by running workers).
+    pub fn bootstrap_through_mount(&self, mountpoint: &std::path::Path) -> Result<(), ServerError> {
+        let files = crate::meta::MountFiles::new(mountpoint)?;
+        self.bootstrap(Arc::new(files))
     }
 
     /// Whether the log has been read (always, unless read through the own mount and not
@@ -446,6 +455,15 @@ impl FileSystem {
 
     /// STATFS: 2 MiB blocks of the allocation bitmap, log slots as inodes.
     pub fn statfs(&self) -> Result<Kstatfs, Errno> {
+        if self.tree.get().is_none() {
+            // Before the log is read (through the mount): an empty file system.
+            return Ok(Kstatfs {
+                bsize: famfs_fsdev::ALLOC_UNIT as u32,
+                namelen: famfs_log::layout::RELPATH_MAX as u32,
+                frsize: famfs_fsdev::ALLOC_UNIT as u32,
+                ..Default::default()
+            });
+        }
         let log = self.log()?;
         let bm = log.state().bitmap();
         let h = log.header();
