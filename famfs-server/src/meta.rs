@@ -92,6 +92,11 @@ pub trait MetaFiles: Send + Sync + std::fmt::Debug {
     fn open(&self, file: MetaFile, write: bool) -> Result<Box<dyn Media>, FsdevError>;
     /// A short description for messages.
     fn describe(&self) -> String;
+    /// Whether the meta files cannot be reached any more because the file system was
+    /// unmounted (a failed access is then no error of the media).
+    fn gone(&self) -> bool {
+        false
+    }
 }
 
 /// The meta files through the daemon's own mount at `mountpoint`.
@@ -145,6 +150,12 @@ impl MetaFiles for MountFiles {
 
     fn describe(&self) -> String {
         self.mountpoint.display().to_string()
+    }
+
+    fn gone(&self) -> bool {
+        std::fs::metadata(&self.mountpoint).map_or(true, |m| {
+            std::os::unix::fs::MetadataExt::dev(&m) != self.dev
+        })
     }
 }
 
@@ -262,6 +273,11 @@ impl MountedMeta {
     /// The superblock copy, for the re-checks of a refresh.
     pub(crate) fn superblock_media(&self) -> Box<dyn Media> {
         Box::new(Arc::clone(&self.sb))
+    }
+
+    /// Whether the source is gone (unmounted).
+    pub(crate) fn gone(&self) -> bool {
+        self.files.gone()
     }
 
     /// Take the fetch/append lock.

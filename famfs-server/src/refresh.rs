@@ -185,6 +185,10 @@ impl<L: Media> SharedLog<L> {
     /// `Err` is what the refresh did.
     fn prefetch(&self, m: &MountedMeta, io: &MutexGuard<'_, ()>) -> Result<(), Refreshed> {
         let failed = |e: famfs_fsdev::FsdevError| {
+            if m.gone() {
+                tracing::debug!("the mount is gone: {e}");
+                return Refreshed::Nothing;
+            }
             let mut s = self.write();
             let was = s.stopped.is_some();
             Self::stop(
