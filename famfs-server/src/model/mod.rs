@@ -168,7 +168,10 @@ impl FileSystem {
         let map = match map {
             Some(m) => m,
             // Nothing is ever read from it: READ and WRITE answer EIO when not `mapped`.
-            None => Arc::new(famfs_fsdev::DaxDevice::memfd("unmapped", 4096)?.map_all()?),
+            None => Arc::new(
+                famfs_fsdev::DaxDevice::memfd("unmapped", famfs_fsdev::MIN_DEVICE_SIZE)?
+                    .map_all()?,
+            ),
         };
         let boot_attrs = AttrPolicy::new(cfg.timeout, Role::Client);
         Ok(Arc::new(FileSystem {
