@@ -209,6 +209,31 @@ impl Adapter {
     }
 }
 
+/// Why a famfs-mode device (not mapped) cannot be served on connection `conn` (`None` if it
+/// can, or if the device is mapped): only the famfs kernel path reaches its data.
+pub(crate) fn famfs_needed(fs: &FileSystem, conn: &Connection) -> Option<String> {
+    if fs.is_mapped() || conn.famfs() {
+        return None;
+    }
+    let why = if conn.offered & abi::FUSE_DAX_FMAP == 0 {
+        "the kernel does not offer FUSE_DAX_FMAP (it has no famfs support)"
+    } else if fs.config().dax == DaxPolicy::Off {
+        "--dax off was given"
+    } else {
+        "the daemon lacks CAP_SYS_RAWIO"
+    };
+    Some(format!(
+        "{} is a dax device in famfs mode, whose data only a famfs kernel can map, and {why}; \
+         switch the device to devdax mode (daxctl-famfs reconfigure-device -m devdax {}) and \
+         mount it again",
+        fs.config().device.display(),
+        fs.config()
+            .device
+            .file_name()
+            .map_or_else(|| "daxX.Y".into(), |n| n.to_string_lossy().into_owned())
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,29 +267,4 @@ mod tests {
         assert_eq!(max_pages_limit(), want);
         assert!(max_pages_limit() >= 1);
     }
-}
-
-/// Why a famfs-mode device (not mapped) cannot be served on connection `conn` (`None` if it
-/// can, or if the device is mapped): only the famfs kernel path reaches its data.
-pub(crate) fn famfs_needed(fs: &FileSystem, conn: &Connection) -> Option<String> {
-    if fs.is_mapped() || conn.famfs() {
-        return None;
-    }
-    let why = if conn.offered & abi::FUSE_DAX_FMAP == 0 {
-        "the kernel does not offer FUSE_DAX_FMAP (it has no famfs support)"
-    } else if fs.config().dax == DaxPolicy::Off {
-        "--dax off was given"
-    } else {
-        "the daemon lacks CAP_SYS_RAWIO"
-    };
-    Some(format!(
-        "{} is a dax device in famfs mode, whose data only a famfs kernel can map, and {why}; \
-         switch the device to devdax mode (daxctl-famfs reconfigure-device -m devdax {}) and \
-         mount it again",
-        fs.config().device.display(),
-        fs.config()
-            .device
-            .file_name()
-            .map_or_else(|| "daxX.Y".into(), |n| n.to_string_lossy().into_owned())
-    ))
 }

@@ -84,25 +84,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
     if let Some(src) = mount::famfs_mount_source(&mpt) {
         bail!("{} is already a famfs mount (of {src})", mpt.display());
     }
-    let mut cfg = Config::new(&device);
-    cfg.system_uuid = args.system_uuid;
-    cfg.timeout = Duration::from_secs_f64(args.timeout);
-    cfg.dax = match args.dax {
-        Dax::Auto => DaxPolicy::Auto,
-        Dax::Always => DaxPolicy::Always,
-        Dax::Off => DaxPolicy::Off,
-    };
-    cfg.poll = Duration::from_millis(args.poll_ms.max(1));
-    cfg.threads = args.threads.clamp(1, 64);
-    cfg.transport = match args.transport {
-        TransportArg::Auto => Transport::Auto,
-        TransportArg::Uring => Transport::Uring,
-        TransportArg::Dev => Transport::Dev,
-    };
-    if args.test_meta_through_mount {
-        cfg.meta = MetaAccess::ThroughMount;
-    }
-    let fs = FileSystem::open(cfg).context("cannot serve this device")?;
+    let fs = FileSystem::open(config(&args, &device)).context("cannot serve this device")?;
 
     // Signals are handled by one thread; every other thread inherits the blocked mask.
     let mut sigs = SigSet::empty();
@@ -184,6 +166,29 @@ fn run(args: Args, log_control: Arc<dyn LogControl>) -> anyhow::Result<()> {
         return Err(anyhow::Error::new(e).context(format!("cannot serve {}", device.display())));
     }
     result.context("FUSE session")
+}
+
+/// The daemon's configuration from its command line.
+fn config(args: &Args, device: &std::path::Path) -> Config {
+    let mut cfg = Config::new(device);
+    cfg.system_uuid = args.system_uuid;
+    cfg.timeout = Duration::from_secs_f64(args.timeout);
+    cfg.dax = match args.dax {
+        Dax::Auto => DaxPolicy::Auto,
+        Dax::Always => DaxPolicy::Always,
+        Dax::Off => DaxPolicy::Off,
+    };
+    cfg.poll = Duration::from_millis(args.poll_ms.max(1));
+    cfg.threads = args.threads.clamp(1, 64);
+    cfg.transport = match args.transport {
+        TransportArg::Auto => Transport::Auto,
+        TransportArg::Uring => Transport::Uring,
+        TransportArg::Dev => Transport::Dev,
+    };
+    if args.test_meta_through_mount {
+        cfg.meta = MetaAccess::ThroughMount;
+    }
+    cfg
 }
 
 /// The log has been read: start the control channel and say what is served.
