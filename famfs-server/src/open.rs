@@ -151,6 +151,20 @@ pub(crate) fn open_unmounted(
 ) -> Result<(u64, Option<Arc<Mapping>>), ServerError> {
     let ro = DaxDevice::open(&cfg.device, Access::ReadOnly)?;
     if !mapped {
+        // Only the famfs kernel path reaches the data of a famfs-mode device: refuse before
+        // mounting what can be known now (the kernel's offer is known only at INIT).
+        let why = if cfg.dax == crate::DaxPolicy::Off {
+            Some("--dax off was given")
+        } else if !crate::has_cap_sys_rawio() {
+            Some("the daemon lacks CAP_SYS_RAWIO")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(ServerError::FamfsKernelNeeded(
+                crate::adapter::famfs_needed_message(cfg, why),
+            ));
+        }
         return Ok((ro.size(), None));
     }
     // The role is not known before the superblock is read through the mount: a master maps

@@ -303,3 +303,36 @@ fn two_hosts_read_and_append_the_log_through_their_mounts() {
     let names: BTreeSet<String> = parse_ls(&ls.stdout).into_keys().collect();
     assert_eq!(names, want);
 }
+
+/// A bootstrap that cannot read a valid superblock through the mount unmounts and exits
+/// non-zero with a message saying why; nothing stays mounted.
+#[test]
+fn a_failed_bootstrap_unmounts_and_exits_non_zero() {
+    if !can_mount() {
+        return;
+    }
+    let dir = TempDir::new("meta-mount-bad");
+    // Never formatted: the superblock read through the mount is all zeros.
+    let img = standin(dir.path(), "dev.img", 8 * GIB);
+    let mpt = dir.path().join("mnt");
+    std::fs::create_dir(&mpt).unwrap();
+    let fused = bins().fused.clone().unwrap();
+    let (img2, mpt2) = (img.clone(), mpt.clone());
+    let out = within("famfs_fused on an unformatted device", move || {
+        Command::new(fused)
+            .args(["--test-meta-through-mount", "--system-uuid", MASTER_UUID])
+            .arg(&img2)
+            .arg(&mpt2)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    });
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot serve") && err.contains("superblock"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!is_mounted(&mpt), "left mounted");
+}

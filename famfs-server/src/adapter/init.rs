@@ -222,16 +222,20 @@ pub(crate) fn famfs_needed(fs: &FileSystem, conn: &Connection) -> Option<String>
     } else {
         "the daemon lacks CAP_SYS_RAWIO"
     };
-    Some(format!(
+    Some(famfs_needed_message(fs.config(), why))
+}
+
+/// The message for a famfs-mode device that cannot take the famfs kernel path because of `why`.
+pub(crate) fn famfs_needed_message(cfg: &Config, why: &str) -> String {
+    format!(
         "{} is a dax device in famfs mode, whose data only a famfs kernel can map, and {why}; \
          switch the device to devdax mode (daxctl-famfs reconfigure-device -m devdax {}) and \
          mount it again",
-        fs.config().device.display(),
-        fs.config()
-            .device
+        cfg.device.display(),
+        cfg.device
             .file_name()
             .map_or_else(|| "daxX.Y".into(), |n| n.to_string_lossy().into_owned())
-    ))
+    )
 }
 
 #[cfg(test)]
