@@ -55,7 +55,7 @@ pub struct FileSystem {
     tree: std::sync::OnceLock<Tree>,
     /// The meta files, answered without the tree's lock.
     meta: MetaNodes,
-    /// How nodes are shown before the role is known.
+    /// How nodes are shown before the role is known (not to be cached).
     boot_attrs: AttrPolicy,
     views: ViewCache,
     /// The control channel's socket path, once it listens (`user.famfs.control`).
@@ -173,7 +173,8 @@ impl FileSystem {
                     .map_all()?,
             ),
         };
-        let boot_attrs = AttrPolicy::new(cfg.timeout, Role::Client);
+        // Not cached by the kernel: the role (write bits) is known only after the bootstrap.
+        let boot_attrs = AttrPolicy::new(Duration::ZERO, Role::Client);
         Ok(Arc::new(FileSystem {
             device_name: crate::open::device_name(&cfg),
             device_size,
