@@ -430,4 +430,67 @@ mod tests {
         let fs2 = famfs_log::Famfs::open(sb, other.log_media(), Default::default()).unwrap();
         assert!(fs2.state().namespace().resolve(b"d").is_ok());
     }
+
+    #[test]
+    fn refresh_through_the_source_sees_appends_and_rewrites() {
+        use crate::refresh::{Refreshed, SharedLog, SuperblockMedia};
+        let dev = MemMedia::new(16 << 20);
+        let me = uuid::Uuid::new_v4();
+        let mkfs = |dev: &MemMedia| {
+            let mut o = famfs_log::MkfsOptions::new(me, "/dev/dax0.0");
+            o.min_device_size = 0;
+            o.force = true;
+            famfs_log::mkfs(dev, 16 << 20, &o).unwrap();
+        };
+        mkfs(&dev);
+        let files: Arc<dyn MetaFiles> = Arc::new(MemFiles(
+            dev.clone(),
+            8 << 20,
+            std::sync::atomic::AtomicU64::new(0),
+        ));
+        let (snap, sb) = MountedMeta::read_superblock(files.as_ref()).unwrap();
+        let m = Arc::new(MountedMeta::new(files, snap, sb.log_len));
+        m.fetch(&m.lock_io(), 0).unwrap();
+        let fs = famfs_log::Famfs::open(sb, m.log_media(), Default::default()).unwrap();
+        let shared = SharedLog::new(
+            fs,
+            Some(SuperblockMedia(m.superblock_media())),
+            std::time::Duration::from_secs(1),
+        )
+        .with_mounted(Arc::clone(&m));
+        assert_eq!(shared.refresh(), Refreshed::Nothing);
+        // Another writer appends on the device itself.
+        let attr = famfs_log::namespace::Attr {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        let append = |name: &str| {
+            let opts = famfs_log::OpenOptions {
+                system_uuid: Some(me),
+                ..Default::default()
+            };
+            let mut w = famfs_log::Famfs::open_device(dev.clone(), opts).unwrap();
+            w.writer().unwrap().mkdir(name.as_ref(), attr).unwrap();
+        };
+        append("a");
+        append("b");
+        assert_eq!(shared.refresh(), Refreshed::Added);
+        assert!(
+            shared
+                .read()
+                .unwrap()
+                .state()
+                .namespace()
+                .resolve(b"b")
+                .is_ok()
+        );
+        // Re-formatted and one entry logged: the whole log is fetched and replayed again.
+        mkfs(&dev);
+        append("c");
+        assert_eq!(shared.refresh(), Refreshed::Replaced);
+        let log = shared.read().unwrap();
+        let ns = log.state().namespace();
+        assert!(ns.resolve(b"c").is_ok() && ns.resolve(b"a").is_err());
+    }
 }
