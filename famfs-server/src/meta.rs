@@ -11,9 +11,9 @@
 //!   any file (GET_FMAP on a famfs kernel) and reads them through its mount, where the kernel
 //!   maps them onto the device. A request of the daemon's own reads is answered by its own
 //!   workers, so no I/O through the mount may happen while the tree lock is held: the bytes are
-//!   fetched first, with no lock held, into an in-memory copy ([`Snapshot`]) that replay then
+//!   fetched first, with no lock held, into an in-memory copy (`Snapshot`) that replay then
 //!   reads under the lock. Appends are written to the copy under the lock and recorded, then
-//!   written through the mount after the lock is released ([`MountedMeta::push`]). Every access
+//!   written through the mount after the lock is released (`Append::push`). Every access
 //!   opens its file anew (an fd held inside the mount would make a plain `umount` fail with
 //!   EBUSY) and checks that the path still leads into this daemon's mount.
 
