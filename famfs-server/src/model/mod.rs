@@ -39,7 +39,7 @@ const ROOT_XATTRS_CONTROL: &[u8] =
 /// files (`.meta`, `.meta/.superblock`, `.meta/.log`) are answered without it.
 ///
 /// A file system whose metadata is read through the daemon's own mount
-/// ([`FileSystem::open_unmounted`]) shows only `.meta/.superblock` until
+/// ([`crate::MetaAccess`]) shows only `.meta/.superblock` until
 /// [`FileSystem::bootstrap`] has read the superblock and the log through the mount; until then
 /// everything else answers EAGAIN.
 #[derive(Debug)]
