@@ -122,8 +122,9 @@ impl DirEntry<'_> {
 
 impl FileSystem {
     /// Open the device, check its superblock and log, and replay the log; or, if its metadata
-    /// is to be read through the own mount ([`crate::MetaAccess`]), as
-    /// [`FileSystem::open_unmounted`].
+    /// is to be read through the own mount ([`crate::MetaAccess`]), only probe (and, unless it
+    /// is in famfs mode, map) the device: the log is read by [`FileSystem::bootstrap`] once
+    /// mounted.
     pub fn open(cfg: Config) -> Result<Arc<FileSystem>, ServerError> {
         let (through_mount, mapped) = crate::open::access_of(&cfg)?;
         if through_mount {
