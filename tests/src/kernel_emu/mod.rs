@@ -19,6 +19,13 @@
 //!   `file_size` (ENXIO), every piece resolved with [`Resolver`] and copied from the device
 //!   mapping. No READ is ever sent for such a file.
 //! * The stock path ([`KernelEmu::read_via_fuse`]): READ requests of at most `max_pages` pages.
+//! * The device's mode ([`EmuOptions::device_mode`]): in famfs mode the server may not map the
+//!   device and reads its meta files through its own mount, which [`EmuMount`] serves as the
+//!   kernel does (GET_FMAP once per inode, then the bytes through the map); in devdax mode
+//!   `fs_dax_get` refuses the device at GET_DAXDEV, every file's I/O fails with EIO, and the
+//!   device is not asked for again.
+//! * STATX ([`KernelEmu::stat_node`]): sent first, and never again once the server answers
+//!   ENOSYS (GETATTR instead).
 //!
 //! Every reply is checked as the FUSE core does (header length, error range, error replies
 //! without payload, exact sizes for fixed replies, at most the buffer for variable ones) and must
