@@ -493,4 +493,39 @@ mod tests {
         let ns = log.state().namespace();
         assert!(ns.resolve(b"c").is_ok() && ns.resolve(b"a").is_err());
     }
+
+    #[test]
+    fn a_superblock_placing_the_log_past_the_device_is_refused_before_any_copy() {
+        // A valid superblock claiming a 4 PiB device with a 1 TiB log, on a 16 MiB device.
+        let me = uuid::Uuid::new_v4();
+        let sb = famfs_log::superblock::Superblock::new(
+            1 << 40,
+            1 << 52,
+            me,
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4(),
+            b"/dev/dax0.0",
+        );
+        let media = MemMedia::new(16 << 20);
+        media.write_at(0, &sb.to_bytes()).unwrap();
+        let files = Arc::new(MemFiles(
+            media,
+            8 << 20,
+            std::sync::atomic::AtomicU64::new(0),
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("dev.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let mut cfg = crate::Config::new(&img);
+        cfg.system_uuid = Some(me);
+        cfg.meta = crate::MetaAccess::ThroughMount;
+        let fs = crate::FileSystem::open(cfg).unwrap();
+        assert!(!fs.is_ready());
+        let e = fs.bootstrap(files).unwrap_err();
+        assert!(e.to_string().contains("does not fit the device"), "{e}");
+        assert!(!fs.is_ready());
+    }
 }

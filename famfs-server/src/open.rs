@@ -196,6 +196,13 @@ pub(crate) fn bootstrap(
     };
     let local = local_uuid(cfg);
     let (snap, sb) = MountedMeta::read_superblock(files.as_ref()).map_err(famfs_err)?;
+    // Untrusted: the log must lie inside the device before a copy of it is allocated.
+    if sb.log_offset.saturating_add(sb.log_len) > device_size {
+        return Err(famfs_err(famfs_log::LogError::Geometry(format!(
+            "the log ({:#x} bytes at {:#x}) does not fit the device ({device_size} bytes)",
+            sb.log_len, sb.log_offset
+        ))));
+    }
     let role = Role::of(Some(&sb), local);
     // The log is read through the mount too: show it first.
     publish_log(&sb, role);
