@@ -60,6 +60,21 @@ fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     (r >= 0).then(|| buf[..r as usize].to_vec())
 }
 
+/// The `requests` count of the control channel of the daemon serving `mpt`.
+fn control_requests(mpt: &Path) -> u64 {
+    use famfs_server::control::proto::{self, Answer, Request};
+    let sock = xattr(mpt, "user.famfs.control").expect("control channel");
+    let sock = PathBuf::from(std::ffi::OsStr::from_bytes(&sock));
+    let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    proto::write_frame(&mut s, &proto::encode_request(&Request::Status)).unwrap();
+    let mut reply = Vec::new();
+    assert!(proto::read_frame(&mut s, &mut reply).unwrap());
+    match proto::parse_reply(&reply).unwrap() {
+        Ok(Answer::Status(st)) => st.requests,
+        other => panic!("status: {other:?}"),
+    }
+}
+
 /// One daemon serving the stand-in at a mount point; unmounted and stopped on drop.
 struct Daemon {
     child: Child,
@@ -255,6 +270,12 @@ fn two_hosts_read_and_append_the_log_through_their_mounts() {
             w.join().unwrap();
         }
     });
+
+    // Every append went through the master's control channel (two requests or more each).
+    assert!(
+        control_requests(&m1) >= 2 * 15,
+        "the CLI appended by itself"
+    );
 
     // The client sees everything by itself (its watcher reads through its own mount).
     let want = listing(&m1);
