@@ -75,4 +75,8 @@ pub struct Args {
     /// serving, or the error that stopped the daemon; then it is closed (`famfs mount` uses it).
     #[arg(long, value_name = "FD")]
     pub ready_fd: Option<i32>,
+    /// Tests only: read the metadata through the own mount, as for a famfs-mode device, on a
+    /// device that is still mapped for READ/WRITE.
+    #[arg(long, hide = true)]
+    pub test_meta_through_mount: bool,
 }

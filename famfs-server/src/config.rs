@@ -23,6 +23,22 @@ pub enum DaxPolicy {
     Off,
 }
 
+/// Where the daemon reads its metadata, and whether it maps the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetaAccess {
+    /// From the device: a dax device in famfs mode (which cannot be mapped) is never mapped and
+    /// its metadata is read through the daemon's own mount; anything else is mapped and its
+    /// metadata read from the mapping.
+    #[default]
+    Auto,
+    /// Map the device (data is served from the mapping) but read the metadata through the
+    /// daemon's own mount, as for a famfs-mode device (tests of that path on stock kernels).
+    ThroughMount,
+    /// Treat the device as one in famfs mode: never map it, metadata through the own mount
+    /// (emulated famfs-mode devices in tests).
+    FamfsMode,
+}
+
 /// How requests travel between the kernel and the daemon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Transport {
@@ -64,6 +80,8 @@ pub struct Config {
     /// last, so a queue touches more than one only under concurrent requests from its CPU).
     /// One thread serves a queue, so a second entry only lets a request wait in it.
     pub uring_depth: usize,
+    /// Where the metadata is read (see [`MetaAccess`]).
+    pub meta: MetaAccess,
 }
 
 impl Config {
@@ -80,6 +98,7 @@ impl Config {
             max_io: 4 << 20,
             transport: Transport::Auto,
             uring_depth: 2,
+            meta: MetaAccess::Auto,
         }
     }
 

@@ -31,6 +31,12 @@ pub enum ServerError {
     /// Reading or writing the FUSE channel failed.
     #[error("FUSE channel: {0}")]
     Channel(std::io::Error),
+    /// The device is in famfs mode and the connection cannot take the famfs kernel path.
+    #[error("{0}")]
+    FamfsKernelNeeded(String),
+    /// Reading the metadata through the daemon's own mount failed.
+    #[error("reading the metadata through the mount: {0}")]
+    Bootstrap(String),
     /// FUSE over io_uring was required (`--transport uring`) but cannot be used.
     #[error("FUSE over io_uring: {0}")]
     Uring(String),

@@ -3,9 +3,12 @@
 //! The daemon replays the famfs metadata log into an in-memory tree and serves it over its own
 //! FUSE session (`/dev/fuse`, or any connected socket in tests):
 //!
-//! * On a famfs-enabled kernel (the kernel offers `FUSE_DAX_FMAP` and the daemon has
-//!   `CAP_SYS_RAWIO`) it answers `GET_FMAP` with each file's extents and `GET_DAXDEV` with the
-//!   device path; the kernel then maps file pages straight onto the device.
+//! * On a famfs-enabled kernel (the kernel offers `FUSE_DAX_FMAP`, the daemon has
+//!   `CAP_SYS_RAWIO` and the device is in famfs mode) it answers `GET_FMAP` with each file's
+//!   extents and `GET_DAXDEV` with the device path; the kernel then maps file pages straight onto
+//!   the device. Such a device cannot be mapped by the daemon: it reads its superblock and log
+//!   through its own mount (`.meta/.superblock`, `.meta/.log`, mapped by the kernel like any
+//!   file), see [`meta`].
 //! * On a stock kernel it serves READ and WRITE itself from a shared mapping of the device, in
 //!   `direct_io` mode with `FUSE_DIRECT_IO_ALLOW_MMAP`: every read(2) fetches the bytes from
 //!   the shared memory (no page cache that could go stale when another host writes), and mmap
@@ -23,6 +26,7 @@
 //! | [`Adapter`] | the protocol adapter: request bytes in, [`Reply`] out; owns `unique` and the reply bytes; [`Connection`] is what INIT settled |
 //! | [`FileSystem`] | the model: typed answers (entries, attributes, listings, maps, READ segments, writes, statfs, xattrs) |
 //! | `open`, `refresh`, `attr` | opening a device (probe, role, log), picking up new log entries (stall policy), attribute policy |
+//! | [`meta`] | where the metadata is read: the device mapping, or the daemon's own mount (famfs-mode devices) |
 //! | [`mount`], [`watch`] | mount(2) of `/dev/fuse`; the log watcher thread |
 //! | [`control`] | the CLI's request channel: appends (creat, mkdir, cp, clone) and status |
 //! | [`stats`] | request counters by opcode and errno, and `user.famfs.stats` (what `famfs status` shows) |
@@ -36,6 +40,7 @@ pub mod cli;
 mod config;
 pub mod control;
 mod error;
+pub mod meta;
 mod model;
 pub mod mount;
 mod open;
@@ -47,6 +52,6 @@ pub mod transport;
 pub mod watch;
 
 pub use adapter::{Adapter, Connection, Handshake, Reply, has_cap_sys_rawio};
-pub use config::{Config, DaxPolicy, Transport};
+pub use config::{Config, DaxPolicy, MetaAccess, Transport};
 pub use error::ServerError;
 pub use model::{DirEntry, FileSystem};

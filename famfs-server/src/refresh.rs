@@ -13,11 +13,15 @@
 //!   shrank so the log cannot be read): every request gets EIO, with one error line saying why,
 //!   until the media holds a valid famfs again.
 //!
-//! The log is reached only through [`Famfs`], whatever its media (the device mapping today),
-//! and the superblock through an optional second media (the device), for the UUID check.
+//! The log is reached only through [`Famfs`], whatever its media (the device mapping, or the
+//! in-memory copy of `.meta/.log`), and the superblock through an optional second media (the
+//! device, or the copy of `.meta/.superblock`), for the UUID check. When the metadata is read
+//! through the daemon's own mount ([`MountedMeta`]), a refresh first fetches the new bytes into
+//! the copies with no tree lock held (the reads are FUSE requests this daemon's workers answer),
+//! then replays them from memory under the lock.
 
 use std::ops::Deref;
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use famfs_fsdev::Media;
@@ -26,6 +30,8 @@ use famfs_log::role::Role;
 use famfs_log::superblock::Superblock;
 use famfs_log::{Famfs, LogError};
 use fuse_famfs_proto::Errno;
+
+use crate::meta::MountedMeta;
 
 /// The tree being served, and whether it may be.
 #[derive(Debug)]
@@ -64,6 +70,9 @@ pub(crate) struct SharedLog<L: Media> {
     /// The entry index that did not validate, and since when.
     stall: Mutex<Option<(u64, Instant)>>,
     stall_timeout: Duration,
+    /// Where the copies the log media holds are fetched from, if the metadata is read through
+    /// the own mount.
+    mounted: Option<Arc<MountedMeta>>,
 }
 
 /// What a refresh did.
@@ -149,7 +158,68 @@ impl<L: Media> SharedLog<L> {
             superblock,
             stall: Mutex::new(None),
             stall_timeout,
+            mounted: None,
         }
+    }
+
+    /// The same, its media being copies fetched from `m` (the own mount).
+    pub(crate) fn with_mounted(mut self, m: Arc<MountedMeta>) -> Self {
+        self.mounted = Some(m);
+        self
+    }
+
+    /// The metadata source, when it is the own mount.
+    pub(crate) fn mounted(&self) -> Option<&Arc<MountedMeta>> {
+        self.mounted.as_ref()
+    }
+
+    /// The first log entry a fetch must read again: the last one replayed (to notice a
+    /// rewritten log), then the new ones.
+    pub(crate) fn replayed_from(&self) -> u64 {
+        let s = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        s.fs.state().applied().saturating_sub(1)
+    }
+
+    /// Fetch new bytes from the own mount into the copies (no tree lock held during the I/O);
+    /// everything again if the copy shows a rewritten log. On failure serving stops, and
+    /// `Err` is what the refresh did.
+    fn prefetch(&self, m: &MountedMeta, io: &MutexGuard<'_, ()>) -> Result<(), Refreshed> {
+        let failed = |e: famfs_fsdev::FsdevError| {
+            if m.gone() {
+                tracing::debug!("the mount is gone: {e}");
+                return Refreshed::Nothing;
+            }
+            let mut s = self.write();
+            let was = s.stopped.is_some();
+            Self::stop(
+                &mut s,
+                format!("cannot read the metadata through the mount: {e}"),
+            );
+            if was {
+                Refreshed::Nothing
+            } else {
+                Refreshed::Replaced
+            }
+        };
+        m.fetch(io, self.replayed_from()).map_err(failed)?;
+        let rewritten = {
+            let s = self.inner.read().unwrap_or_else(|p| p.into_inner());
+            matches!(self.look(&s.fs), Look::Rewritten(_))
+        };
+        if rewritten {
+            m.fetch(io, 0).map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    /// A refresh a FUSE request handler may do: none when the metadata is read through the
+    /// own mount (the handler's worker may be the one that must answer that read; the watcher
+    /// picks new entries up), else [`SharedLog::refresh`].
+    pub(crate) fn refresh_from_handler(&self) -> Refreshed {
+        if self.mounted.is_some() {
+            return Refreshed::Nothing;
+        }
+        self.refresh()
     }
 
     /// The tree, for reading; EIO while the media holds no valid famfs. (A handler that
@@ -199,6 +269,16 @@ impl<L: Media> SharedLog<L> {
     /// the log was rewritten, stop serving (EIO) if the media holds no valid famfs, resume
     /// when it does again.
     pub(crate) fn refresh(&self) -> Refreshed {
+        let _io = match &self.mounted {
+            Some(m) => {
+                let io = m.lock_io();
+                if let Err(r) = self.prefetch(m, &io) {
+                    return r;
+                }
+                Some(io)
+            }
+            None => None,
+        };
         {
             let s = self.inner.read().unwrap_or_else(|p| p.into_inner());
             if s.stopped.is_none() && matches!(self.look(&s.fs), Look::Current) {

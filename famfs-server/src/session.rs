@@ -105,6 +105,9 @@ pub fn run(
     let Some(adapter) = handshake_with(fs, &first, prepared.is_some())? else {
         return Ok(());
     };
+    if let Some(why) = crate::adapter::famfs_needed(fs, adapter.connection()) {
+        return Err(ServerError::FamfsKernelNeeded(why));
+    }
     let adapter = Arc::new(adapter);
     ready(&adapter);
     if let Some(p) = prepared {
@@ -150,7 +153,14 @@ fn serve_dev(
     clone: impl Fn(&OwnedFd) -> Result<OwnedFd, ServerError>,
 ) -> Result<(), ServerError> {
     let mut fds = Vec::new();
-    for _ in 1..adapter.fs().config().threads.max(1) {
+    // The daemon's own reads through its mount need a worker besides the one that may be
+    // busy with the request that caused them.
+    let least = if adapter.fs().meta_through_mount() {
+        2
+    } else {
+        1
+    };
+    for _ in 1..adapter.fs().config().threads.max(least) {
         match clone(&first) {
             Ok(fd) => fds.push(fd),
             Err(e) => {

@@ -319,11 +319,15 @@ impl Stats {
     }
 }
 
-/// The statistics of `fs` now; EIO while it serves nothing (the device holds no valid famfs).
+/// The statistics of `fs` now; EAGAIN before the log has been read (bootstrap through the own
+/// mount), EIO while it serves nothing (the device holds no valid famfs).
 pub fn snapshot(fs: &FileSystem) -> Result<StatsV1, Errno> {
     let st = fs.stats();
     let (log, files, directories, total_bytes, free_bytes) = {
-        let log = fs.shared_log().read()?;
+        let log = fs
+            .shared_log()
+            .ok_or(Errno::new_clamped(libc::EAGAIN))?
+            .read()?;
         let state = log.state();
         let bm = state.bitmap();
         let s = state.stats();

@@ -22,6 +22,8 @@ pub struct Connection {
     pub max_write: u32,
     /// `FOPEN_*` flags of every opened file.
     pub open_flags: u32,
+    /// The flags the kernel offered (64-bit word).
+    pub offered: u64,
 }
 
 impl Connection {
@@ -90,8 +92,9 @@ pub fn request_size(cfg: &Config, limit: u32) -> (u16, u32) {
     (pages as u16, pages * PAGE)
 }
 
-/// What this server asks of the kernel.
-fn wanted(cfg: &Config, rawio: bool, uring: bool) -> InitConfig {
+/// What this server asks of the kernel; `famfs_device`: the device is in famfs mode (not
+/// mapped: only the kernel can reach its data).
+fn wanted(cfg: &Config, rawio: bool, uring: bool, famfs_device: bool) -> InitConfig {
     let mut flags = abi::FUSE_ASYNC_READ
         | abi::FUSE_BIG_WRITES
         | abi::FUSE_MAX_PAGES
@@ -101,9 +104,9 @@ fn wanted(cfg: &Config, rawio: bool, uring: bool) -> InitConfig {
         | abi::FUSE_DIRECT_IO_ALLOW_MMAP;
     let dax_ok = match cfg.dax {
         DaxPolicy::Always => true,
-        // Only a device in famfs mode could be mapped by the kernel, and `FileSystem::open`
-        // refuses those (no mmap): the kernel path would fail every I/O with EIO.
-        DaxPolicy::Auto => false,
+        // The kernel maps files only onto a device in famfs mode (fsdev_dax); for a stand-in
+        // file or a devdax device it would fail every I/O with EIO, so READ/WRITE are served.
+        DaxPolicy::Auto => famfs_device,
         DaxPolicy::Off => false,
     };
     if dax_ok && rawio {
@@ -122,9 +125,14 @@ fn wanted(cfg: &Config, rawio: bool, uring: bool) -> InitConfig {
 }
 
 /// Negotiate the kernel's offer `init` (EPROTO if it cannot be answered).
-fn negotiate(cfg: &Config, init: &InitIn, uring: bool) -> Result<(Connection, Negotiated), Errno> {
-    let neg = reply::negotiate(init, &wanted(cfg, has_cap_sys_rawio(), uring))
-        .map_err(|_| Errno::EPROTO)?;
+fn negotiate(
+    fs: &FileSystem,
+    init: &InitIn,
+    uring: bool,
+) -> Result<(Connection, Negotiated), Errno> {
+    let cfg = fs.config();
+    let want = wanted(cfg, has_cap_sys_rawio(), uring, !fs.is_mapped());
+    let neg = reply::negotiate(init, &want).map_err(|_| Errno::EPROTO)?;
     tracing::info!(
         "FUSE {}.{}: {}",
         init.major,
@@ -139,6 +147,7 @@ fn negotiate(cfg: &Config, init: &InitIn, uring: bool) -> Result<(Connection, Ne
         }
     );
     let conn = Connection {
+        offered: init.flags64(),
         minor: neg.minor,
         flags: neg.flags,
         max_write: neg.reply.max_write,
@@ -179,7 +188,7 @@ impl Adapter {
         let mut ready = None;
         let reply = respond(req, out, |r, out| match &r.op {
             Operation::Init(init) => {
-                let (conn, neg) = negotiate(fs.config(), init, uring)?;
+                let (conn, neg) = negotiate(fs, init, uring)?;
                 let reply = bytes(neg.write_reply(out, r.header.unique))?;
                 ready = Some(Adapter {
                     fs: Arc::clone(fs),
@@ -202,6 +211,35 @@ impl Adapter {
             None => Handshake::Pending(reply),
         }
     }
+}
+
+/// Why a famfs-mode device (not mapped) cannot be served on connection `conn` (`None` if it
+/// can, or if the device is mapped): only the famfs kernel path reaches its data.
+pub(crate) fn famfs_needed(fs: &FileSystem, conn: &Connection) -> Option<String> {
+    if fs.is_mapped() || conn.famfs() {
+        return None;
+    }
+    let why = if conn.offered & abi::FUSE_DAX_FMAP == 0 {
+        "the kernel does not offer FUSE_DAX_FMAP (it has no famfs support)"
+    } else if fs.config().dax == DaxPolicy::Off {
+        "--dax off was given"
+    } else {
+        "the daemon lacks CAP_SYS_RAWIO"
+    };
+    Some(famfs_needed_message(fs.config(), why))
+}
+
+/// The message for a famfs-mode device that cannot take the famfs kernel path because of `why`.
+pub(crate) fn famfs_needed_message(cfg: &Config, why: &str) -> String {
+    format!(
+        "{} is a dax device in famfs mode, whose data only a famfs kernel can map, and {why}; \
+         switch the device to devdax mode (daxctl-famfs reconfigure-device -m devdax {}) and \
+         mount it again",
+        cfg.device.display(),
+        cfg.device
+            .file_name()
+            .map_or_else(|| "daxX.Y".into(), |n| n.to_string_lossy().into_owned())
+    )
 }
 
 #[cfg(test)]

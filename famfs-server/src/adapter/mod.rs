@@ -20,7 +20,7 @@ use fuse_famfs_proto::{Errno, Operation, Request};
 use crate::FileSystem;
 
 pub use init::{Connection, Handshake, has_cap_sys_rawio};
-pub(crate) use init::{max_pages_limit, request_size};
+pub(crate) use init::{famfs_needed, famfs_needed_message, max_pages_limit, request_size};
 
 /// What to send back for one request.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,8 +5,8 @@
 //! the foreground until the file system is unmounted (`famfs umount MPT`, `umount MPT`) or it
 //! receives SIGINT/SIGTERM/SIGHUP, in which case it unmounts first.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -15,7 +15,7 @@ use famfs_server::cli::{Args, Dax, TransportArg};
 use famfs_server::control::{self, ControlOptions, LogControl};
 use famfs_server::mount::{self, MountOptions};
 use famfs_server::ready::ReadyFd;
-use famfs_server::{Config, DaxPolicy, FileSystem, Transport, session, watch};
+use famfs_server::{Config, DaxPolicy, FileSystem, MetaAccess, Transport, session, watch};
 use nix::sys::signal::{SigSet, Signal};
 use tracing_subscriber::{EnvFilter, layer::SubscriberExt, reload, util::SubscriberInitExt};
 
@@ -96,22 +96,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     if let Some(src) = mount::famfs_mount_source(&mpt) {
         bail!("{} is already a famfs mount (of {src})", mpt.display());
     }
-    let mut cfg = Config::new(&device);
-    cfg.system_uuid = args.system_uuid;
-    cfg.timeout = Duration::from_secs_f64(args.timeout);
-    cfg.dax = match args.dax {
-        Dax::Auto => DaxPolicy::Auto,
-        Dax::Always => DaxPolicy::Always,
-        Dax::Off => DaxPolicy::Off,
-    };
-    cfg.poll = Duration::from_millis(args.poll_ms.max(1));
-    cfg.threads = args.threads.clamp(1, 64);
-    cfg.transport = match args.transport {
-        TransportArg::Auto => Transport::Auto,
-        TransportArg::Uring => Transport::Uring,
-        TransportArg::Dev => Transport::Dev,
-    };
-    let fs = FileSystem::open(cfg).context("cannot serve this device")?;
+    let fs = FileSystem::open(config(&args, &device)).context("cannot serve this device")?;
 
     // Signals are handled by one thread; every other thread inherits the blocked mask.
     let mut sigs = SigSet::empty();
@@ -139,42 +124,98 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
             return Err(e).context("identifying the new mount");
         }
     };
-    // The CLI's request channel (removed when `_control` drops, after the session).
-    let _control = (!args.no_control)
-        .then(|| {
-            let opts = ControlOptions {
-                socket: control::default_socket_path(),
-                mountpoint: Some(mpt.clone()),
-                log_control: Some(log_control),
-            };
-            control::start(Arc::clone(&fs), opts)
-                .map_err(|e| tracing::warn!("no control channel (the CLI appends itself): {e}"))
-                .ok()
-        })
-        .flatten();
+    // The CLI's request channel (removed when `control` drops, after the session); started once
+    // the log has been read (at once, or after the bootstrap through the mount).
+    let control_opts = (!args.no_control).then(|| ControlOptions {
+        socket: control::default_socket_path(),
+        mountpoint: Some(mpt.clone()),
+        log_control: Some(log_control),
+    });
+    let control = Arc::new(Mutex::new(None));
+    let boot_failed = Arc::new(Mutex::new(None));
+    if fs.is_ready() {
+        ready_to_serve(&fs, control_opts.clone(), &control, &device, &mpt);
+    }
+    // `famfs mount` hears "ok" once the tree is served: at INIT when the log was read before
+    // mounting, else when the bootstrap through the mount has read it.
+    let shared_ready = Arc::new(Mutex::new(std::mem::take(ready)));
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
-    spawn_signal_thread(sigs, mpt.clone(), own)?;
-    eprintln!(
-        "famfs_fused: serving {} at {} as {} ({} nodes)",
-        device.display(),
-        mpt.display(),
-        match fs.role() {
-            famfs_log::role::Role::Master => "master",
-            _ => "client",
-        },
-        fs.node_count()
-    );
-    // INIT is answered on this descriptor; then the workers start on clones of it. Once INIT
-    // is negotiated the mount serves: that is when `famfs mount` hears "ok".
-    let result = session::run(&fs, fuse, mount::clone_channel, |_| ready.ok());
+    spawn_signal_thread(sigs, mpt.clone(), own.clone())?;
+    // INIT is answered on this descriptor; then the workers start on clones of it.
+    let result = session::run(&fs, fuse, mount::clone_channel, |_| {
+        if fs.is_ready() {
+            lock(&shared_ready).ok();
+            return;
+        }
+        // The workers start after this returns; the bootstrap reads through them.
+        let boot = Bootstrap {
+            fs: Arc::clone(&fs),
+            control: Arc::clone(&control),
+            failed: Arc::clone(&boot_failed),
+            ready: Arc::clone(&shared_ready),
+            device: device.clone(),
+            mpt: mpt.clone(),
+            own: own.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("famfs-bootstrap".into())
+            .spawn(move || boot.run(control_opts));
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the bootstrap thread: {e}");
+            let _ = mount::unmount_own(&mpt, &own);
+        }
+    });
     fs.stats().log_summary();
     stop.store(true, Ordering::Relaxed);
     let _ = watcher.join();
     // If the loop ended for any other reason than an unmount, do not leave a dead mount; but
     // leave alone a mount made at MPT since ours went away.
     let _ = mount::unmount_own(&mpt, &own);
+    drop(control);
+    *ready = std::mem::take(&mut *lock(&shared_ready));
+    if let Some(e) = lock(&boot_failed).take() {
+        return Err(anyhow::Error::new(e).context(format!("cannot serve {}", device.display())));
+    }
     result.context("FUSE session")
+}
+
+/// A mutex's guard, also after a panic elsewhere.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reading the log through the own mount once it serves, then serving the tree.
+struct Bootstrap {
+    fs: Arc<FileSystem>,
+    control: Arc<Mutex<Option<control::ControlServer>>>,
+    failed: Arc<Mutex<Option<famfs_server::ServerError>>>,
+    ready: Arc<Mutex<ReadyFd>>,
+    device: std::path::PathBuf,
+    mpt: std::path::PathBuf,
+    own: mount::MountId,
+}
+
+impl Bootstrap {
+    fn run(self, control_opts: Option<ControlOptions>) {
+        match self.fs.bootstrap_through_mount(&self.mpt) {
+            Ok(()) => {
+                ready_to_serve(
+                    &self.fs,
+                    control_opts,
+                    &self.control,
+                    &self.device,
+                    &self.mpt,
+                );
+                lock(&self.ready).ok();
+            }
+            Err(e) => {
+                // The error goes to `famfs mount` when the session has ended (see `run`).
+                *lock(&self.failed) = Some(e);
+                let _ = mount::unmount_own(&self.mpt, &self.own);
+            }
+        }
+    }
 }
 
 /// The thread that waits for SIGINT/SIGTERM/SIGHUP (blocked in every other thread) and then
@@ -195,4 +236,58 @@ fn spawn_signal_thread(
             }
         })?;
     Ok(())
+}
+
+/// The daemon's configuration from its command line.
+fn config(args: &Args, device: &std::path::Path) -> Config {
+    let mut cfg = Config::new(device);
+    cfg.system_uuid = args.system_uuid;
+    cfg.timeout = Duration::from_secs_f64(args.timeout);
+    cfg.dax = match args.dax {
+        Dax::Auto => DaxPolicy::Auto,
+        Dax::Always => DaxPolicy::Always,
+        Dax::Off => DaxPolicy::Off,
+    };
+    cfg.poll = Duration::from_millis(args.poll_ms.max(1));
+    cfg.threads = args.threads.clamp(1, 64);
+    cfg.transport = match args.transport {
+        TransportArg::Auto => Transport::Auto,
+        TransportArg::Uring => Transport::Uring,
+        TransportArg::Dev => Transport::Dev,
+    };
+    if args.test_meta_through_mount {
+        cfg.meta = MetaAccess::ThroughMount;
+    }
+    cfg
+}
+
+/// The log has been read: start the control channel and say what is served.
+fn ready_to_serve(
+    fs: &Arc<FileSystem>,
+    opts: Option<ControlOptions>,
+    control: &Mutex<Option<control::ControlServer>>,
+    device: &std::path::Path,
+    mpt: &std::path::Path,
+) {
+    let started = opts.and_then(|opts| {
+        control::start(Arc::clone(fs), opts)
+            .map_err(|e| tracing::warn!("no control channel (the CLI appends itself): {e}"))
+            .ok()
+    });
+    *control.lock().unwrap_or_else(|p| p.into_inner()) = started;
+    eprintln!(
+        "famfs_fused: serving {} at {} as {} ({} nodes{})",
+        device.display(),
+        mpt.display(),
+        match fs.role() {
+            famfs_log::role::Role::Master => "master",
+            _ => "client",
+        },
+        fs.node_count(),
+        if fs.meta_through_mount() {
+            ", metadata read through the mount"
+        } else {
+            ""
+        }
+    );
 }

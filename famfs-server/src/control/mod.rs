@@ -259,18 +259,17 @@ fn service(c: &mut Conn, shared: &Shared) -> bool {
             return false;
         };
         shared.requests.fetch_add(1, Ordering::Relaxed);
+        // Started once the log has been read; a file system without one has no channel.
+        let Some(log) = shared.fs.shared_log() else {
+            return false;
+        };
         let ctx = ops::Ctx {
             device: shared.fs.device_name_bytes(),
             mountpoint: shared.opts.mountpoint.as_deref(),
             log_control: shared.opts.log_control.as_deref(),
             requests: &shared.requests,
         };
-        let reply = answer(
-            shared.fs.shared_log(),
-            &mut c.session,
-            &ctx,
-            &c.inbuf[4..4 + n],
-        );
+        let reply = answer(log, &mut c.session, &ctx, &c.inbuf[4..4 + n]);
         c.inbuf.drain(..4 + n);
         let mut out = Vec::with_capacity(4 + reply.len());
         if proto::write_frame(&mut out, &reply).is_err() || !send_all(&c.stream, &out) {

@@ -242,7 +242,10 @@ fn node_at<L: Media>(fs: &Famfs<L>, path: &Path) -> Result<Option<WireNode>, Wir
 
 /// Run `op` with a writer for this session: the host said hello, the path is not reserved;
 /// the log's write lock and media lock are held for the call, and the session's allocation
-/// cursor carried in and out.
+/// cursor carried in and out. When the log is read through the daemon's own mount, the log's
+/// flock is taken and new entries fetched before the tree lock, and what `op` appended is
+/// written through the mount after it is released (those writes are requests this daemon's
+/// workers answer).
 fn with_writer<L: Media, T>(
     log: &SharedLog<L>,
     s: &mut Session,
@@ -259,11 +262,24 @@ fn with_writer<L: Media, T>(
     if is_meta(path.as_os_str().as_bytes()) {
         return Err(reserved(path));
     }
-    let mut fs = log.write_log().map_err(stopped)?;
-    let mut w = fs.writer().map_err(log_err)?;
-    w.set_cursor(s.cursor);
-    let r = op(&mut w);
-    s.cursor = w.cursor();
+    let media_err = |e: famfs_fsdev::FsdevError| log_err(LogError::Media(e));
+    let append = match log.mounted() {
+        Some(m) => Some(m.begin_append(log.replayed_from()).map_err(media_err)?),
+        None => None,
+    };
+    let r = {
+        let mut fs = log.write_log().map_err(stopped)?;
+        let mut w = fs.writer().map_err(log_err)?;
+        w.set_cursor(s.cursor);
+        let r = op(&mut w);
+        s.cursor = w.cursor();
+        r
+    };
+    if let Some(a) = append {
+        // On failure the tree holds entries the log does not: the next refresh finds the log
+        // behind what was replayed and replays it from scratch.
+        a.push().map_err(media_err)?;
+    }
     r
 }
 

@@ -48,15 +48,15 @@ impl FileSystem {
     /// The open policy (OPEN with open(2) `flags`): regular files only; writing only on the
     /// master, and never the superblock.
     pub fn open_file(&self, ino: Ino, flags: u32) -> Result<(), Errno> {
-        {
-            let log = self.log.read()?;
-            let n = log.node(ino)?;
-            if n.is_dir() {
-                return Err(Errno::EISDIR);
-            }
+        let is_dir = match self.meta.node(ino) {
+            Some(n) => n.is_dir(),
+            None => self.log()?.node(ino)?.is_dir(),
+        };
+        if is_dir {
+            return Err(Errno::EISDIR);
         }
         let writing = flags as i32 & libc::O_ACCMODE != libc::O_RDONLY;
-        if writing && self.role != Role::Master {
+        if writing && self.role() != Role::Master {
             return Err(Errno::EROFS);
         }
         if writing && ino == META_SB_INO {
@@ -67,7 +67,10 @@ impl FileSystem {
 
     /// The size of file `ino`.
     pub fn file_size(&self, ino: Ino) -> Result<u64, Errno> {
-        let log = self.log.read()?;
+        if let Some(n) = self.meta.node(ino) {
+            return Ok(n.as_file().ok_or(Errno::EISDIR)?.size);
+        }
+        let log = self.log()?;
         let n = log.node(ino)?;
         Ok(n.as_file().ok_or(Errno::EISDIR)?.size)
     }
@@ -89,7 +92,10 @@ impl FileSystem {
     /// The map of file `ino` (its extents on the device and its size) and the file type
     /// GET_FMAP reports for it: the meta files are typed as such.
     pub fn fmap(&self, ino: Ino) -> Result<(FileType, Arc<Fmap>), Errno> {
-        let log = self.log.read()?;
+        if let Some(n) = self.meta.node(ino) {
+            return typed_fmap(ino, &n);
+        }
+        let log = self.log()?;
         typed_fmap(ino, log.node(ino)?)
     }
 
@@ -98,7 +104,21 @@ impl FileSystem {
     /// ESTALE here, so its extents are never touched. Views are built once per tree and cached
     /// (a file's map never changes).
     fn with_view<R>(&self, ino: Ino, f: impl FnOnce(&View) -> R) -> Result<R, Errno> {
-        let log = self.log.read()?;
+        if !self.mapped {
+            // A famfs-mode device: only the kernel reaches file data (GET_FMAP).
+            tracing::error!("file {ino}: READ or WRITE on an unmapped (famfs-mode) device");
+            return Err(Errno::EIO);
+        }
+        if let Some(n) = self.meta.node(ino) {
+            // The meta files: never the tree's lock (the daemon's own reads come here).
+            let (_, fmap) = typed_fmap(ino, &n)?;
+            let view = FileView::new(Arc::clone(&self.map), &fmap).map_err(|e| {
+                tracing::error!("file {ino}: {e}");
+                Errno::EIO
+            })?;
+            return Ok(f(&view));
+        }
+        let log = self.log()?;
         let node = log.node(ino)?;
         let generation = log.generation();
         if let Some((g, v)) = self
@@ -141,7 +161,7 @@ impl FileSystem {
     /// written (clipped at the end of the file: files never grow). Only on the master, never
     /// to the superblock. A write to the log header shows the appended entry at once.
     pub fn write(&self, ino: Ino, off: u64, data: &[u8]) -> Result<u32, Errno> {
-        if self.role != Role::Master {
+        if self.role() != Role::Master {
             return Err(Errno::EROFS);
         }
         if ino == META_SB_INO {
@@ -162,7 +182,7 @@ impl FileSystem {
         })??;
         if ino == META_LOG_INO && off < famfs_log::layout::LOG_HEADER_SIZE as u64 {
             // An append completes with the header counters: show the new entry right away.
-            self.refresh();
+            self.refresh_from_handler();
         }
         Ok(n as u32)
     }

@@ -4,6 +4,7 @@
 //! ids or reply bytes; a refusal is an [`Errno`].
 
 mod data;
+mod meta;
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -19,12 +20,14 @@ use fuse_famfs_proto::Errno;
 use fuse_famfs_proto::abi::{self, AttrOut, EntryOut, Kstatfs, SetattrIn};
 
 use crate::attr::AttrPolicy;
-use crate::open::{LogMedia, Opened};
-use crate::refresh::{Refreshed, SharedLog, SuperblockMedia};
+use crate::meta::MetaFiles;
+use crate::open::{Bootstrapped, LogMedia, Opened};
+use crate::refresh::{LogGuard, Refreshed, SharedLog, SuperblockMedia};
 use crate::{Config, ServerError};
 
 use crate::stats::Stats;
 use data::ViewCache;
+use meta::MetaNodes;
 
 /// The extended attributes of the root directory, NUL-separated (LISTXATTR).
 const ROOT_XATTRS: &[u8] =
@@ -34,21 +37,45 @@ const ROOT_XATTRS_CONTROL: &[u8] = b"user.famfs.pid\0user.famfs.device\0user.fam
       user.famfs.stats\0user.famfs.control\0";
 
 /// An open famfs served to the kernel: the replayed log, the device mapping, and this host's
-/// role. Shared by every worker; every answer takes the log's read lock only.
+/// role. Shared by every worker; every answer takes the log's read lock only, and the meta
+/// files (`.meta`, `.meta/.superblock`, `.meta/.log`) are answered without it.
+///
+/// A file system whose metadata is read through the daemon's own mount
+/// ([`crate::MetaAccess`]) shows only `.meta/.superblock` until
+/// [`FileSystem::bootstrap`] has read the superblock and the log through the mount; until then
+/// everything else answers EAGAIN.
 #[derive(Debug)]
 pub struct FileSystem {
     cfg: Config,
     device_name: Vec<u8>,
+    /// The device mapping (READ segments are ranges of it); a small placeholder when the device
+    /// is not mapped (`mapped` false: a famfs-mode device, whose data only the kernel reaches).
     map: Arc<Mapping>,
-    log: SharedLog<LogMedia>,
-    role: Role,
-    attrs: AttrPolicy,
+    mapped: bool,
+    device_size: u64,
+    /// The replayed log, once there is one.
+    tree: std::sync::OnceLock<Tree>,
+    /// The meta files, answered without the tree's lock.
+    meta: MetaNodes,
+    /// How nodes are shown before the role is known (not to be cached).
+    boot_attrs: AttrPolicy,
     views: ViewCache,
     /// The control channel's socket path, once it listens (`user.famfs.control`).
     control: std::sync::OnceLock<Vec<u8>>,
     /// Request counters and run-time facts (`user.famfs.stats`).
     stats: Stats,
 }
+
+/// The replayed log and what depends on the superblock.
+#[derive(Debug)]
+struct Tree {
+    log: SharedLog<LogMedia>,
+    role: Role,
+    attrs: AttrPolicy,
+}
+
+/// EAGAIN: the log has not been read yet (bootstrap through the own mount).
+const EAGAIN: Errno = Errno::new_clamped(libc::EAGAIN);
 
 /// One directory entry, as [`FileSystem::readdir`] lists it.
 #[derive(Debug)]
@@ -98,37 +125,156 @@ impl DirEntry<'_> {
 }
 
 impl FileSystem {
-    /// Open the device, check its superblock and log, and replay the log.
+    /// Open the device, check its superblock and log, and replay the log; or, if its metadata
+    /// is to be read through the own mount ([`crate::MetaAccess`]), only probe (and, unless it
+    /// is in famfs mode, map) the device: the log is read by [`FileSystem::bootstrap`] once
+    /// mounted.
     pub fn open(cfg: Config) -> Result<Arc<FileSystem>, ServerError> {
+        let (through_mount, mapped) = crate::open::access_of(&cfg)?;
+        if through_mount {
+            return Self::open_unmounted(cfg, mapped);
+        }
         let Opened {
             map,
             log,
             role,
             device_name,
         } = crate::open::open(&cfg)?;
-        let fs = Arc::new(FileSystem {
+        let fs = FileSystem {
             device_name,
+            device_size: map.len() as u64,
             map: Arc::clone(&map),
+            mapped: true,
+            tree: std::sync::OnceLock::new(),
+            meta: MetaNodes::default(),
+            boot_attrs: AttrPolicy::new(cfg.timeout, Role::Client),
+            views: ViewCache::default(),
+            control: std::sync::OnceLock::new(),
+            stats: Stats::default(),
+            cfg,
+        };
+        let tree = Tree {
             log: SharedLog::new(
                 log,
                 Some(SuperblockMedia(Box::new(Arc::clone(&map)))),
-                cfg.stall_timeout,
+                fs.cfg.stall_timeout,
             ),
             role,
-            attrs: AttrPolicy::new(cfg.timeout, role),
+            attrs: AttrPolicy::new(fs.cfg.timeout, role),
+        };
+        fs.install(tree);
+        // The log was just replayed.
+        fs.stats.refreshed();
+        Ok(Arc::new(fs))
+    }
+
+    /// A file system whose metadata will be read through the own mount: only
+    /// `.meta/.superblock` is shown until [`FileSystem::bootstrap`]. The device is mapped only
+    /// if `mapped` (never a famfs-mode device).
+    fn open_unmounted(cfg: Config, mapped: bool) -> Result<Arc<FileSystem>, ServerError> {
+        let (device_size, map) = crate::open::open_unmounted(&cfg, mapped)?;
+        let map = match map {
+            Some(m) => m,
+            // Nothing is ever read from it: READ and WRITE answer EIO when not `mapped`.
+            None => Arc::new(
+                famfs_fsdev::DaxDevice::memfd("unmapped", famfs_fsdev::MIN_DEVICE_SIZE)?
+                    .map_all()?,
+            ),
+        };
+        // Not cached by the kernel: the role (write bits) is known only after the bootstrap.
+        let boot_attrs = AttrPolicy::new(Duration::ZERO, Role::Client);
+        let fs = Arc::new(FileSystem {
+            device_name: crate::open::device_name(&cfg),
+            device_size,
+            map,
+            mapped,
+            tree: std::sync::OnceLock::new(),
+            meta: MetaNodes::superblock_only(),
+            boot_attrs,
             views: ViewCache::default(),
             control: std::sync::OnceLock::new(),
             stats: Stats::default(),
             cfg,
         });
-        // The log was just replayed.
-        fs.stats.refreshed();
+        fs.stats
+            .set_metadata_source(crate::stats::MetadataSource::OwnMount);
         Ok(fs)
     }
 
-    /// This host's role.
+    /// Read the superblock and the log through `files` (the own mount, now served), replay
+    /// the log and publish the tree. Only for a file system opened to be read through the own
+    /// mount, and only once.
+    pub fn bootstrap(&self, files: Arc<dyn MetaFiles>) -> Result<(), ServerError> {
+        if self.tree.get().is_some() {
+            return Ok(());
+        }
+        let Bootstrapped { log, meta, role } =
+            crate::open::bootstrap(&self.cfg, files, self.device_size, |sb, role| {
+                self.meta.publish_log(sb, role == Role::Master)
+            })?;
+        let tree = Tree {
+            log: SharedLog::new(
+                log,
+                Some(SuperblockMedia(meta.superblock_media())),
+                self.cfg.stall_timeout,
+            )
+            .with_mounted(meta),
+            role,
+            attrs: AttrPolicy::new(self.cfg.timeout, role),
+        };
+        self.install(tree);
+        self.stats.refreshed();
+        Ok(())
+    }
+
+    /// [`FileSystem::bootstrap`] through the daemon's own mount at `mountpoint` (mounted, and
+    /// served by running workers).
+    pub fn bootstrap_through_mount(&self, mountpoint: &std::path::Path) -> Result<(), ServerError> {
+        let files = crate::meta::MountFiles::new(mountpoint)?;
+        self.bootstrap(Arc::new(files))
+    }
+
+    /// Whether the log has been read (always, unless read through the own mount and not
+    /// bootstrapped yet).
+    pub fn is_ready(&self) -> bool {
+        self.tree.get().is_some()
+    }
+
+    /// Whether the metadata is read through the own mount.
+    pub fn meta_through_mount(&self) -> bool {
+        self.tree.get().is_none_or(|t| t.log.mounted().is_some())
+    }
+
+    /// Whether the device is mapped (its data can be served with READ/WRITE); a famfs-mode
+    /// device never is, and needs the famfs kernel path.
+    pub fn is_mapped(&self) -> bool {
+        self.mapped
+    }
+
+    fn install(&self, tree: Tree) {
+        if let Ok(log) = tree.log.read() {
+            self.meta.update(log.state().namespace());
+        }
+        let _ = self.tree.set(tree);
+    }
+
+    fn tree(&self) -> Result<&Tree, Errno> {
+        self.tree.get().ok_or(EAGAIN)
+    }
+
+    /// The tree, for reading (EAGAIN before the bootstrap, EIO while stopped).
+    fn log(&self) -> Result<LogGuard<'_, LogMedia>, Errno> {
+        self.tree()?.log.read()
+    }
+
+    /// How nodes are shown.
+    fn attrs(&self) -> &AttrPolicy {
+        self.tree.get().map_or(&self.boot_attrs, |t| &t.attrs)
+    }
+
+    /// This host's role (a client until the superblock has been read).
     pub fn role(&self) -> Role {
-        self.role
+        self.tree.get().map_or(Role::Client, |t| t.role)
     }
 
     /// The configuration.
@@ -143,9 +289,7 @@ impl FileSystem {
 
     /// Number of files and directories currently served (meta files included).
     pub fn node_count(&self) -> usize {
-        self.log
-            .read()
-            .map_or(0, |log| log.state().namespace().len())
+        self.log().map_or(0, |log| log.state().namespace().len())
     }
 
     /// How long the watcher sleeps between looks at the log.
@@ -158,9 +302,9 @@ impl FileSystem {
         &self.stats
     }
 
-    /// The shared log (the control channel appends through it).
-    pub(crate) fn shared_log(&self) -> &SharedLog<LogMedia> {
-        &self.log
+    /// The shared log (the control channel appends through it), once there is one.
+    pub(crate) fn shared_log(&self) -> Option<&SharedLog<LogMedia>> {
+        self.tree.get().map(|t| &t.log)
     }
 
     /// Publish the control channel's socket path in the root's `user.famfs.control`.
@@ -182,15 +326,34 @@ impl FileSystem {
     /// another host rewrote it (or stop serving, with EIO, while it holds no valid famfs).
     /// Returns whether the tree changed.
     pub fn refresh(&self) -> bool {
-        let changed = match self.log.refresh() {
+        match self.tree() {
+            Ok(t) => self.refreshed(&t.log, t.log.refresh()),
+            Err(_) => false,
+        }
+    }
+
+    /// A refresh from a request handler: none when the metadata is read through the own
+    /// mount (see [`SharedLog::refresh_from_handler`]).
+    fn refresh_from_handler(&self) -> bool {
+        match self.tree() {
+            Ok(t) => self.refreshed(&t.log, t.log.refresh_from_handler()),
+            Err(_) => false,
+        }
+    }
+
+    fn refreshed(&self, log: &SharedLog<LogMedia>, r: Refreshed) -> bool {
+        let changed = match r {
             Refreshed::Nothing => false,
             Refreshed::Added => true,
             Refreshed::Replaced => {
                 self.views.clear();
+                if let Ok(l) = log.read() {
+                    self.meta.update(l.state().namespace());
+                }
                 true
             }
         };
-        if self.log.read().is_ok() {
+        if log.read().is_ok() {
             self.stats.refreshed();
         }
         changed
@@ -199,7 +362,7 @@ impl FileSystem {
     /// The error for a change only the famfs CLI may make (through the log): EPERM on the
     /// master, EROFS on a client.
     pub fn refuse_change(&self) -> Errno {
-        if self.role == Role::Master {
+        if self.role() == Role::Master {
             Errno::EPERM
         } else {
             Errno::EROFS
@@ -209,9 +372,12 @@ impl FileSystem {
     /// LOOKUP: the entry for `name` in directory `parent`. A miss may be a file the master has
     /// just logged: the log is looked at once before answering ENOENT.
     pub fn lookup(&self, parent: Ino, name: &[u8]) -> Result<EntryOut, Errno> {
+        if let Some((ino, n)) = self.meta.lookup(parent, name) {
+            return Ok(self.attrs().entry(ino, &n));
+        }
         for attempt in 0..2 {
             {
-                let log = self.log.read()?;
+                let log = self.log()?;
                 let ns = log.state().namespace();
                 let pnode = log.node(parent)?;
                 if !pnode.is_dir() {
@@ -219,10 +385,10 @@ impl FileSystem {
                 }
                 if let Some(ino) = ns.lookup(parent, OsStr::from_bytes(name)) {
                     let n = ns.get(ino).ok_or(Errno::ENOENT)?;
-                    return Ok(self.attrs.entry(ino, n));
+                    return Ok(self.attrs().entry(ino, n));
                 }
             }
-            if attempt == 0 && !self.refresh() {
+            if attempt == 0 && !self.refresh_from_handler() {
                 break;
             }
         }
@@ -231,26 +397,29 @@ impl FileSystem {
 
     /// GETATTR.
     pub fn getattr(&self, ino: Ino) -> Result<AttrOut, Errno> {
-        let log = self.log.read()?;
+        if let Some(n) = self.meta.node(ino) {
+            return Ok(self.attrs().attr_out(ino, &n));
+        }
+        let log = self.log()?;
         let n = log.node(ino)?;
-        Ok(self.attrs.attr_out(ino, n))
+        Ok(self.attrs().attr_out(ino, n))
     }
 
     /// SETATTR: modes, owners and sizes live in the log, which only the CLI writes, and famfs
     /// has no timestamps, so every change is refused like a namespace change (see
     /// [`crate::attr::setattr_changes`]); only a truncate to the size the file has is accepted.
     pub fn setattr(&self, ino: Ino, s: &SetattrIn) -> Result<AttrOut, Errno> {
-        let log = self.log.read()?;
+        let log = self.log()?;
         let n = log.node(ino)?;
         if crate::attr::setattr_changes(s, n) {
             return Err(self.refuse_change());
         }
-        Ok(self.attrs.attr_out(ino, n))
+        Ok(self.attrs().attr_out(ino, n))
     }
 
     /// OPENDIR: only directories.
     pub fn opendir(&self, ino: Ino) -> Result<(), Errno> {
-        let log = self.log.read()?;
+        let log = self.log()?;
         let n = log.node(ino)?;
         if n.is_dir() {
             Ok(())
@@ -262,9 +431,10 @@ impl FileSystem {
     /// ACCESS with `mask` (`R_OK | W_OK | ...`): writing is for the master, and never for the
     /// superblock.
     pub fn access(&self, ino: Ino, mask: u32) -> Result<(), Errno> {
-        let log = self.log.read()?;
-        log.node(ino)?;
-        if mask & libc::W_OK as u32 != 0 && (self.role != Role::Master || ino == META_SB_INO) {
+        if self.meta.node(ino).is_none() {
+            self.log()?.node(ino)?;
+        }
+        if mask & libc::W_OK as u32 != 0 && (self.role() != Role::Master || ino == META_SB_INO) {
             return Err(Errno::EROFS);
         }
         Ok(())
@@ -279,7 +449,7 @@ impl FileSystem {
         offset: u64,
         mut f: impl FnMut(&DirEntry<'_>) -> bool,
     ) -> Result<(), Errno> {
-        let log = self.log.read()?;
+        let log = self.log()?;
         let ns = log.state().namespace();
         let node = log.node(ino)?;
         let dir = node.as_dir().ok_or(Errno::ENOTDIR)?;
@@ -300,7 +470,7 @@ impl FileSystem {
                 name,
                 node: n,
                 dot: i < 2,
-                attrs: &self.attrs,
+                attrs: self.attrs(),
             };
             if !f(&e) {
                 break;
@@ -311,7 +481,16 @@ impl FileSystem {
 
     /// STATFS: 2 MiB blocks of the allocation bitmap, log slots as inodes.
     pub fn statfs(&self) -> Result<Kstatfs, Errno> {
-        let log = self.log.read()?;
+        if self.tree.get().is_none() {
+            // Before the log is read (through the mount): an empty file system.
+            return Ok(Kstatfs {
+                bsize: famfs_fsdev::ALLOC_UNIT as u32,
+                namelen: famfs_log::layout::RELPATH_MAX as u32,
+                frsize: famfs_fsdev::ALLOC_UNIT as u32,
+                ..Default::default()
+            });
+        }
+        let log = self.log()?;
         let bm = log.state().bitmap();
         let h = log.header();
         let free = bm.nbits() - bm.count_set();
@@ -338,7 +517,7 @@ impl FileSystem {
         match name {
             b"user.famfs.pid" => Ok(std::process::id().to_string().into_bytes()),
             b"user.famfs.device" => Ok(self.device_name.clone()),
-            b"user.famfs.role" => Ok(match self.role {
+            b"user.famfs.role" => Ok(match self.role() {
                 Role::Master => b"master".to_vec(),
                 _ => b"client".to_vec(),
             }),

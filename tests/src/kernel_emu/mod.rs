@@ -19,6 +19,13 @@
 //!   `file_size` (ENXIO), every piece resolved with [`Resolver`] and copied from the device
 //!   mapping. No READ is ever sent for such a file.
 //! * The stock path ([`KernelEmu::read_via_fuse`]): READ requests of at most `max_pages` pages.
+//! * The device's mode ([`EmuOptions::device_mode`]): in famfs mode the server may not map the
+//!   device and reads its meta files through its own mount, which [`EmuMount`] serves as the
+//!   kernel does (GET_FMAP once per inode, then the bytes through the map); in devdax mode
+//!   `fs_dax_get` refuses the device at GET_DAXDEV, every file's I/O fails with EIO, and the
+//!   device is not asked for again.
+//! * STATX ([`KernelEmu::stat_node`]): sent first, and never again once the server answers
+//!   ENOSYS (GETATTR instead).
 //!
 //! Every reply is checked as the FUSE core does (header length, error range, error replies
 //! without payload, exact sizes for fixed replies, at most the buffer for variable ones) and must
@@ -36,10 +43,12 @@
 
 mod channel;
 mod error;
+mod meta;
 #[cfg(test)]
 mod selftest;
 
 pub use error::EmuError;
+pub use meta::EmuMount;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
@@ -128,6 +137,21 @@ pub struct EmuOptions {
     pub timeout: Duration,
     /// Run the server's log watcher (as the daemon does).
     pub watch: bool,
+    /// The mode the stand-in device plays (`None`: accepted by GET_DAXDEV as if in famfs
+    /// mode while the server also maps it, as only a stand-in allows: for protocol tests).
+    pub device_mode: Option<DeviceMode>,
+}
+
+/// The mode an emulated dax device is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceMode {
+    /// Bound to fsdev_dax: the kernel maps famfs files onto it, and it cannot be mmapped
+    /// (ENODEV), so the server never maps it and reads its metadata through its own mount
+    /// ([`EmuMount`]).
+    Famfs,
+    /// Bound to device_dax: `fs_dax_get` refuses it, so GET_DAXDEV marks it unusable and the
+    /// I/O of every file on it fails with EIO (it is not asked again).
+    Devdax,
 }
 
 impl EmuOptions {
@@ -146,6 +170,7 @@ impl EmuOptions {
             minor: abi::FUSE_KERNEL_MINOR_VERSION,
             timeout: Duration::from_secs(10),
             watch: true,
+            device_mode: None,
         }
     }
 }
@@ -283,6 +308,9 @@ pub struct KernelEmu {
     inodes: HashMap<u64, Inode>,
     daxdevs: BTreeMap<u32, DaxSlot>,
     sent: BTreeMap<u32, u64>,
+    device_mode: Option<DeviceMode>,
+    mount: Option<Arc<EmuMount>>,
+    no_statx: bool,
 }
 
 impl std::fmt::Debug for KernelEmu {
@@ -317,12 +345,32 @@ impl KernelEmu {
 
     /// As [`KernelEmu::start`], with every option. The server runs as the daemon does: INIT
     /// is answered on its end of the pair before its workers start (on clones of that end).
-    pub fn start_with(opts: EmuOptions) -> Result<KernelEmu, EmuError> {
+    pub fn start_with(mut opts: EmuOptions) -> Result<KernelEmu, EmuError> {
         let device = opts.config.device.clone();
+        let famfs_mode = opts.device_mode == Some(DeviceMode::Famfs);
+        if famfs_mode {
+            opts.config.meta = famfs_server::MetaAccess::FamfsMode;
+        }
         let fs = FileSystem::open(opts.config.clone())?;
+        if famfs_mode && fs.is_mapped() {
+            return Err(EmuError::Protocol {
+                opcode: Opcode::INIT,
+                why: "the server mapped a device in famfs mode (mmap fails with ENODEV)".into(),
+            });
+        }
+        // What the kernel's DAX reaches the device through (the own mount's meta files).
+        let dax = if famfs_mode {
+            let map = DaxDevice::open(&device, Access::ReadWrite)
+                .and_then(|d| d.map_all())
+                .map_err(ServerError::from)?;
+            Some(Arc::new(map))
+        } else {
+            None
+        };
         let (kernel_end, server_end) = famfs_server::mount::socket_channel()?;
         let server_max = channel::raise_buffers(&server_end);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (boot_tx, boot_rx) = std::sync::mpsc::channel();
         let f = Arc::clone(&fs);
         let session = std::thread::Builder::new()
             .name("emu-server".into())
@@ -330,6 +378,16 @@ impl KernelEmu {
                 let clone = |fd: &OwnedFd| fd.try_clone().map_err(ServerError::Channel);
                 famfs_server::session::run(&f, server_end, clone, |a| {
                     let _ = ready_tx.send(Arc::clone(a));
+                    if let Some(dax) = dax {
+                        // As the daemon does: the bootstrap reads through the mount once the
+                        // workers run.
+                        let mount = Arc::new(EmuMount::new(Arc::clone(a), dax));
+                        let fs = Arc::clone(&f);
+                        std::thread::spawn(move || {
+                            let r = fs.bootstrap(Arc::clone(&mount) as _);
+                            let _ = boot_tx.send((mount, r));
+                        });
+                    }
                 })
             })?;
         let watcher = if opts.watch {
@@ -344,14 +402,37 @@ impl KernelEmu {
         k.session = Some(session);
         k.watcher = watcher;
         k.init()?;
-        let adapter = ready_rx
-            .recv_timeout(opts.timeout)
-            .map_err(|_| EmuError::Protocol {
+        let Ok(adapter) = ready_rx.recv_timeout(opts.timeout) else {
+            // The session may have ended with a reason (a device it cannot serve this way).
+            if let Some(h) = k.session.take_if(|h| h.is_finished())
+                && let Ok(Err(e)) = h.join()
+            {
+                return Err(e.into());
+            }
+            return Err(EmuError::Protocol {
                 opcode: Opcode::INIT,
                 why: "INIT was answered but the server did not start serving".into(),
-            })?;
+            });
+        };
         k.server = Some(adapter);
+        if famfs_mode {
+            let (mount, r) =
+                boot_rx
+                    .recv_timeout(opts.timeout)
+                    .map_err(|_| EmuError::Protocol {
+                        opcode: Opcode::GET_FMAP,
+                        why: "the server did not read its metadata through the mount".into(),
+                    })?;
+            r?;
+            k.mount = Some(mount);
+        }
         Ok(k)
+    }
+
+    /// The daemon's own mount, when the device plays famfs mode: what its own reads of the
+    /// meta files cost.
+    pub fn own_mount(&self) -> Option<&Arc<EmuMount>> {
+        self.mount.as_ref()
     }
 
     /// An emulated kernel on an existing channel (the kernel's end of a `SOCK_SEQPACKET` pair)
@@ -392,6 +473,9 @@ impl KernelEmu {
             inodes: HashMap::new(),
             daxdevs: BTreeMap::new(),
             sent: BTreeMap::new(),
+            device_mode: opts.device_mode,
+            mount: None,
+            no_statx: false,
         };
         k.inodes.insert(
             ROOT,
@@ -684,6 +768,39 @@ impl KernelEmu {
         Ok(cur)
     }
 
+    /// What stat(2) sends: STATX first (opcode 52, with a `fuse_statx_in`); a server that answers
+    /// ENOSYS is not asked again, and GETATTR is used instead. Returns the attributes.
+    pub fn stat_node(&mut self, nodeid: u64) -> Result<Attr, EmuError> {
+        if !self.no_statx {
+            // fuse_statx_in: getattr_flags, reserved, fh, sx_flags, sx_mask.
+            let mut arg = [0u8; 24];
+            arg[20..24].copy_from_slice(&0x7ffu32.to_ne_bytes());
+            let r = self.call(
+                nodeid,
+                Operation::Other {
+                    opcode: Opcode::STATX,
+                    payload: &arg,
+                },
+            )?;
+            match r.errno() {
+                Some(e) if e == Errno::ENOSYS => self.no_statx = true,
+                Some(errno) => {
+                    return Err(EmuError::Errno {
+                        opcode: Opcode::STATX,
+                        errno,
+                    });
+                }
+                None => {
+                    return Err(EmuError::Protocol {
+                        opcode: Opcode::STATX,
+                        why: "answered without the emulator knowing fuse_statx_out".into(),
+                    });
+                }
+            }
+        }
+        self.getattr(nodeid)
+    }
+
     /// GETATTR; updates the cached attributes (i_size).
     pub fn getattr(&mut self, nodeid: u64) -> Result<Attr, EmuError> {
         let a = self
@@ -849,9 +966,19 @@ impl KernelEmu {
                 name.display()
             )));
         }
-        let map = DaxDevice::open(name, Access::ReadOnly)
-            .and_then(|d| d.map_all())
-            .map_err(|e| bad(e.to_string()))?;
+        let dev = DaxDevice::open(name, Access::ReadOnly).map_err(|e| bad(e.to_string()))?;
+        // fs_dax_get: only a device bound to fsdev_dax (famfs mode) will do.
+        let famfs_mode = match dev.kind() {
+            famfs_fsdev::DeviceKind::DaxChar { mode, .. } => *mode == famfs_fsdev::DaxMode::Famfs,
+            _ => self.device_mode != Some(DeviceMode::Devdax),
+        };
+        if !famfs_mode {
+            return Err(bad(format!(
+                "fs_dax_get failed: {} is not in famfs mode (fsdev_dax)",
+                name.display()
+            )));
+        }
+        let map = dev.map_all().map_err(|e| bad(e.to_string()))?;
         Ok(Arc::new(map))
     }
 
