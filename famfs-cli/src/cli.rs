@@ -144,6 +144,11 @@ until the file system is unmounted (for systemd and other supervisors): the daem
 to famfs mount's stdout/stderr, SIGTERM or SIGINT unmounts, and the exit status is the daemon's. \
 Installed as /sbin/mount.fuse.famfs, this program is the mount(8) helper for \
 `mount -t fuse.famfs DEV MPT` and fstab lines (options such as system_uuid=, dax=, transport=).\n\n\
+A dax device in famfs mode (fsdev_dax) is handed to the daemon as it is: on a famfs-enabled \
+kernel the daemon reads the superblock and log through its own mount and the kernel maps files \
+straight onto the device; a kernel without famfs support fails the mount, naming the command \
+that switches the device to devdax mode (or use -M). A device in devdax mode, or a stand-in \
+file, is served by the daemon itself.\n\n\
 Exit status: 0 mounted; 1 any failure (usage, not root, bad device or mount point, a stale or \
 existing mount, the daemon failed or timed out: nothing is left mounted); 2 an unknown option. \
 With --foreground: the daemon's exit status once unmounted (0 after an unmount)."

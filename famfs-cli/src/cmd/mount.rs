@@ -81,12 +81,30 @@ struct MountPlan {
     mpt: PathBuf,
     /// `--set-daxmode`: switch the device to devdax mode if needed (else its mode is checked).
     set_daxmode: bool,
+    /// The device is in famfs mode (and stays so): it cannot be mapped here, the daemon reads
+    /// its superblock through its own mount.
+    famfs_mode: bool,
     /// The daemon's command line.
     daemon_args: Vec<OsString>,
     /// Seconds to wait for the daemon's ready line.
     wait: f64,
     /// `--foreground`: supervise the daemon until unmounted.
     foreground: bool,
+}
+
+/// Whether `dev` is a dax device bound to fsdev_dax (famfs mode), which only a famfs-enabled
+/// kernel can serve (the daemon decides, and names the fix when it cannot).
+/// The same test as the daemon's: a stand-in file never is.
+fn in_famfs_mode(dev: &Path) -> bool {
+    DaxDevice::open(dev, Access::ReadOnly).is_ok_and(|d| {
+        matches!(
+            d.kind(),
+            famfs_fsdev::DeviceKind::DaxChar {
+                mode: famfs_fsdev::DaxMode::Famfs,
+                ..
+            }
+        )
+    })
 }
 
 /// The superblock of `dev`, read through a small read-only mapping (never the log).
@@ -122,7 +140,8 @@ impl MountPlan {
             ));
         }
         refuse_mounted(&dev, &mpt)?;
-        if !a.set_daxmode {
+        let famfs_mode = !a.set_daxmode && in_famfs_mode(&dev);
+        if !a.set_daxmode && !famfs_mode {
             check_daxmode(&dev, false)?;
         }
         Ok(MountPlan {
@@ -130,6 +149,7 @@ impl MountPlan {
             dev,
             mpt,
             set_daxmode: a.set_daxmode,
+            famfs_mode,
             wait: a.wait,
             foreground: a.foreground,
         })
@@ -140,6 +160,13 @@ impl MountPlan {
     fn check_device(&self) -> Result<()> {
         if self.set_daxmode {
             check_daxmode(&self.dev, true)?;
+        }
+        if self.famfs_mode {
+            tracing::info!(
+                "{}: famfs mode; the daemon reads the superblock through its mount",
+                self.dev.display()
+            );
+            return Ok(());
         }
         let sb = read_superblock(&self.dev)
             .map_err(|e| fail(1, format!("cannot mount {}: {e}", self.dev.display())))?;

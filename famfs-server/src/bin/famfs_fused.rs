@@ -141,7 +141,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     let shared_ready = Arc::new(Mutex::new(std::mem::take(ready)));
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = watch::spawn(Arc::clone(&fs), Arc::clone(&stop))?;
-    spawn_signal_thread(sigs, mpt.clone(), own.clone())?;
+    spawn_signal_thread(sigs, mpt.clone(), own)?;
     // INIT is answered on this descriptor; then the workers start on clones of it.
     let result = session::run(&fs, fuse, mount::clone_channel, |_| {
         if fs.is_ready() {
@@ -156,7 +156,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
             ready: Arc::clone(&shared_ready),
             device: device.clone(),
             mpt: mpt.clone(),
-            own: own.clone(),
+            own,
         };
         let spawned = std::thread::Builder::new()
             .name("famfs-bootstrap".into())
