@@ -166,6 +166,28 @@ fn famfs_mode_device_one_fmap_per_file_and_no_read_or_write() {
     assert_eq!(per_node.get(&META_LOG_INO), Some(&1), "{per_node:?}");
     assert_eq!(mount.sent(Opcode::READ) + mount.sent(Opcode::WRITE), 0);
     assert!(mount.sent(Opcode::OPEN) > 2, "the watcher kept reading");
+    // The daemon's own request counters (what `user.famfs.stats` and `famfs status` show) say
+    // the same: every GET_FMAP the kernel and the own mount sent, and no READ or WRITE at all.
+    let stats = server.fs().stats();
+    assert_eq!(
+        stats.requests(Opcode::GET_FMAP),
+        k.sent(Opcode::GET_FMAP) + mount.sent(Opcode::GET_FMAP)
+    );
+    assert_eq!(stats.requests(Opcode::GET_DAXDEV), 1);
+    assert_eq!(
+        stats.requests(Opcode::READ) + stats.requests(Opcode::WRITE),
+        0,
+        "{}",
+        stats.summary()
+    );
+    assert_eq!(
+        stats.data_path(),
+        famfs_server::stats::DataPath::FamfsKernel
+    );
+    assert_eq!(
+        stats.metadata_source(),
+        famfs_server::stats::MetadataSource::OwnMount
+    );
     k.shutdown().unwrap();
 }
 
