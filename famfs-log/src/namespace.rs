@@ -474,6 +474,18 @@ mod tests {
         assert!(ns.get(Ino::new(0)).is_none() && ns.get(Ino::new(4)).is_none());
     }
 
+    /// Messages and the wire show an inode number as the plain number, as before the newtype.
+    #[test]
+    fn ino_is_shown_and_sent_as_its_number() {
+        assert_eq!(ROOT_INO.get(), 1);
+        assert_eq!(Ino::new(4_000_000_000).get(), 4_000_000_000);
+        assert_eq!(format!("inode {}", Ino::new(42)), "inode 42");
+        assert!(
+            Ino::new(2) < Ino::new(10),
+            "ordered as numbers (stale_below compares)"
+        );
+    }
+
     #[test]
     fn numbering_past_an_older_tree() {
         let dir = || NodeKind::Dir(DirNode::default());
