@@ -17,11 +17,34 @@ use hashbrown::{DefaultHashBuilder, HashTable};
 
 use crate::path::components;
 
-/// An inode number.
-pub type Ino = u64;
+/// An inode number: a node's id in the tree, and the nodeid FUSE names it by.
+///
+/// A newtype, so that a node id cannot be passed where an offset, a size, a generation or a
+/// file handle (all `u64` too) is meant, nor the other way round. The FUSE wire format keeps
+/// plain `u64` nodeids; the server converts at its protocol adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ino(u64);
+
+impl Ino {
+    /// The inode number `n` (any value: a number no node has is simply not found).
+    pub const fn new(n: u64) -> Ino {
+        Ino(n)
+    }
+
+    /// The number, as FUSE and `stat` carry it.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Ino {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
 
 /// Inode number of the root directory.
-pub const ROOT_INO: Ino = 1;
+pub const ROOT_INO: Ino = Ino(1);
 
 /// Owner and permission bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,10 +211,10 @@ impl Namespace {
     /// rewritten, so that no number of the tree it replaces names one of its nodes. Only the
     /// first call counts.
     pub fn number_from(&mut self, first: Ino) {
-        let next = self.nodes.len() as Ino + 1;
-        if self.gap_at == usize::MAX && first > next {
+        let next = self.nodes.len() as u64 + 1;
+        if self.gap_at == usize::MAX && first.0 > next {
             self.gap_at = self.nodes.len();
-            self.gap = first - next;
+            self.gap = first.0 - next;
         }
     }
 
@@ -212,11 +235,11 @@ impl Namespace {
     }
 
     fn ino_at(pos: usize, gap_at: usize, gap: u64) -> Ino {
-        pos as Ino + 1 + if pos >= gap_at { gap } else { 0 }
+        Ino(pos as u64 + 1 + if pos >= gap_at { gap } else { 0 })
     }
 
     fn pos_of(ino: Ino, gap_at: usize, gap: u64) -> Option<usize> {
-        let i = ino.checked_sub(1)?;
+        let i = ino.0.checked_sub(1)?;
         let i = match usize::try_from(i).ok()? {
             i if i < gap_at => i,
             _ => usize::try_from(i.checked_sub(gap)?)
@@ -228,7 +251,7 @@ impl Namespace {
 
     fn key_hash(hasher: &DefaultHashBuilder, parent: Ino, name: &[u8]) -> u64 {
         let mut h = hasher.build_hasher();
-        h.write_u64(parent);
+        h.write_u64(parent.0);
         h.write(name);
         h.finish()
     }
@@ -420,7 +443,7 @@ mod tests {
         let f = ns
             .add(d, OsStr::new("f"), a(0o644), file(), Some(1))
             .unwrap();
-        assert_eq!((d, f), (2, 3));
+        assert_eq!((d, f), (Ino::new(2), Ino::new(3)));
         assert_eq!(ns.get(d).unwrap().attr.mode, 0o755, "type bits are dropped");
         assert_eq!(ns.resolve(b"d/f"), Ok(f));
         assert_eq!(ns.resolve(b""), Ok(ROOT_INO));
@@ -440,7 +463,7 @@ mod tests {
             Err(NsError::NotADirectory(_))
         ));
         assert!(matches!(
-            ns.add(99, OsStr::new("x"), a(0o644), file(), None),
+            ns.add(Ino::new(99), OsStr::new("x"), a(0o644), file(), None),
             Err(NsError::Missing(_))
         ));
         assert_eq!(ns.parent_of(b"d/new").unwrap(), (d, OsStr::new("new")));
@@ -448,7 +471,19 @@ mod tests {
         assert!(ns.parent_of(b"d/f/new").is_err());
         assert_eq!((ns.file_count(), ns.dir_count(), ns.len()), (1, 1, 3));
         assert_eq!(ns.get(ROOT_INO).unwrap().as_dir().unwrap().children(), &[d]);
-        assert!(ns.get(0).is_none() && ns.get(4).is_none());
+        assert!(ns.get(Ino::new(0)).is_none() && ns.get(Ino::new(4)).is_none());
+    }
+
+    /// Messages and the wire show an inode number as the plain number, as before the newtype.
+    #[test]
+    fn ino_is_shown_and_sent_as_its_number() {
+        assert_eq!(ROOT_INO.get(), 1);
+        assert_eq!(Ino::new(4_000_000_000).get(), 4_000_000_000);
+        assert_eq!(format!("inode {}", Ino::new(42)), "inode 42");
+        assert!(
+            Ino::new(2) < Ino::new(10),
+            "ordered as numbers (stale_below compares)"
+        );
     }
 
     #[test]
@@ -456,24 +491,25 @@ mod tests {
         let dir = || NodeKind::Dir(DirNode::default());
         let mut ns = Namespace::new(a(0o755));
         let meta = ns.add(ROOT_INO, OsStr::new(".meta"), a(0o755), dir(), None);
-        ns.number_from(1);
-        assert_eq!(ns.next_ino(), 3, "a number in use is no gap");
-        ns.number_from(100);
-        ns.number_from(500);
-        assert_eq!(ns.next_ino(), 100, "only the first call counts");
+        ns.number_from(Ino::new(1));
+        assert_eq!(ns.next_ino(), Ino::new(3), "a number in use is no gap");
+        ns.number_from(Ino::new(100));
+        ns.number_from(Ino::new(500));
+        assert_eq!(ns.next_ino(), Ino::new(100), "only the first call counts");
         let d = ns.add(ROOT_INO, OsStr::new("d"), a(0o755), dir(), Some(0));
         let d = d.unwrap();
         let f = ns.add(d, OsStr::new("f"), a(0o644), file(), Some(1));
         let (meta, f) = (meta.unwrap(), f.unwrap());
-        assert_eq!((meta, d, f, ns.next_ino()), (2, 100, 101, 102));
+        let want = [2, 100, 101, 102].map(Ino::new);
+        assert_eq!([meta, d, f, ns.next_ino()], want);
         for gone in [0, 3, 4, 50, 99, 102, u64::MAX] {
-            assert!(ns.get(gone).is_none(), "{gone}");
+            assert!(ns.get(Ino::new(gone)).is_none(), "{gone}");
         }
         assert_eq!(ns.resolve(b"d/f"), Ok(f));
         assert_eq!(ns.lookup(ROOT_INO, OsStr::new(".meta")), Some(meta));
         assert_eq!(ns.path_of(f), PathBuf::from("d/f"));
         let inos: Vec<Ino> = ns.iter().map(|(i, _)| i).collect();
-        assert_eq!(inos, [1, 2, 100, 101]);
+        assert_eq!(inos, [1, 2, 100, 101].map(Ino::new));
         assert_eq!(ns.get(d).unwrap().as_dir().unwrap().children(), &[f]);
         assert_eq!(ns.len(), 4);
     }
@@ -484,7 +520,7 @@ mod tests {
     fn adding_after_a_gap_checks_the_right_nodes() {
         let dir = || NodeKind::Dir(DirNode::default());
         let mut ns = Namespace::new(a(0o755));
-        ns.number_from(1_000);
+        ns.number_from(Ino::new(1_000));
         let mut added = Vec::new();
         for i in 0..2_000 {
             let name = format!("n{i}");

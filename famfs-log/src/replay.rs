@@ -19,11 +19,11 @@ use crate::path::{PathProblem, is_reserved};
 use crate::superblock::Superblock;
 
 /// Inode of `.meta` when [`LogState::add_meta_files`] was used.
-pub const META_DIR_INO: Ino = 2;
+pub const META_DIR_INO: Ino = Ino::new(2);
 /// Inode of `.meta/.superblock` when [`LogState::add_meta_files`] was used.
-pub const META_SB_INO: Ino = 3;
+pub const META_SB_INO: Ino = Ino::new(3);
 /// Inode of `.meta/.log` when [`LogState::add_meta_files`] was used.
-pub const META_LOG_INO: Ino = 4;
+pub const META_LOG_INO: Ino = Ino::new(4);
 
 /// Most entries [`LogState::reserve`] makes room for at once (a 2 GiB log): a header is
 /// untrusted, so a huge `next_index` must not turn into a huge allocation up front.

@@ -71,7 +71,7 @@ impl AttrPolicy {
             ),
         };
         Attr {
-            ino,
+            ino: ino.get(),
             size,
             blocks,
             atime: s,
@@ -94,7 +94,7 @@ impl AttrPolicy {
     pub(crate) fn entry(&self, ino: Ino, n: &Node) -> EntryOut {
         let (s, ns) = self.timeout;
         EntryOut {
-            nodeid: ino,
+            nodeid: ino.get(),
             generation: 1,
             entry_valid: s,
             attr_valid: s,
@@ -125,7 +125,7 @@ mod tests {
 
     fn node(kind: NodeKind) -> Node {
         Node {
-            parent: 1,
+            parent: famfs_log::namespace::ROOT_INO,
             name: "f".into(),
             attr: famfs_log::namespace::Attr {
                 mode: 0o644,

@@ -152,7 +152,7 @@ impl<L: Media> SharedLog<L> {
             inner: RwLock::new(Served {
                 fs: log,
                 stopped: None,
-                stale_below: 0,
+                stale_below: Ino::new(0),
                 generation: 0,
             }),
             superblock,

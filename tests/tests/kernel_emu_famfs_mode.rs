@@ -162,8 +162,8 @@ fn famfs_mode_device_one_fmap_per_file_and_no_read_or_write() {
 
     // The daemon's own reads: each meta file's map fetched once, no READ or WRITE at all.
     let per_node = mount.fmaps_per_node();
-    assert_eq!(per_node.get(&META_SB_INO), Some(&1), "{per_node:?}");
-    assert_eq!(per_node.get(&META_LOG_INO), Some(&1), "{per_node:?}");
+    assert_eq!(per_node.get(&META_SB_INO.get()), Some(&1), "{per_node:?}");
+    assert_eq!(per_node.get(&META_LOG_INO.get()), Some(&1), "{per_node:?}");
     assert_eq!(mount.sent(Opcode::READ) + mount.sent(Opcode::WRITE), 0);
     assert!(mount.sent(Opcode::OPEN) > 2, "the watcher kept reading");
     // The daemon's own request counters (what `user.famfs.stats` and `famfs status` show) say

@@ -3,6 +3,8 @@
 use fuse_famfs_proto::reply;
 use fuse_famfs_proto::{AbiGeneration, Errno};
 
+use famfs_log::namespace::Ino;
+
 use super::Reply;
 use crate::FileSystem;
 
@@ -11,7 +13,7 @@ use crate::FileSystem;
 /// ([`AbiGeneration::of_get_fmap`], [`AbiGeneration::adapt_fmap`]).
 pub(super) fn get_fmap(
     fs: &FileSystem,
-    ino: u64,
+    ino: Ino,
     size: Option<u32>,
     unique: u64,
     out: &mut [u8],

@@ -13,6 +13,7 @@ mod init;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use famfs_log::namespace::Ino;
 use fuse_famfs_proto::abi::{DaxdevOut, Opcode, ReadIn};
 use fuse_famfs_proto::reply::{self, ReaddirPlusWriter, ReaddirWriter};
 use fuse_famfs_proto::{Errno, Operation, Request};
@@ -138,7 +139,8 @@ impl Adapter {
     fn dispatch(&self, r: &Request<'_>, out: &mut [u8]) -> Result<Reply, Errno> {
         let fs = &*self.fs;
         let unique = r.header.unique;
-        let ino = r.header.nodeid;
+        // The wire's nodeid becomes a typed inode number here, and only here.
+        let ino = Ino::new(r.header.nodeid);
         match &r.op {
             Operation::Init(init) => Err(init::again(init)),
             Operation::Destroy => Ok(Reply::Last(
@@ -152,11 +154,12 @@ impl Adapter {
             Operation::Setattr(s) => bytes(reply::attr(out, unique, &fs.setattr(ino, s)?)),
             Operation::Open(o) => {
                 fs.open_file(ino, o.flags)?;
-                bytes(reply::open(out, unique, ino, self.conn.open_flags))
+                // The file handle is the inode number: nothing is kept per open.
+                bytes(reply::open(out, unique, ino.get(), self.conn.open_flags))
             }
             Operation::Opendir(_) => {
                 fs.opendir(ino)?;
-                bytes(reply::open(out, unique, ino, 0))
+                bytes(reply::open(out, unique, ino.get(), 0))
             }
             Operation::Read(rd) => Ok(Reply::Read {
                 unique,
@@ -212,7 +215,7 @@ impl Adapter {
 
     fn readdir(
         &self,
-        ino: u64,
+        ino: Ino,
         rd: &ReadIn,
         plus: bool,
         unique: u64,
@@ -233,7 +236,7 @@ impl Adapter {
         } else {
             let mut w = ReaddirWriter::new(out, size);
             self.fs.readdir(ino, rd.offset, |d| {
-                w.push(d.ino(), d.cookie(), d.typ(), d.name()).is_ok()
+                w.push(d.ino().get(), d.cookie(), d.typ(), d.name()).is_ok()
             })?;
             Ok(Reply::Bytes(w.finish(unique)))
         }

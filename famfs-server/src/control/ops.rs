@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use famfs_fsdev::Media;
 use famfs_log::entry::{FileEntry, LogEntry};
-use famfs_log::namespace::{NsError, ROOT_INO};
+use famfs_log::namespace::{Ino, NsError, ROOT_INO};
 use famfs_log::role::Role;
 use famfs_log::{Famfs, LogError, Writer};
 use uuid::Uuid;
@@ -283,7 +283,7 @@ fn with_writer<L: Media, T>(
     r
 }
 
-fn node_of<L: Media>(fs: &Famfs<L>, ino: u64) -> Option<WireNode> {
+fn node_of<L: Media>(fs: &Famfs<L>, ino: Ino) -> Option<WireNode> {
     fs.state().namespace().get(ino).map(WireNode::from)
 }
 

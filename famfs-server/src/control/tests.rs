@@ -616,7 +616,11 @@ fn the_socket_serves_clients_in_turn() {
     let mut cfg = crate::Config::new(&img);
     cfg.system_uuid = Some(master());
     let fs = crate::FileSystem::open(cfg).unwrap();
-    assert!(fs.getxattr(1, b"user.famfs.control").is_err(), "not yet");
+    assert!(
+        fs.getxattr(famfs_log::namespace::ROOT_INO, b"user.famfs.control")
+            .is_err(),
+        "not yet"
+    );
     let socket = dir.path().join("ctl.sock");
     let server = super::start(
         std::sync::Arc::clone(&fs),
@@ -628,7 +632,8 @@ fn the_socket_serves_clients_in_turn() {
     )
     .unwrap();
     assert_eq!(
-        fs.getxattr(1, b"user.famfs.control").unwrap(),
+        fs.getxattr(famfs_log::namespace::ROOT_INO, b"user.famfs.control")
+            .unwrap(),
         socket.as_os_str().as_encoded_bytes()
     );
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
