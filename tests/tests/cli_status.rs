@@ -115,7 +115,18 @@ impl Mounted {
 
     /// Unmount and wait for the daemon to exit.
     fn stop(&mut self) {
-        nix::mount::umount2(&self.mpt, nix::mount::MntFlags::empty()).expect("umount");
+        // EBUSY can last a moment after the last close: a process another test forked in
+        // between may still hold a copy of the descriptor until it execs.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match nix::mount::umount2(&self.mpt, nix::mount::MntFlags::empty()) {
+                Ok(()) => break,
+                Err(nix::errno::Errno::EBUSY) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                Err(e) => panic!("umount: {e}"),
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while self.daemon.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "daemon still running");
