@@ -71,7 +71,9 @@ fn open_checked(a: &FsckArgs) -> Result<(Location, Famfs<Box<dyn Media>>)> {
                 )
             })?;
         }
-        let fs = open_for_check(&loc, a.set_daxmode, true, access)?;
+        // A famfs-mode device is read through a temporary mount; the report names the device.
+        let read = crate::dummy::read_location(&loc, a.set_daxmode)?;
+        let fs = open_for_check(&read, a.set_daxmode, true, access)?;
         Ok((loc, fs))
     })();
     opened.map_err(|e: anyhow::Error| fail(fsck_error_code(&e), format!("{e:#}")))
@@ -134,7 +136,9 @@ pub fn logplay(a: LogplayArgs) -> Result<i32> {
     if a.dryrun && !a.json {
         println!("Logplay: dry_run selected");
     }
-    let fs = open_for_check(&loc, a.set_daxmode, true, access).map_err(logplay_error)?;
+    let fs = crate::dummy::read_location(&loc, a.set_daxmode)
+        .and_then(|read| open_for_check(&read, a.set_daxmode, true, access))
+        .map_err(logplay_error)?;
     let client = a.client || fs.role() != Role::Master;
     let mode_of = |m: u32| if client { m & !0o222 } else { m };
     let st = fs.state();

@@ -13,7 +13,7 @@
 
 mod foreground;
 pub mod helper;
-mod launch;
+pub(crate) mod launch;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -133,7 +133,13 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     });
     let control = Arc::new(Mutex::new(None));
     let boot_failed = Arc::new(Mutex::new(None));
-    if fs.is_ready() {
+    if fs.is_formatting() {
+        eprintln!(
+            "famfs_fused: formatting {} at {} (meta files only)",
+            device.display(),
+            mpt.display()
+        );
+    } else if fs.is_ready() {
         ready_to_serve(&fs, control_opts.clone(), &control, &device, &mpt);
     }
     // `famfs mount` hears "ok" once the tree is served: at INIT when the log was read before
@@ -144,7 +150,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     spawn_signal_thread(sigs, mpt.clone(), own)?;
     // INIT is answered on this descriptor; then the workers start on clones of it.
     let result = session::run(&fs, fuse, mount::clone_channel, |_| {
-        if fs.is_ready() {
+        if fs.is_ready() || fs.is_formatting() {
             lock(&shared_ready).ok();
             return;
         }
@@ -258,6 +264,10 @@ fn config(args: &Args, device: &std::path::Path) -> Config {
     if args.test_meta_through_mount {
         cfg.meta = MetaAccess::ThroughMount;
     }
+    if args.test_famfs_mode {
+        cfg.meta = MetaAccess::FamfsMode;
+    }
+    cfg.format_log_len = args.format_log_len;
     cfg
 }
 
