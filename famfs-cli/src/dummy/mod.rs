@@ -183,17 +183,26 @@ fn daemon_args(dev: &Path, mpt: &Path, purpose: Purpose) -> Vec<OsString> {
 /// The error for a daemon that did not get ready.
 fn start_error(dev: &Path, started: &Started, log: &Path) -> anyhow::Error {
     let shown = dev.display();
+    // The daemon's message without its context ("FUSE session: ", "cannot serve DEV: DEV: ").
+    let canon = std::fs::canonicalize(dev).unwrap_or_else(|_| dev.to_path_buf());
+    let inner = |msg: &str| -> String {
+        let msg = msg.rsplit_once("FUSE session: ").map_or(msg, |(_, m)| m);
+        let prefix = format!("{}: ", canon.display());
+        msg.rsplit_once(prefix.as_str())
+            .map_or(msg, |(_, m)| m)
+            .to_string()
+    };
     match started {
         Started::Failed(msg) if msg.contains(famfs_server::FAMFS_KERNEL_NEEDED_MARK) => fail(
             1,
             format!(
                 "{}; or re-run this command with -M/--set-daxmode to switch it",
-                msg.trim_end_matches(" and mount it again")
+                inner(msg).trim_end_matches(" and mount it again")
             ),
         ),
         Started::Failed(msg) if no_famfs(msg) => fail(
             libc::EUCLEAN,
-            format!("{shown}: no valid famfs file system: {msg}"),
+            format!("{shown}: no valid famfs file system: {}", inner(msg)),
         ),
         Started::Failed(msg) => fail(
             libc::EIO,
@@ -230,6 +239,11 @@ fn no_famfs(msg: &str) -> bool {
     ]
     .iter()
     .any(|w| msg.contains(w))
+}
+
+/// Whether this process has a temporary mount.
+pub fn any_active() -> bool {
+    !active().is_empty()
 }
 
 /// Tear down every temporary mount of this process.
