@@ -70,8 +70,9 @@ impl Setup {
     }
 
     /// Commands through the temporary mount (`mode`: the value of [`ENV`]).
+    /// The CLI logs (at info, on stderr) where it made each temporary mount.
     fn dummy(&self, mode: &str) -> Runner {
-        self.direct().with_env(ENV, mode)
+        self.direct().with_env(ENV, mode).with_env("RUST_LOG", "info")
     }
 
     /// Nothing of a temporary mount is left: no mount of the stand-in, nothing under `$TMPDIR`.
@@ -113,6 +114,17 @@ impl Setup {
     }
 }
 
+/// Panics unless the command went through a temporary mount.
+#[track_caller]
+fn through_mount(out: Out) -> Out {
+    assert!(
+        out.stderr.contains("temporary mount at"),
+        "no temporary mount:\n{}",
+        out.stderr
+    );
+    out
+}
+
 /// mkfs output without the lines naming the random UUIDs.
 fn without_random_uuids(out: &str) -> String {
     out.lines()
@@ -135,10 +147,11 @@ fn mkfs_through_the_dummy_mount_writes_what_mkfs_writes() {
         .ok("mkfs on the device");
     let want = s.meta_region(log_len);
     s.wipe(log_len);
-    let dummy = s
-        .dummy("1")
-        .mkfs(&["-l", &len_arg, s.dev()])
-        .ok("mkfs through the dummy mount");
+    let dummy = through_mount(
+        s.dummy("1")
+            .mkfs(&["-l", &len_arg, s.dev()])
+            .ok("mkfs through the dummy mount"),
+    );
     s.assert_clean("mkfs");
     let got = s.meta_region(log_len);
     assert_eq!(
@@ -161,10 +174,11 @@ fn mkfs_through_the_dummy_mount_writes_what_mkfs_writes() {
     );
 
     // An existing famfs is refused without -f (read through .meta/.superblock), and kept.
-    let again = s
-        .dummy("1")
-        .mkfs(&["-l", &len_arg, s.dev()])
-        .expect(2, "mkfs over a famfs without -f");
+    let again = through_mount(
+        s.dummy("1")
+            .mkfs(&["-l", &len_arg, s.dev()])
+            .expect(2, "mkfs over a famfs without -f"),
+    );
     assert!(again.stderr.contains("use -f"), "{}", again.stderr);
     s.assert_clean("refused mkfs");
     assert!(s.meta_region(log_len) == got, "a refused mkfs wrote");
@@ -201,9 +215,11 @@ fn fsck_logplay_and_offline_commands_through_the_dummy_mount_match_the_device() 
         .ok("creat");
     // Offline commands through the temporary mount: they append to the same log.
     let dummy = s.dummy("1");
-    dummy
-        .famfs(&["creat", "-d", dev, "-s", "5M", "-r", "-S", "9", "/a/b/f2"])
-        .ok("creat -d through the dummy mount");
+    through_mount(
+        dummy
+            .famfs(&["creat", "-d", dev, "-s", "5M", "-r", "-S", "9", "/a/b/f2"])
+            .ok("creat -d through the dummy mount"),
+    );
     s.assert_clean("creat");
     dummy
         .famfs(&["mkdir", "-d", dev, "/c"])
@@ -228,7 +244,7 @@ fn fsck_logplay_and_offline_commands_through_the_dummy_mount_match_the_device() 
         vec!["logplay", "-d", dev, "-n"],
     ] {
         let want = direct.famfs(&args);
-        let got = dummy.famfs(&args);
+        let got = through_mount(dummy.famfs(&args));
         s.assert_clean(&args.join(" "));
         assert_eq!(want.code, 0, "{args:?} on the device: {}", want.stderr);
         assert_eq!(got.code, want.code, "{args:?}: {}", got.stderr);
