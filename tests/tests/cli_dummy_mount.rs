@@ -72,7 +72,9 @@ impl Setup {
     /// Commands through the temporary mount (`mode`: the value of [`ENV`]).
     /// The CLI logs (at info, on stderr) where it made each temporary mount.
     fn dummy(&self, mode: &str) -> Runner {
-        self.direct().with_env(ENV, mode).with_env("RUST_LOG", "info")
+        self.direct()
+            .with_env(ENV, mode)
+            .with_env("RUST_LOG", "info")
     }
 
     /// Nothing of a temporary mount is left: no mount of the stand-in, nothing under `$TMPDIR`.
@@ -316,14 +318,13 @@ fn an_interrupted_command_leaves_nothing_behind() {
     let pidfile = s.dir.path().join("fake.pid");
     std::fs::write(
         &fake,
-        format!("#!/bin/sh\necho $$ > {}\nexec sleep 60\n", pidfile.display()),
+        format!(
+            "#!/bin/sh\necho $$ > {}\nexec sleep 60\n",
+            pidfile.display()
+        ),
     )
     .unwrap();
-    std::fs::set_permissions(
-        &fake,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let mut child = std::process::Command::new(&bins().famfs)
         .args(["fsck", s.dev()])
         .env(ENV, "1")

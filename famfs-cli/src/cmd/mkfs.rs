@@ -48,7 +48,8 @@ pub fn run(a: Mkfs) -> Result<i32> {
     } else {
         Access::ReadWrite
     };
-    let d = DaxDevice::open(&dev, access).map_err(|e| fail(2, format!("{}: {e}", dev.display())))?;
+    let d =
+        DaxDevice::open(&dev, access).map_err(|e| fail(2, format!("{}: {e}", dev.display())))?;
     let kill = a.kill && a.force;
     if !kill {
         check_log_len(log_len, d.size()).map_err(|e| fail(2, format!("Error: {e}")))?;

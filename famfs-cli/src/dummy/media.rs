@@ -95,7 +95,10 @@ mod tests {
         let s = std::fs::read(&sb).unwrap();
         assert_eq!(&s[s.len() - 3..], b"abc");
         assert_eq!(&std::fs::read(&log).unwrap()[..3], b"def");
-        assert!(m.write_at(LOG_OFFSET + 8190, b"xyz").is_err(), "past the log");
+        assert!(
+            m.write_at(LOG_OFFSET + 8190, b"xyz").is_err(),
+            "past the log"
+        );
         m.flush(0, m.size()).unwrap();
     }
 }

@@ -65,7 +65,54 @@ impl FileSystem {
     /// Whether `ino` may be written: both meta files in formatting mode; else anything but
     /// the superblock, on the master.
     pub(super) fn may_write(&self, ino: famfs_log::namespace::Ino) -> bool {
-        self.formatting
-            || (self.role() == Role::Master && ino != famfs_log::replay::META_SB_INO)
+        self.formatting || (self.role() == Role::Master && ino != famfs_log::replay::META_SB_INO)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use famfs_log::namespace::ROOT_INO;
+    use famfs_log::replay::{META_DIR_INO, META_LOG_INO, META_SB_INO};
+    use std::os::unix::fs::FileExt;
+
+    #[test]
+    fn formatting_serves_both_meta_files_writable_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = dir.path().join("dev.img");
+        std::fs::File::create(&img)
+            .unwrap()
+            .set_len(64 << 20)
+            .unwrap();
+        let mut cfg = Config::new(&img);
+        cfg.format_log_len = Some(8 << 20);
+        let fs = FileSystem::open(cfg.clone()).unwrap();
+        assert!(fs.is_formatting() && !fs.is_ready());
+        let meta = fs.lookup(ROOT_INO, b".meta").unwrap();
+        assert_eq!(meta.nodeid, META_DIR_INO);
+        assert_eq!(
+            fs.lookup(META_DIR_INO, b".log").unwrap().nodeid,
+            META_LOG_INO
+        );
+        assert_eq!(fs.file_size(META_SB_INO).unwrap(), LOG_OFFSET);
+        assert_eq!(fs.file_size(META_LOG_INO).unwrap(), 8 << 20);
+        // Both writable (no superblock has been read: there is no role), at their offsets.
+        fs.open_file(META_SB_INO, libc::O_RDWR as u32).unwrap();
+        fs.access(META_SB_INO, libc::W_OK as u32).unwrap();
+        assert_eq!(fs.write(META_SB_INO, 0, b"super").unwrap(), 5);
+        assert_eq!(fs.write(META_LOG_INO, 16, b"log").unwrap(), 3);
+        let f = std::fs::File::open(&img).unwrap();
+        let mut buf = [0u8; 5];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"super");
+        f.read_exact_at(&mut buf[..3], LOG_OFFSET + 16).unwrap();
+        assert_eq!(&buf[..3], b"log");
+        // Files never grow, and there is no tree.
+        assert!(fs.write(META_LOG_INO, 8 << 20, b"x").is_err());
+        assert!(fs.readdir(ROOT_INO, 0, |_| true).is_err());
+        // A log that does not fit the device is refused before anything is served.
+        cfg.format_log_len = Some(64 << 20);
+        let e = FileSystem::open(cfg).unwrap_err();
+        assert!(e.to_string().contains("does not fit"), "{e}");
     }
 }

@@ -70,10 +70,7 @@ impl MetaNodes {
                     n.attr.mode = 0o644;
                 }
             }
-            g.push((
-                META_LOG_INO,
-                log_node(SUPERBLOCK_REGION, log_len, 0o644),
-            ));
+            g.push((META_LOG_INO, log_node(SUPERBLOCK_REGION, log_len, 0o644)));
         }
         nodes
     }
