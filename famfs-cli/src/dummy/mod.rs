@@ -96,10 +96,15 @@ pub fn applies(dev: &Path, set_daxmode: bool) -> bool {
     test_mode().is_some() || in_famfs_mode(dev)
 }
 
-/// `loc` itself, or for a device that [`applies`], its temporary mount (started if needed).
+/// `loc` itself, or for a device that [`applies`], a mount of it: the one it already has (the
+/// commands that accept a mounted device read, or append, through it), else a temporary one.
 pub fn read_location(loc: &Location, set_daxmode: bool) -> Result<Location> {
     match loc {
         Location::Device(dev) if applies(dev, set_daxmode) => {
+            let table = crate::mounts::read_mounts();
+            if let Some(m) = crate::mounts::mounts_of_device(&table, dev).first() {
+                return Ok(Location::Mount(m.target.clone()));
+            }
             Ok(Location::Mount(mount(dev, Purpose::Serve)?))
         }
         _ => Ok(loc.clone()),
