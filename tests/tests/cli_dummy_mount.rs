@@ -354,3 +354,50 @@ fn an_interrupted_command_leaves_nothing_behind() {
     assert_eq!(status.code(), Some(130), "{status}");
     s.assert_clean("interrupted fsck");
 }
+
+#[test]
+fn a_mounted_famfs_mode_device_is_used_through_its_mount() {
+    if !can_mount() {
+        return;
+    }
+    let s = Setup::new("dummy-mounted");
+    let dev = s.dev();
+    let direct = s.direct();
+    direct.mkfs(&[dev]).ok("mkfs");
+    direct.famfs(&["mkdir", "-d", dev, "/a"]).ok("mkdir");
+    let want = direct.famfs(&["logplay", "--ls", dev]).ok("logplay");
+    let mpt = s.dir.path().join("mnt");
+    std::fs::create_dir(&mpt).unwrap();
+    let mut daemon = std::process::Command::new(bins().fused.as_ref().unwrap())
+        .args(["--test-meta-through-mount", "--system-uuid", MASTER_UUID])
+        .arg(&s.img)
+        .arg(&mpt)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !mpt.join("a").is_dir() {
+        assert!(daemon.try_wait().unwrap().is_none(), "famfs_fused exited");
+        assert!(Instant::now() < until, "the mount did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got = s.dummy("1").famfs(&["logplay", "--ls", dev]);
+    let made = s
+        .dummy("1")
+        .famfs(&["creat", "-d", dev, "-s", "1M", "/a/new"]);
+    let seen = mpt.join("a/new").is_file();
+    let _ = nix::mount::umount2(&mpt, nix::mount::MntFlags::MNT_DETACH);
+    let _ = daemon.wait();
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert_eq!(got.stdout, want.stdout);
+    assert!(
+        !got.stderr.contains("temporary mount at"),
+        "a second mount of a mounted device:\n{}",
+        got.stderr
+    );
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    assert!(seen, "the file created through the mount is not in it");
+    s.assert_clean("through the existing mount");
+}
