@@ -342,3 +342,73 @@ fn watch_signals() {
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_daemons_refusals_become_the_commands() {
+        let dev = Path::new("/nonexistent/dax0.0");
+        let log = Path::new("/nonexistent/log");
+        let refusal = format!(
+            "FUSE session: {} is a dax device in famfs mode, {}, and the kernel does not offer \
+             FUSE_DAX_FMAP (it has no famfs support); switch the device to devdax mode \
+             (daxctl-famfs reconfigure-device -m devdax dax0.0) and mount it again",
+            dev.display(),
+            famfs_server::FAMFS_KERNEL_NEEDED_MARK
+        );
+        let e = start_error(dev, &Started::Failed(refusal), log);
+        let msg = format!("{e:#}");
+        assert_eq!(crate::error::exit_code_of(&e), 1, "as the mode refusal");
+        assert!(
+            msg.starts_with("/nonexistent/dax0.0 is a dax device"),
+            "{msg}"
+        );
+        assert!(msg.contains("reconfigure-device -m devdax dax0.0"), "{msg}");
+        assert!(msg.ends_with("-M/--set-daxmode to switch it"), "{msg}");
+        assert!(!msg.contains("mount it again"), "{msg}");
+
+        let bad = format!(
+            "cannot serve {0}: {0}: no famfs superblock (magic 0x0, expected 0x87b282ff)",
+            dev.display()
+        );
+        let e = start_error(dev, &Started::Failed(bad), log);
+        assert_eq!(crate::error::exit_code_of(&e), libc::EUCLEAN);
+        assert_eq!(
+            format!("{e:#}"),
+            "/nonexistent/dax0.0: no valid famfs file system: no famfs superblock (magic 0x0, \
+             expected 0x87b282ff)"
+        );
+        let e = start_error(dev, &Started::Failed("mount: EPERM".into()), log);
+        assert_eq!(crate::error::exit_code_of(&e), libc::EIO);
+        let e = start_error(dev, &Started::TimedOut, log);
+        assert_eq!(crate::error::exit_code_of(&e), libc::ETIMEDOUT);
+    }
+
+    #[test]
+    fn the_daemons_command_line() {
+        let v = daemon_args(
+            Path::new("/dev/dax0.0"),
+            Path::new("/tmp/m"),
+            Purpose::Format(8 << 20),
+        );
+        let v: Vec<String> = v
+            .iter()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.starts_with("--test-"))
+            .collect();
+        assert_eq!(
+            v,
+            [
+                "--poll-ms",
+                "20",
+                "--format-log-len",
+                "8388608",
+                "--no-control",
+                "/dev/dax0.0",
+                "/tmp/m"
+            ]
+        );
+    }
+}
