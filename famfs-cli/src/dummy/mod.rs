@@ -74,7 +74,8 @@ fn test_mode() -> Option<&'static str> {
     }
 }
 
-/// Whether `dev` is a dax device bound to fsdev_dax (famfs mode).
+/// Whether `dev` is a dax device bound to fsdev_dax (famfs mode), which only a famfs-enabled
+/// kernel can serve: the daemon's own test (a stand-in file never is).
 pub fn in_famfs_mode(dev: &Path) -> bool {
     DaxDevice::open(dev, Access::ReadOnly).is_ok_and(|d| {
         matches!(
@@ -390,7 +391,7 @@ mod tests {
     fn the_daemons_command_line() {
         let v = daemon_args(
             Path::new("/dev/dax0.0"),
-            Path::new("/tmp/m"),
+            Path::new("/mnt/m"),
             Purpose::Format(8 << 20),
         );
         let v: Vec<String> = v
@@ -407,7 +408,7 @@ mod tests {
                 "8388608",
                 "--no-control",
                 "/dev/dax0.0",
-                "/tmp/m"
+                "/mnt/m"
             ]
         );
     }
