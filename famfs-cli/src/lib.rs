@@ -28,6 +28,8 @@ pub mod cmd;
 #[cfg(feature = "cli")]
 pub mod control;
 #[cfg(feature = "cli")]
+pub mod dummy;
+#[cfg(feature = "cli")]
 mod entry;
 #[cfg(feature = "cli")]
 pub mod error;

@@ -79,4 +79,13 @@ pub struct Args {
     /// device that is still mapped for READ/WRITE.
     #[arg(long, hide = true)]
     pub test_meta_through_mount: bool,
+    /// Tests only: treat the device as one in famfs mode (never mapped: only the famfs kernel
+    /// path reaches its data), whatever it is.
+    #[arg(long, hide = true)]
+    pub test_famfs_mode: bool,
+    /// Formatting mode, for `mkfs.famfs` on a famfs-mode device: serve only
+    /// `.meta/.superblock` and a `.meta/.log` of BYTES bytes, both writable, with no superblock
+    /// check and no log replay; "ok" on the ready channel once mounted.
+    #[arg(long, value_name = "BYTES", hide = true)]
+    pub format_log_len: Option<u64>,
 }

@@ -82,6 +82,10 @@ pub struct Config {
     pub uring_depth: usize,
     /// Where the metadata is read (see [`MetaAccess`]).
     pub meta: MetaAccess,
+    /// Formatting mode (`--format-log-len`): serve only `.meta/.superblock` (device offset 0,
+    /// 2 MiB) and `.meta/.log` (2 MiB, this many bytes), both writable, with no superblock
+    /// read, no replay and no tree, for `mkfs.famfs` to write a new file system through them.
+    pub format_log_len: Option<u64>,
 }
 
 impl Config {
@@ -99,6 +103,7 @@ impl Config {
             transport: Transport::Auto,
             uring_depth: 2,
             meta: MetaAccess::Auto,
+            format_log_len: None,
         }
     }
 

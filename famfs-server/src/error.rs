@@ -2,6 +2,10 @@
 
 use std::path::PathBuf;
 
+/// Words every [`ServerError::FamfsKernelNeeded`] message contains: how a process that started
+/// the daemon (the CLI's temporary mounts) tells that refusal from other failures.
+pub const FAMFS_KERNEL_NEEDED_MARK: &str = "whose data only a famfs kernel can map";
+
 /// Why the daemon could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {

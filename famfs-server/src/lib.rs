@@ -53,5 +53,5 @@ pub mod watch;
 
 pub use adapter::{Adapter, Connection, Handshake, Reply, has_cap_sys_rawio};
 pub use config::{Config, DaxPolicy, MetaAccess, Transport};
-pub use error::ServerError;
+pub use error::{FAMFS_KERNEL_NEEDED_MARK, ServerError};
 pub use model::{DirEntry, FileSystem};

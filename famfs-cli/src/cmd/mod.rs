@@ -54,6 +54,8 @@ pub fn name_of(cmd: &Cmd) -> &'static str {
 /// Run a parsed command line; returns the exit status.
 pub fn run(cli: Famfs) -> Result<i32> {
     let verbose = cli.verbose;
+    // Temporary mounts of famfs-mode devices end with the command.
+    let _cleanup = crate::dummy::Cleanup;
     match cli.cmd {
         Cmd::Mount(a) => mount::mount(a, verbose),
         Cmd::Umount(a) => umount::umount(a),
@@ -149,8 +151,10 @@ pub fn resolve_target(arg: impl AsRef<std::ffi::OsStr>, dev: &DeviceOpt) -> Resu
     let arg = arg.as_ref();
     if let Some(device) = &dev.device {
         let rel = famfs_relpath(arg).map_err(|e| fail(1, e.to_string()))?;
+        // A famfs-mode device is reached through a temporary mount (unless -M switches it).
+        let loc = crate::dummy::read_location(&Location::Device(device.clone()), dev.set_daxmode)?;
         return Ok(Target {
-            loc: Location::Device(device.clone()),
+            loc,
             rel,
             shown: arg.to_string_lossy().into_owned(),
         });

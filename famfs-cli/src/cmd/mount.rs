@@ -13,7 +13,7 @@
 
 mod foreground;
 pub mod helper;
-mod launch;
+pub(crate) mod launch;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,7 @@ use nix::mount::MntFlags;
 
 use crate::cli::MountArgs;
 use crate::cmd::stale::{is_disconnected, stale_message, stale_mount_containing};
+use crate::dummy::in_famfs_mode;
 use crate::error::fail;
 use crate::mounts::{famfs_mount_at, mounts_of_device, read_mounts};
 use crate::open::check_daxmode;
@@ -90,21 +91,6 @@ struct MountPlan {
     wait: f64,
     /// `--foreground`: supervise the daemon until unmounted.
     foreground: bool,
-}
-
-/// Whether `dev` is a dax device bound to fsdev_dax (famfs mode), which only a famfs-enabled
-/// kernel can serve (the daemon decides, and names the fix when it cannot).
-/// The same test as the daemon's: a stand-in file never is.
-fn in_famfs_mode(dev: &Path) -> bool {
-    DaxDevice::open(dev, Access::ReadOnly).is_ok_and(|d| {
-        matches!(
-            d.kind(),
-            famfs_fsdev::DeviceKind::DaxChar {
-                mode: famfs_fsdev::DaxMode::Famfs,
-                ..
-            }
-        )
-    })
 }
 
 /// The superblock of `dev`, read through a small read-only mapping (never the log).

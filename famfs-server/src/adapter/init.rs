@@ -232,10 +232,11 @@ pub(crate) fn famfs_needed(fs: &FileSystem, conn: &Connection) -> Option<String>
 /// The message for a famfs-mode device that cannot take the famfs kernel path because of `why`.
 pub(crate) fn famfs_needed_message(cfg: &Config, why: &str) -> String {
     format!(
-        "{} is a dax device in famfs mode, whose data only a famfs kernel can map, and {why}; \
+        "{} is a dax device in famfs mode, {}, and {why}; \
          switch the device to devdax mode (daxctl-famfs reconfigure-device -m devdax {}) and \
          mount it again",
         cfg.device.display(),
+        crate::error::FAMFS_KERNEL_NEEDED_MARK,
         cfg.device
             .file_name()
             .map_or_else(|| "daxX.Y".into(), |n| n.to_string_lossy().into_owned())

@@ -133,7 +133,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     });
     let control = Arc::new(Mutex::new(None));
     let boot_failed = Arc::new(Mutex::new(None));
-    if fs.is_ready() {
+    if fs.is_ready() || fs.is_formatting() {
         ready_to_serve(&fs, control_opts.clone(), &control, &device, &mpt);
     }
     // `famfs mount` hears "ok" once the tree is served: at INIT when the log was read before
@@ -144,7 +144,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     spawn_signal_thread(sigs, mpt.clone(), own)?;
     // INIT is answered on this descriptor; then the workers start on clones of it.
     let result = session::run(&fs, fuse, mount::clone_channel, |_| {
-        if fs.is_ready() {
+        if fs.is_ready() || fs.is_formatting() {
             lock(&shared_ready).ok();
             return;
         }
@@ -258,10 +258,15 @@ fn config(args: &Args, device: &std::path::Path) -> Config {
     if args.test_meta_through_mount {
         cfg.meta = MetaAccess::ThroughMount;
     }
+    if args.test_famfs_mode {
+        cfg.meta = MetaAccess::FamfsMode;
+    }
+    cfg.format_log_len = args.format_log_len;
     cfg
 }
 
-/// The log has been read: start the control channel and say what is served.
+/// The log has been read: start the control channel and say what is served. In formatting
+/// mode there is no log: only say so.
 fn ready_to_serve(
     fs: &Arc<FileSystem>,
     opts: Option<ControlOptions>,
@@ -269,6 +274,14 @@ fn ready_to_serve(
     device: &std::path::Path,
     mpt: &std::path::Path,
 ) {
+    if fs.is_formatting() {
+        eprintln!(
+            "famfs_fused: formatting {} at {} (meta files only)",
+            device.display(),
+            mpt.display()
+        );
+        return;
+    }
     let started = opts.and_then(|opts| {
         control::start(Arc::clone(fs), opts)
             .map_err(|e| tracing::warn!("no control channel (the CLI appends itself): {e}"))

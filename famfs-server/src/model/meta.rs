@@ -59,30 +59,29 @@ impl MetaNodes {
         ]))
     }
 
+    /// Formatting mode: the root, `.meta`, `.meta/.superblock` and a `.meta/.log` of
+    /// `log_len` bytes at 2 MiB, both files writable by the owner.
+    pub(super) fn formatting(log_len: u64) -> MetaNodes {
+        let nodes = MetaNodes::superblock_only();
+        {
+            let mut g = nodes.0.write().unwrap_or_else(|p| p.into_inner());
+            for (_, n) in g.iter_mut() {
+                if n.as_file().is_some() {
+                    n.attr.mode = 0o644;
+                }
+            }
+            g.push((META_LOG_INO, log_node(SUPERBLOCK_REGION, log_len, 0o644)));
+        }
+        nodes
+    }
+
     /// Show `.meta/.log` where superblock `sb` places it (writable if `master`), before the
     /// log has been read.
     pub(super) fn publish_log(&self, sb: &Superblock, master: bool) {
         let mut g = self.0.write().unwrap_or_else(|p| p.into_inner());
         g.retain(|(i, _)| *i != META_LOG_INO);
-        let len = sb.log_len;
-        g.push((
-            META_LOG_INO,
-            Node {
-                parent: META_DIR_INO,
-                name: ".log".into(),
-                attr: Attr {
-                    mode: if master { 0o644 } else { 0o444 },
-                    uid: 0,
-                    gid: 0,
-                },
-                kind: NodeKind::File(FileNode {
-                    size: len,
-                    flags: 0,
-                    fmap: Arc::new(Fmap::simple(len, vec![Extent::new(0, sb.log_offset, len)])),
-                }),
-                log_index: None,
-            },
-        ));
+        let mode = if master { 0o644 } else { 0o444 };
+        g.push((META_LOG_INO, log_node(sb.log_offset, sb.log_len, mode)));
     }
 
     /// Take the meta nodes (those with no log entry) from `ns`; directories without their
@@ -128,5 +127,24 @@ impl MetaNodes {
                     && n.name.as_os_str() == OsStr::from_bytes(name)
             })
             .map(|(i, n)| (*i, n.clone()))
+    }
+}
+
+/// The `.meta/.log` node: `len` bytes at device offset `offset`.
+fn log_node(offset: u64, len: u64, mode: u32) -> Node {
+    Node {
+        parent: META_DIR_INO,
+        name: ".log".into(),
+        attr: Attr {
+            mode,
+            uid: 0,
+            gid: 0,
+        },
+        kind: NodeKind::File(FileNode {
+            size: len,
+            flags: 0,
+            fmap: Arc::new(Fmap::simple(len, vec![Extent::new(0, offset, len)])),
+        }),
+        log_index: None,
     }
 }

@@ -4,6 +4,7 @@
 //! ids or reply bytes; a refusal is an [`Errno`].
 
 mod data;
+mod format;
 mod meta;
 
 use std::ffi::OsStr;
@@ -14,7 +15,6 @@ use std::time::Duration;
 
 use famfs_fsdev::Mapping;
 use famfs_log::namespace::{Ino, Node, ROOT_INO};
-use famfs_log::replay::META_SB_INO;
 use famfs_log::role::Role;
 use fuse_famfs_proto::Errno;
 use fuse_famfs_proto::abi::{self, AttrOut, EntryOut, Kstatfs, SetattrIn};
@@ -52,6 +52,8 @@ pub struct FileSystem {
     /// is not mapped (`mapped` false: a famfs-mode device, whose data only the kernel reaches).
     map: Arc<Mapping>,
     mapped: bool,
+    /// Formatting mode (`Config::format_log_len`): only the two meta files, both writable.
+    formatting: bool,
     device_size: u64,
     /// The replayed log, once there is one.
     tree: std::sync::OnceLock<Tree>,
@@ -131,6 +133,9 @@ impl FileSystem {
     /// mounted.
     pub fn open(cfg: Config) -> Result<Arc<FileSystem>, ServerError> {
         let (through_mount, mapped) = crate::open::access_of(&cfg)?;
+        if let Some(log_len) = cfg.format_log_len {
+            return Self::open_formatting(cfg, mapped, log_len);
+        }
         if through_mount {
             return Self::open_unmounted(cfg, mapped);
         }
@@ -145,6 +150,7 @@ impl FileSystem {
             device_size: map.len() as u64,
             map: Arc::clone(&map),
             mapped: true,
+            formatting: false,
             tree: std::sync::OnceLock::new(),
             meta: MetaNodes::default(),
             boot_attrs: AttrPolicy::new(cfg.timeout, Role::Client),
@@ -188,6 +194,7 @@ impl FileSystem {
             device_size,
             map,
             mapped,
+            formatting: false,
             tree: std::sync::OnceLock::new(),
             meta: MetaNodes::superblock_only(),
             boot_attrs,
@@ -434,7 +441,7 @@ impl FileSystem {
         if self.meta.node(ino).is_none() {
             self.log()?.node(ino)?;
         }
-        if mask & libc::W_OK as u32 != 0 && (self.role() != Role::Master || ino == META_SB_INO) {
+        if mask & libc::W_OK as u32 != 0 && !self.may_write(ino) {
             return Err(Errno::EROFS);
         }
         Ok(())

@@ -153,12 +153,20 @@ pub fn start(exe: &Path, args: &[std::ffi::OsString], out: &Output, wait: f64) -
         cmd.stderr(log.try_clone()?).stdout(log);
     }
     let fd = tx.as_raw_fd();
-    // SAFETY: setsid and fcntl are async-signal-safe and touch no memory of the parent; they
-    // are the only things run between fork and exec. Clearing FD_CLOEXEC on the pipe's write
-    // end (a descriptor this process owns) lets the daemon inherit it under the same number.
+    // SAFETY: setsid, sigprocmask and fcntl are async-signal-safe and touch no memory of the
+    // parent; they are the only things run between fork and exec. The daemon starts with no
+    // signal blocked (the CLI may block some while it has temporary mounts, see `dummy`).
+    // Clearing FD_CLOEXEC on the pipe's write end (a descriptor this process owns) lets the
+    // daemon inherit it under the same number.
     unsafe {
         cmd.pre_exec(move || {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&nix::sys::signal::SigSet::empty()),
+                None,
+            )
+            .map_err(std::io::Error::from)?;
             if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
