@@ -89,10 +89,10 @@ mod tests {
         let fs = FileSystem::open(cfg.clone()).unwrap();
         assert!(fs.is_formatting() && !fs.is_ready());
         let meta = fs.lookup(ROOT_INO, b".meta").unwrap();
-        assert_eq!(meta.nodeid, META_DIR_INO);
+        assert_eq!(meta.nodeid, META_DIR_INO.get());
         assert_eq!(
             fs.lookup(META_DIR_INO, b".log").unwrap().nodeid,
-            META_LOG_INO
+            META_LOG_INO.get()
         );
         assert_eq!(fs.file_size(META_SB_INO).unwrap(), LOG_OFFSET);
         assert_eq!(fs.file_size(META_LOG_INO).unwrap(), 8 << 20);
