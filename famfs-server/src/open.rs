@@ -81,6 +81,36 @@ fn probe_superblock(
     famfs_log::superblock::Superblock::read(&probe).map_err(famfs_err)
 }
 
+/// Replay the log for serving (strict, with the meta files); its problems are logged.
+fn replay(
+    cfg: &Config,
+    sb: famfs_log::superblock::Superblock,
+    media: LogMedia,
+    local: Option<Uuid>,
+    device_size: u64,
+) -> Result<Log, ServerError> {
+    let log = Famfs::open(
+        sb,
+        media,
+        OpenOptions {
+            system_uuid: local,
+            device_size: Some(device_size),
+            replay: ReplayMode::Strict,
+            meta_files: true,
+            root: None,
+            skip_maps: false,
+        },
+    )
+    .map_err(|source| ServerError::Famfs {
+        device: cfg.device.clone(),
+        source,
+    })?;
+    for p in log.state().problems() {
+        tracing::warn!("{p}");
+    }
+    Ok(log)
+}
+
 /// Open the device, check its superblock and log, and replay the log.
 pub(crate) fn open(cfg: &Config) -> Result<Opened, ServerError> {
     let famfs_err = |source| ServerError::Famfs {
@@ -103,22 +133,7 @@ pub(crate) fn open(cfg: &Config) -> Result<Opened, ServerError> {
     let log_size = sb.log_len.min(map.size().saturating_sub(sb.log_offset));
     let window = OffsetMedia::new(Arc::clone(&map), sb.log_offset, log_size)
         .map_err(|e| famfs_err(e.into()))?;
-    let log = Famfs::open(
-        sb,
-        LogMedia(Box::new(window)),
-        OpenOptions {
-            system_uuid: local,
-            device_size: Some(dev.size()),
-            replay: ReplayMode::Strict,
-            meta_files: true,
-            root: None,
-            skip_maps: false,
-        },
-    )
-    .map_err(famfs_err)?;
-    for p in log.state().problems() {
-        tracing::warn!("{p}");
-    }
+    let log = replay(cfg, sb, LogMedia(Box::new(window)), local, dev.size())?;
     let device_name = device_name(cfg);
     tracing::info!(
         "{}: {} files, {} directories, role {:?}",
@@ -209,22 +224,7 @@ pub(crate) fn bootstrap(
     let meta = Arc::new(MountedMeta::new(files, snap, sb.log_len));
     meta.fetch(&meta.lock_io(), 0)
         .map_err(|e| famfs_err(e.into()))?;
-    let log = Famfs::open(
-        sb,
-        meta.log_media(),
-        OpenOptions {
-            system_uuid: local,
-            device_size: Some(device_size),
-            replay: ReplayMode::Strict,
-            meta_files: true,
-            root: None,
-            skip_maps: false,
-        },
-    )
-    .map_err(famfs_err)?;
-    for p in log.state().problems() {
-        tracing::warn!("{p}");
-    }
+    let log = replay(cfg, sb, meta.log_media(), local, device_size)?;
     tracing::info!(
         "{} (through the mount): {} files, {} directories, role {:?}",
         cfg.device.display(),

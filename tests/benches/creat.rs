@@ -23,6 +23,12 @@ use std::time::{Duration, Instant};
 
 use famfs_tests::fused::release_bins;
 
+/// An extended attribute of `path`, as text (panics without one).
+fn xattr(path: &Path, name: &str) -> String {
+    let v = famfs_tests::fused::xattr(path, name).unwrap_or_else(|| panic!("no {name}"));
+    String::from_utf8(v).unwrap()
+}
+
 use famfs_tests::prereq;
 use famfs_tests::standin::StandIn;
 
@@ -112,23 +118,6 @@ impl Drop for Mounted {
     fn drop(&mut self) {
         let _ = self.cmd().arg("umount").arg(&self.mpt).output();
     }
-}
-
-/// An extended attribute of `path`, as text.
-fn xattr(path: &Path, name: &str) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = std::ffi::CString::new(name).unwrap();
-    let mut buf = vec![0u8; 256];
-    // SAFETY: NUL-terminated names; the kernel writes at most buf.len() bytes into buf.
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert!(
-        r >= 0,
-        "getxattr {name}: {}",
-        std::io::Error::last_os_error()
-    );
-    buf.truncate(r as usize);
-    String::from_utf8(buf).unwrap()
 }
 
 /// CPU time (user + system) of this process's waited-for children.

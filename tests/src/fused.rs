@@ -112,6 +112,29 @@ pub fn release_bins() -> (PathBuf, PathBuf) {
     (dir.join("famfs"), dir.join("famfs_fused"))
 }
 
+/// The value of extended attribute `name` of `path` (up to 64 KiB), if it has one.
+pub fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 64 << 10];
+    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
+    // its length and the kernel writes at most that many bytes.
+    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    buf.truncate(usize::try_from(r).ok()?);
+    Some(buf)
+}
+
+/// The pid of the daemon serving the mount at `mpt` (its `user.famfs.pid` attribute).
+pub fn daemon_pid(mpt: &Path) -> Option<i32> {
+    let v = xattr(mpt, "user.famfs.pid")?;
+    String::from_utf8_lossy(&v)
+        .trim_end_matches('\0')
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// The `famfs_fused` binary: `$FAMFS_FUSED`, or built on first use. Panics with the build
 /// output if it cannot be built: every mount test needs it.
 pub fn famfs_fused() -> &'static Path {

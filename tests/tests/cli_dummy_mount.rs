@@ -17,7 +17,7 @@
 mod cli_support;
 
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use cli_support::*;
@@ -26,22 +26,6 @@ use famfs_log::layout::{LOG_OFFSET, SUPERBLOCK_SIZE};
 use famfs_log::superblock::Superblock;
 
 const ENV: &str = "FAMFS_TEST_DUMMY_MOUNT";
-
-fn can_mount() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        skip_or_fail("dummy-mount tests need root");
-        return false;
-    }
-    if !Path::new("/dev/fuse").exists() {
-        skip_or_fail("dummy-mount tests need /dev/fuse");
-        return false;
-    }
-    if bins().fused.is_none() {
-        skip_or_fail("the workspace does not build famfs_fused");
-        return false;
-    }
-    true
-}
 
 /// A test's directory: the stand-in lives in it, and `tmp/` is the commands' `$TMPDIR`, where
 /// the temporary mount points are made.

@@ -12,36 +12,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use cli_support::*;
-use famfs_fsdev::mounts;
+use famfs_tests::fused::is_famfs_mounted as is_mounted;
 
-/// Whether this machine can mount FUSE file systems with our daemon.
-fn can_mount() -> bool {
-    if !nix_is_root() {
-        skip_or_fail("mount tests need root");
-        return false;
-    }
-    if !Path::new("/dev/fuse").exists() {
-        skip_or_fail("mount tests need /dev/fuse");
-        return false;
-    }
-    if bins().fused.is_none() {
-        skip_or_fail("the workspace does not build famfs_fused");
-        return false;
-    }
-    true
-}
-
-fn nix_is_root() -> bool {
-    let out = std::process::Command::new("id").arg("-u").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim() == "0"
-}
-
-fn is_mounted(mpt: &Path) -> bool {
-    let canon = std::fs::canonicalize(mpt).unwrap_or_else(|_| mpt.to_path_buf());
-    let table = mounts::parse_mounts(std::fs::read(mounts::PROC_MOUNTS).unwrap());
-    table
-        .iter()
-        .any(|m| m.target == canon && m.fstype == mounts::FUSE_FSTYPE)
+/// The daemon serving `mpt` (a test failure if there is none).
+fn daemon_pid(mpt: &Path) -> i32 {
+    famfs_tests::fused::daemon_pid(mpt)
+        .unwrap_or_else(|| panic!("no user.famfs.pid on {}", mpt.display()))
 }
 
 /// A formatted stand-in device and a mount point; unmounts on drop.
@@ -405,29 +381,6 @@ fn two_mounted_writers_lose_nothing() {
     fx.umount();
     let ls = parse_ls(&fx.r.famfs(&["logplay", "--ls", fx.dev()]).ok("ls").stdout);
     assert_eq!(ls.len(), 20);
-}
-
-/// The daemon's pid, from the mount's `user.famfs.pid` attribute.
-fn daemon_pid(mpt: &Path) -> i32 {
-    use std::os::unix::ffi::OsStrExt;
-    let p = std::ffi::CString::new(mpt.as_os_str().as_bytes()).unwrap();
-    let mut buf = [0u8; 32];
-    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
-    // its length and the kernel writes at most that many bytes.
-    let n = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            c"user.famfs.pid".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    assert!(n > 0, "no user.famfs.pid on {}", mpt.display());
-    String::from_utf8_lossy(&buf[..n as usize])
-        .trim_matches(char::from(0))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// The reasons of the skipped entries a fsck report (`problem: ...`) or a logplay

@@ -16,29 +16,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use cli_support::*;
-use famfs_fsdev::mounts;
+use famfs_tests::fused::is_famfs_mounted as famfs_mounted;
 use serde_json::Value;
-
-fn can_mount() -> bool {
-    if !nix::unistd::geteuid().is_root() {
-        skip_or_fail("mount tests need root");
-        return false;
-    }
-    if !Path::new("/dev/fuse").exists() {
-        skip_or_fail("mount tests need /dev/fuse");
-        return false;
-    }
-    if bins().fused.is_none() {
-        skip_or_fail("the workspace does not build famfs_fused");
-        return false;
-    }
-    true
-}
-
-fn famfs_mounted(mpt: &Path) -> bool {
-    let canon = std::fs::canonicalize(mpt).unwrap_or_else(|_| mpt.to_path_buf());
-    mounts::famfs_mount_at(&mounts::read_mounts(), &canon).is_some()
-}
 
 /// A formatted stand-in device with two files, mounted by a `famfs_fused` this test started
 /// (its output in `log`); stopped and unmounted on drop.

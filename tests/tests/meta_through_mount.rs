@@ -12,7 +12,6 @@
 mod cli_support;
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,45 +19,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cli_support::*;
-use famfs_fsdev::mounts;
+use famfs_tests::fused::{is_famfs_mounted as is_mounted, xattr};
 
 /// How long any one command may take before the test calls it a hang.
 const DEADLINE: Duration = Duration::from_secs(60);
-
-fn can_mount() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    if !root {
-        skip_or_fail("mount tests need root");
-        return false;
-    }
-    if !Path::new("/dev/fuse").exists() {
-        skip_or_fail("mount tests need /dev/fuse");
-        return false;
-    }
-    if bins().fused.is_none() {
-        skip_or_fail("the workspace does not build famfs_fused");
-        return false;
-    }
-    true
-}
-
-fn is_mounted(mpt: &Path) -> bool {
-    let canon = std::fs::canonicalize(mpt).unwrap_or_else(|_| mpt.to_path_buf());
-    mounts::parse_mounts(std::fs::read(mounts::PROC_MOUNTS).unwrap())
-        .iter()
-        .any(|m| m.target == canon && m.fstype == mounts::FUSE_FSTYPE)
-}
-
-/// The value of extended attribute `name` of `path`, if it has one.
-fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let n = CString::new(name).unwrap();
-    let mut buf = [0u8; 512];
-    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
-    // its length and the kernel writes at most that many bytes.
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (r >= 0).then(|| buf[..r as usize].to_vec())
-}
 
 /// The `requests` count of the control channel of the daemon serving `mpt`.
 fn control_requests(mpt: &Path) -> u64 {

@@ -6,14 +6,12 @@
 //! skip loudly. The binaries are `$FAMFS_CLI` / `$FAMFS_FUSED` or built on first use (see
 //! `famfs_tests::fused`).
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use famfs_log::alloc::AllocPolicy;
-use famfs_tests::fused::{famfs_cli, famfs_fused, is_famfs_mounted, is_mounted};
+use famfs_tests::fused::{daemon_pid, famfs_cli, famfs_fused, is_famfs_mounted, is_mounted};
 use famfs_tests::prereq;
 use famfs_tests::standin::StandIn;
 
@@ -38,28 +36,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-/// The daemon pid the mount at `mpt` publishes (`user.famfs.pid`).
-fn daemon_pid(mpt: &Path) -> Option<i32> {
-    let p = CString::new(mpt.as_os_str().as_bytes()).ok()?;
-    let mut buf = [0u8; 32];
-    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
-    // its length and the kernel writes at most that many bytes.
-    let n = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            c"user.famfs.pid".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    let n = usize::try_from(n).ok()?;
-    String::from_utf8_lossy(&buf[..n])
-        .trim_end_matches('\0')
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// Whether process `pid` still runs (a zombie has exited: its parent, the `famfs mount` that

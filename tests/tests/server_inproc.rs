@@ -12,12 +12,7 @@ use famfs_tests::prereq;
 use famfs_tests::standin::{FILE_ATTR, INTERLEAVE_3X2M, StandIn};
 
 fn xattr_root(mpt: &Path, name: &str) -> Option<String> {
-    let p = std::ffi::CString::new(mpt.as_os_str().as_encoded_bytes()).unwrap();
-    let n = std::ffi::CString::new(name).unwrap();
-    let mut buf = [0u8; 256];
-    // SAFETY: valid C strings and a buffer of the given size.
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    (r >= 0).then(|| String::from_utf8_lossy(&buf[..r as usize]).into_owned())
+    famfs_tests::fused::xattr(mpt, name).map(|v| String::from_utf8_lossy(&v).into_owned())
 }
 
 #[test]

@@ -386,6 +386,22 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
+/// Whether this machine can mount FUSE file systems with our daemon (root, /dev/fuse, a built
+/// `famfs_fused`); otherwise skips, or under `CI=true` fails, saying why.
+pub fn can_mount() -> bool {
+    let why = if !nix::unistd::geteuid().is_root() {
+        "mount tests need root"
+    } else if !Path::new("/dev/fuse").exists() {
+        "mount tests need /dev/fuse"
+    } else if bins().fused.is_none() {
+        "the workspace does not build famfs_fused"
+    } else {
+        return true;
+    };
+    skip_or_fail(why);
+    false
+}
+
 /// Skip loudly, or fail under CI.
 pub fn skip_or_fail(why: &str) {
     if in_ci() {
