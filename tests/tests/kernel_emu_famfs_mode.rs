@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 
 use famfs_log::alloc::AllocPolicy;
 use famfs_log::replay::{META_LOG_INO, META_SB_INO};
-use famfs_server::control::proto::{
-    self, Answer, Request, WireAttr, WireError, WirePath, WirePolicy,
-};
+use famfs_server::control::proto::{self, Answer, Request, WireError, WirePath, WirePolicy};
 use famfs_server::control::{self, ControlOptions};
 use famfs_server::{DaxPolicy, ServerError};
 use famfs_tests::kernel_emu::{DeviceMode, EmuError, EmuOptions, KernelEmu};
@@ -136,11 +134,7 @@ fn famfs_mode_device_one_fmap_per_file_and_no_read_or_write() {
         &Request::Create {
             path: WirePath::Text("made-by-daemon".into()),
             size: 3 * MIB,
-            attr: WireAttr {
-                mode: 0o644,
-                uid: 0,
-                gid: 0,
-            },
+            attr: famfs_tests::standin::FILE_ATTR.into(),
             policy: WirePolicy::Contiguous,
             existing: false,
         },
