@@ -184,6 +184,18 @@ impl DaxDevice {
         &self.kind
     }
 
+    /// Whether this is a dax device in famfs mode (bound to fsdev_dax): a famfs kernel maps
+    /// files onto it, and it cannot be memory-mapped. A stand-in file never is.
+    pub fn is_famfs_mode(&self) -> bool {
+        matches!(
+            self.kind,
+            DeviceKind::DaxChar {
+                mode: DaxMode::Famfs,
+                ..
+            }
+        )
+    }
+
     /// Size in bytes.
     pub fn size(&self) -> u64 {
         self.size
@@ -334,17 +346,7 @@ mod tests {
         std::os::unix::fs::symlink(&drivers, d.join("driver")).unwrap();
         let dev = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, &sysfs).unwrap();
         assert_eq!(dev.size(), 8 * GIB);
-        assert!(
-            matches!(
-                dev.kind(),
-                DeviceKind::DaxChar {
-                    mode: DaxMode::Famfs,
-                    ..
-                }
-            ),
-            "{:?}",
-            dev.kind()
-        );
+        assert!(dev.is_famfs_mode(), "{:?}", dev.kind());
         std::fs::write(d.join("size"), "garbage").unwrap();
         let e = DaxDevice::open_with_sysfs("/dev/null", Access::ReadOnly, &sysfs).unwrap_err();
         assert!(matches!(e, FsdevError::Sysfs { .. }), "{e}");

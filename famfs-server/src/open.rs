@@ -6,7 +6,7 @@
 use std::os::unix::ffi::OsStringExt;
 use std::sync::Arc;
 
-use famfs_fsdev::{Access, DaxDevice, DaxMode, DeviceKind, Mapping, Media};
+use famfs_fsdev::{Access, DaxDevice, Mapping, Media};
 use famfs_log::OffsetMedia;
 use famfs_log::role::Role;
 use famfs_log::{Famfs, OpenOptions, ReplayMode};
@@ -48,23 +48,11 @@ fn local_uuid(cfg: &Config) -> Option<Uuid> {
     }
 }
 
-/// Whether `dev` is a dax device in famfs mode (bound to fsdev_dax): the kernel maps famfs
-/// files onto it, and it cannot be memory-mapped.
-fn is_famfs_mode(dev: &DaxDevice) -> bool {
-    matches!(
-        dev.kind(),
-        DeviceKind::DaxChar {
-            mode: DaxMode::Famfs,
-            ..
-        }
-    )
-}
-
 /// Whether `cfg`'s device is read through the daemon's own mount, and whether it is mapped.
 pub(crate) fn access_of(cfg: &Config) -> Result<(bool, bool), ServerError> {
     Ok(match cfg.meta {
         MetaAccess::Auto => {
-            let famfs = is_famfs_mode(&DaxDevice::open(&cfg.device, Access::ReadOnly)?);
+            let famfs = DaxDevice::open(&cfg.device, Access::ReadOnly)?.is_famfs_mode();
             (famfs, !famfs)
         }
         MetaAccess::ThroughMount => (true, true),

@@ -77,15 +77,7 @@ fn test_mode() -> Option<&'static str> {
 /// Whether `dev` is a dax device bound to fsdev_dax (famfs mode), which only a famfs-enabled
 /// kernel can serve: the daemon's own test (a stand-in file never is).
 pub fn in_famfs_mode(dev: &Path) -> bool {
-    DaxDevice::open(dev, Access::ReadOnly).is_ok_and(|d| {
-        matches!(
-            d.kind(),
-            famfs_fsdev::DeviceKind::DaxChar {
-                mode: famfs_fsdev::DaxMode::Famfs,
-                ..
-            }
-        )
-    })
+    DaxDevice::open(dev, Access::ReadOnly).is_ok_and(|d| d.is_famfs_mode())
 }
 
 /// Whether a command on unmounted `dev` goes through a temporary mount: a famfs-mode device

@@ -133,7 +133,10 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     });
     let control = Arc::new(Mutex::new(None));
     let boot_failed = Arc::new(Mutex::new(None));
-    if fs.is_ready() || fs.is_formatting() {
+    // The log was read before mounting (or there is none to read: formatting mode); else it is
+    // read through the mount once the workers serve it.
+    let served_at_init = fs.is_ready() || fs.is_formatting();
+    if served_at_init {
         ready_to_serve(&fs, control_opts.clone(), &control, &device, &mpt);
     }
     // `famfs mount` hears "ok" once the tree is served: at INIT when the log was read before
@@ -144,7 +147,7 @@ fn run(args: Args, log_control: Arc<dyn LogControl>, ready: &mut ReadyFd) -> any
     spawn_signal_thread(sigs, mpt.clone(), own)?;
     // INIT is answered on this descriptor; then the workers start on clones of it.
     let result = session::run(&fs, fuse, mount::clone_channel, |_| {
-        if fs.is_ready() || fs.is_formatting() {
+        if served_at_init {
             lock(&shared_ready).ok();
             return;
         }
