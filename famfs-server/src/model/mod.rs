@@ -349,21 +349,18 @@ impl FileSystem {
     }
 
     fn refreshed(&self, log: &SharedLog<LogMedia>, r: Refreshed) -> bool {
-        let changed = match r {
-            Refreshed::Nothing => false,
-            Refreshed::Added => true,
-            Refreshed::Replaced => {
-                self.views.clear();
-                if let Ok(l) = log.read() {
-                    self.meta.update(l.state().namespace());
-                }
-                true
+        let replaced = matches!(r, Refreshed::Replaced);
+        if replaced {
+            self.views.clear();
+        }
+        // While serving (not stopped), the tree is now up to date with the log.
+        if let Ok(l) = log.read() {
+            if replaced {
+                self.meta.update(l.state().namespace());
             }
-        };
-        if log.read().is_ok() {
             self.stats.refreshed();
         }
-        changed
+        !matches!(r, Refreshed::Nothing)
     }
 
     /// The error for a change only the famfs CLI may make (through the log): EPERM on the
