@@ -7,7 +7,6 @@
 //! that does not answer, or `FAMFS_CONTROL=off` in the environment: [`connect`] says why the
 //! channel is unavailable and the caller appends in its own process, as before.
 
-use std::ffi::CString;
 use std::io::{BufReader, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -46,28 +45,11 @@ pub enum Connect {
 /// The value of extended attribute `name` of `path`; `None` when it has none (or the file
 /// system has no extended attributes).
 fn get_xattr(path: &Path, name: &str) -> std::io::Result<Option<Vec<u8>>> {
-    let p = CString::new(path.as_os_str().as_bytes())?;
-    let n = CString::new(name)?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: both names are NUL-terminated strings that outlive the call; the kernel writes at
-    // most `buf.len()` bytes into `buf`, which is valid for that many.
-    let r = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            n.as_ptr(),
-            buf.as_mut_ptr().cast::<libc::c_void>(),
-            buf.len(),
-        )
-    };
-    if r < 0 {
-        let e = std::io::Error::last_os_error();
-        return match e.raw_os_error() {
-            Some(libc::ENODATA | libc::ENOTSUP) => Ok(None),
-            _ => Err(e),
-        };
+    match crate::xattr::read(path, name, 4096) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENODATA | libc::ENOTSUP)) => Ok(None),
+        Err(e) => Err(e),
     }
-    buf.truncate(r as usize);
-    Ok(Some(buf))
 }
 
 /// Find the control channel of the famfs mounted at `root` and start a writing session as

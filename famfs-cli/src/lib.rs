@@ -40,6 +40,8 @@ pub mod open;
 #[cfg(feature = "cli")]
 pub mod writer;
 #[cfg(feature = "cli")]
+pub mod xattr;
+#[cfg(feature = "cli")]
 pub mod xfer;
 
 /// The mount table (the one parser, in famfs-fsdev).

@@ -4,8 +4,6 @@
 //! `user.famfs.pid`; and `--log-level` to change the daemon's log filter through its control
 //! channel (root only).
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -76,17 +74,7 @@ struct Report {
 /// The value of `name` on `path`, read into a buffer large enough for any attribute (so a
 /// value that grows between a size query and the read does not matter).
 fn read_xattr(path: &Path, name: &str) -> std::io::Result<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes())?;
-    let n = CString::new(name)?;
-    let mut buf = vec![0u8; 65536];
-    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
-    // `buf.len()` bytes and the kernel writes at most that many.
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    buf.truncate(r as usize);
-    Ok(buf)
+    crate::xattr::read(path, name, 65536)
 }
 
 /// The daemon's figures for the mount at `mpt`.

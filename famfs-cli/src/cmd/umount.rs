@@ -1,7 +1,5 @@
 //! `famfs umount MPT`: unmount a famfs and wait for its daemon to exit.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -15,17 +13,7 @@ use crate::mounts::{famfs_mount_at, read_mounts};
 
 /// Read an extended attribute (`None` on any error).
 pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
-    let p = CString::new(path.as_os_str().as_bytes()).ok()?;
-    let n = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 256];
-    // SAFETY: both strings are NUL-terminated and live across the call; the buffer is valid for
-    // `buf.len()` bytes and the kernel writes at most that many.
-    let r = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    if r < 0 {
-        return None;
-    }
-    buf.truncate(r as usize);
-    Some(buf)
+    crate::xattr::read(path, name, 256).ok()
 }
 
 /// The mount point as given, made absolute without touching the (possibly dead) mount itself.
