@@ -160,9 +160,10 @@ pub fn resolve_target(arg: impl AsRef<std::ffi::OsStr>, dev: &DeviceOpt) -> Resu
 
 /// Resolve a host path inside a mounted famfs.
 pub fn resolve_host_target(p: &Path) -> Result<Target> {
-    stale::check_not_stale(p)?;
-    let abs = resolve_host_path(p).map_err(|e| path_error(p, &e))?;
+    // One read of the mount table serves both the stale check and the lookup.
     let table = mounts::read_mounts();
+    stale::check_not_stale_in(p, &table)?;
+    let abs = resolve_host_path(p).map_err(|e| path_error(p, &e))?;
     match find_in_mounts(&abs, &table) {
         Some(m) => Ok(Target {
             loc: Location::Mount(m.root),
