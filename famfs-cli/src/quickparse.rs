@@ -1,6 +1,6 @@
 //! Parsing the per-file commands without building the whole command tree.
 //!
-//! `famfs creat FILE` is often one process per file, and clap builds (then drops) the
+//! `famfs creat FILE` is often one process per file (and `famfs fsck` a short one), and clap builds (then drops) the
 //! definitions of every subcommand on every run, about a third of such a process's
 //! instructions. For the commands scripts run per file, [`try_quick`] builds the top level with
 //! only the subcommand named on the command line. It returns a value only for a command line
@@ -11,7 +11,9 @@ use std::ffi::OsString;
 
 use clap::{ArgAction, Args, Command, CommandFactory, FromArgMatches, Parser};
 
-use crate::cli::{CpArgs, CreatArgs, Famfs, FlushArgs, GetmapArgs, MkdirArgs, VerifyArgs};
+use crate::cli::{
+    CpArgs, CreatArgs, Famfs, FlushArgs, FsckArgs, GetmapArgs, LogplayArgs, MkdirArgs, VerifyArgs,
+};
 
 /// The global options of [`Famfs`], with the same ids and actions (the quick parse's matches
 /// must read as the full parse's).
@@ -35,6 +37,9 @@ fn subcommand(name: &str) -> Option<Command> {
         "verify" => VerifyArgs::augment_args(Command::new("verify")),
         "flush" => FlushArgs::augment_args(Command::new("flush")),
         "getmap" => GetmapArgs::augment_args(Command::new("getmap")),
+        // As in `Cmd`: fsck's -h is --human.
+        "fsck" => FsckArgs::augment_args(Command::new("fsck").disable_help_flag(true)),
+        "logplay" => LogplayArgs::augment_args(Command::new("logplay")),
         _ => return None,
     })
 }
@@ -100,6 +105,11 @@ mod tests {
             &["famfs", "verify", "-S", "7", "-f", "/mnt/famfs/a"],
             &["famfs", "flush", "/mnt/famfs/a"],
             &["famfs", "getmap", "/mnt/famfs/a"],
+            &["famfs", "fsck", "/dev/dax0.0"],
+            &["famfs", "fsck", "-h", "-B", "4", "--json", "/mnt/famfs"],
+            &["famfs", "-v", "fsck", "-r", "img"],
+            &["famfs", "logplay", "--ls", "-n", "/mnt/famfs"],
+            &["famfs", "logplay", "-d", "/dev/dax0.0", "-r"],
         ];
         for l in lines {
             let args = os(l);
@@ -114,7 +124,9 @@ mod tests {
     #[test]
     fn quick_parse_declines() {
         for l in [
-            &["famfs", "fsck", "/dev/dax0.0"][..],
+            &["famfs", "status"][..],
+            &["famfs", "fsck", "--help"],
+            &["famfs", "fsck", "-?"],
             &["famfs", "creat", "-h"],
             &["famfs", "creat", "-?"],
             &["famfs", "creat", "--bogus", "a"],
