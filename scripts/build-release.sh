@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Build release binaries the way they are installed and benchmarked: statically linked (glibc,
-# `-C target-feature=+crt-static`), and print the directory that holds them.
+# Build release binaries the way they are installed and benchmarked: cargo profile `dist`
+# (release with fat LTO and one codegen unit, see the workspace Cargo.toml), statically linked
+# (glibc, `-C target-feature=+crt-static`), and print the directory that holds them.
 #
 #   scripts/build-release.sh [-d TARGET_DIR] CARGO_BUILD_ARGS...
 #   e.g. scripts/build-release.sh -p famfs-cli --bin famfs -p famfs-server --bin famfs_fused
@@ -14,7 +15,7 @@
 #
 # --target is passed explicitly so RUSTFLAGS reach only the target crates: with +crt-static and
 # no --target, proc-macro crates fail to build. The binaries therefore land in
-# TARGET_DIR/<host triple>/release, the directory printed.
+# TARGET_DIR/<host triple>/dist, the directory printed.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,14 +27,15 @@ fi
 (($# > 0)) || { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
 if [ "${FAMFS_STATIC:-1}" = "0" ]; then
-    cargo build --quiet --release --manifest-path "$REPO/Cargo.toml" --target-dir "$target_dir" "$@" >&2
-    echo "$target_dir/release"
+    cargo build --quiet --profile dist --manifest-path "$REPO/Cargo.toml" \
+        --target-dir "$target_dir" "$@" >&2
+    echo "$target_dir/dist"
     exit 0
 fi
 triple=$(rustc -vV | sed -n 's/^host: //p')
 [ -n "$triple" ] || { echo "build-release.sh: cannot tell the host triple (rustc -vV)" >&2; exit 1; }
 unset CARGO_ENCODED_RUSTFLAGS
 RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }-C target-feature=+crt-static" \
-    cargo build --quiet --release --target "$triple" --manifest-path "$REPO/Cargo.toml" \
+    cargo build --quiet --profile dist --target "$triple" --manifest-path "$REPO/Cargo.toml" \
     --target-dir "$target_dir" "$@" >&2
-echo "$target_dir/$triple/release"
+echo "$target_dir/$triple/dist"

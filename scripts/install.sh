@@ -8,9 +8,9 @@
 #   scripts/install.sh              # PREFIX = /usr/local (writing there needs root)
 #   scripts/install.sh ~/.local     # a user install: put ~/.local/bin on PATH
 #
-# Builds the release binaries first, statically linked (scripts/build-release.sh; FAMFS_STATIC=0
-# links them dynamically). FAMFS_INSTALL_PROFILE=dev installs debug builds instead
-# (the tests do, to reuse their build); CARGO_TARGET_DIR is honoured.
+# Builds the release binaries first (cargo profile `dist`, statically linked:
+# scripts/build-release.sh; FAMFS_STATIC=0 links them dynamically). FAMFS_INSTALL_PROFILE=dev
+# installs debug builds instead (the tests do, to reuse their build); CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,7 +22,8 @@ cd "$REPO"
 packages=(-p famfs-cli -p famfs-server -p daxctl-famfs -p xtask --bins)
 case "${FAMFS_INSTALL_PROFILE:-release}" in
     release)
-        # Statically linked (scripts/build-release.sh says why; FAMFS_STATIC=0 to opt out).
+        # Profile `install`, statically linked (scripts/build-release.sh says why;
+        # FAMFS_STATIC=0 opts out).
         echo "install.sh: building famfs, famfs_fused, daxctl-famfs (release)"
         BIN=$("$REPO/scripts/build-release.sh" "${packages[@]}") ;;
     dev|debug)
