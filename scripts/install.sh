@@ -8,8 +8,9 @@
 #   scripts/install.sh              # PREFIX = /usr/local (writing there needs root)
 #   scripts/install.sh ~/.local     # a user install: put ~/.local/bin on PATH
 #
-# Builds the release binaries first. FAMFS_INSTALL_PROFILE=dev installs debug builds instead
-# (the tests do, to reuse their build); CARGO_TARGET_DIR is honoured.
+# Builds the release binaries first (cargo profile `dist`, statically linked:
+# scripts/build-release.sh; FAMFS_STATIC=0 links them dynamically). FAMFS_INSTALL_PROFILE=dev
+# installs debug builds instead (the tests do, to reuse their build); CARGO_TARGET_DIR is honoured.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,16 +18,20 @@ PREFIX="${1:-/usr/local}"
 mkdir -p "$PREFIX/bin"
 PREFIX="$(cd "$PREFIX" && pwd)"
 
+cd "$REPO"
+packages=(-p famfs-cli -p famfs-server -p daxctl-famfs -p xtask --bins)
 case "${FAMFS_INSTALL_PROFILE:-release}" in
-    release) profile_dir=release; profile_args=(--release) ;;
-    dev|debug) profile_dir=debug; profile_args=() ;;
+    release)
+        # Profile `install`, statically linked (scripts/build-release.sh says why;
+        # FAMFS_STATIC=0 opts out).
+        echo "install.sh: building famfs, famfs_fused, daxctl-famfs (release)"
+        BIN=$("$REPO/scripts/build-release.sh" "${packages[@]}") ;;
+    dev|debug)
+        echo "install.sh: building famfs, famfs_fused, daxctl-famfs (debug)"
+        cargo build -q "${packages[@]}"
+        BIN="${CARGO_TARGET_DIR:-$REPO/target}/debug" ;;
     *) echo "install.sh: FAMFS_INSTALL_PROFILE must be release or dev" >&2; exit 2 ;;
 esac
-
-cd "$REPO"
-echo "install.sh: building famfs, famfs_fused, daxctl-famfs (${profile_dir})"
-cargo build -q "${profile_args[@]}" -p famfs-cli -p famfs-server -p daxctl-famfs -p xtask --bins
-BIN="${CARGO_TARGET_DIR:-$REPO/target}/$profile_dir"
 
 for b in famfs famfs_fused daxctl-famfs; do
     install -m 0755 "$BIN/$b" "$PREFIX/bin/$b"

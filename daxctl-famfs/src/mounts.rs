@@ -43,6 +43,10 @@ impl MountEntry {
 /// Undo the kernel's octal escapes. A backslash not followed by three octal digits, or by
 /// digits above `\377`, stays as it is.
 pub fn unescape(field: &[u8]) -> Vec<u8> {
+    // Most fields have no escapes: one copy, not a byte-by-byte rebuild.
+    if !field.contains(&b'\\') {
+        return field.to_vec();
+    }
     let mut out = Vec::with_capacity(field.len());
     let mut i = 0;
     while i < field.len() {
@@ -78,7 +82,8 @@ pub fn escape(field: &[u8]) -> Vec<u8> {
 }
 
 fn text(field: &[u8]) -> String {
-    String::from_utf8_lossy(&unescape(field)).into_owned()
+    String::from_utf8(unescape(field))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 fn path(field: &[u8]) -> PathBuf {
@@ -111,7 +116,15 @@ pub fn read_mounts() -> Vec<MountEntry> {
 /// The mount table in `file` (a `mounts` file of a proc tree; empty, with a warning, if it
 /// cannot be read).
 pub fn read_mounts_from(file: &Path) -> Vec<MountEntry> {
-    match std::fs::read(file) {
+    // A proc file has no size to size the buffer by: start at 16 KiB (one read for most
+    // tables) instead of growing from a few bytes, one system call per doubling.
+    let read = |f: &Path| -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut t = Vec::with_capacity(16 << 10);
+        std::fs::File::open(f)?.read_to_end(&mut t)?;
+        Ok(t)
+    };
+    match read(file) {
         Ok(t) => parse_mounts(t),
         Err(e) => {
             tracing::warn!("cannot read {}: {e}", file.display());

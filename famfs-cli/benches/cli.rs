@@ -7,7 +7,8 @@
 //!   file and overwriting an existing file, on the same file system;
 //! * `famfs verify --device` against reading the source file once;
 //! * `famfs fsck DEV` of a full 8 MiB log (15,420 entries), a whole process, against the
-//!   process start of `famfs --version` (target: ≤ 5 ms).
+//!   process start of `famfs --version` (target: ≤ 5 ms); both with the installed build
+//!   (`scripts/build-release.sh`: release, statically linked; `$FAMFS_CLI` overrides).
 //!
 //! Run: `cargo bench -p famfs-cli` (set `FAMFS_BENCH_DIR` to pick the file system; default
 //! `/dev/shm` when present, so the page cache is not throttled by a disk); `-- fsck`, `-- cp`
@@ -109,7 +110,11 @@ fn run(cmd: &mut Command) {
 }
 
 fn famfs(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_famfs"));
+    famfs_at(Path::new(env!("CARGO_BIN_EXE_famfs")), dir)
+}
+
+fn famfs_at(bin: &Path, dir: &Path) -> Command {
+    let mut c = Command::new(bin);
     c.current_dir(dir)
         .env("FAMFS_SYSTEM_UUID", "6a1c4d2e-0000-4000-8000-00000000be4c")
         .env("FAMFS_PROGRESS", "0");
@@ -319,7 +324,30 @@ fn fill_log(img: &Path, me: uuid::Uuid) -> u64 {
     n
 }
 
+/// The `famfs` whose process cost is measured: `$FAMFS_CLI`, else the installed build
+/// (`scripts/build-release.sh`: release, statically linked) in `<target>/famfs-bench-bin`.
+fn installed_famfs() -> PathBuf {
+    if let Some(p) = std::env::var_os("FAMFS_CLI") {
+        return p.into();
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| repo.join("target"), PathBuf::from)
+        .join("famfs-bench-bin");
+    let out = Command::new(repo.join("scripts/build-release.sh"))
+        .arg("-d")
+        .arg(&target)
+        .args(["-p", "famfs-cli", "--bin", "famfs"])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("scripts/build-release.sh");
+    assert!(out.status.success(), "building the release famfs failed");
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("famfs")
+}
+
 fn bench_fsck(dir: &Path) {
+    let bin = installed_famfs();
+    let famfs = |dir: &Path| famfs_at(&bin, dir);
     const UUID: &str = "6a1c4d2e-0000-4000-8000-00000000be4c";
     let img = dir.join("full.img");
     std::fs::File::create(&img)
@@ -350,7 +378,10 @@ fn bench_fsck(dir: &Path) {
         println!("  {what:<28} {m:6.2} ms [{lo:5.2}, {hi:6.2}]   CPU {c:5.2} ms");
         m
     };
-    println!("famfs fsck of a full 8 MiB log ({entries} entries), whole process, 31 runs:");
+    println!(
+        "famfs fsck of a full 8 MiB log ({entries} entries), whole process, 31 runs ({}):",
+        bin.display()
+    );
     let f = show("famfs fsck DEV", &fsck, &fsck_cpu);
     let s = show("famfs --version (start)", &start, &start_cpu);
     println!(

@@ -84,6 +84,14 @@ impl EarlyExit {
 
 /// Parse `famfs` arguments: the command to run, or how to exit.
 pub fn parse_famfs(args: &[OsString]) -> Result<cli::Famfs, EarlyExit> {
+    match crate::quickparse::try_quick(args) {
+        Some(parsed) => Ok(parsed),
+        None => parse_famfs_full(args),
+    }
+}
+
+/// [`parse_famfs`] with every subcommand defined (help, errors, the other commands).
+pub(crate) fn parse_famfs_full(args: &[OsString]) -> Result<cli::Famfs, EarlyExit> {
     let args = rewrite_help(args.to_vec());
     cli::Famfs::try_parse_from(&args).map_err(|error| {
         let kind = error.kind();

@@ -38,6 +38,8 @@ pub mod json;
 #[cfg(feature = "cli")]
 pub mod open;
 #[cfg(feature = "cli")]
+mod quickparse;
+#[cfg(feature = "cli")]
 pub mod writer;
 #[cfg(feature = "cli")]
 pub mod xattr;

@@ -89,7 +89,9 @@ pub fn decode_relpath(field: &[u8; RELPATH_FIELD]) -> Result<&[u8], PathProblem>
         .iter()
         .position(|&b| b == 0)
         .ok_or(PathProblem::NotTerminated)?;
-    if field[nul..].iter().any(|&b| b != 0) {
+    // OR-ing every byte (no early exit) lets the compiler check the padding a vector at a time:
+    // replay decodes a path per entry.
+    if field[nul..].iter().fold(0u8, |acc, &b| acc | b) != 0 {
         return Err(PathProblem::TrailingBytes);
     }
     let p = &field[..nul];

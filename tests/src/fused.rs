@@ -92,23 +92,22 @@ pub fn release_bins() -> (PathBuf, PathBuf) {
         .map_or_else(|| repo.join("target"), PathBuf::from)
         .join("famfs-bench-bin");
     let t = Instant::now();
-    let st = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release"])
+    // The build the install does (statically linked), so the figures are the installed programs'.
+    let out = Command::new(repo.join("scripts/build-release.sh"))
+        .arg("-d")
+        .arg(&target)
         .args(["-p", "famfs-cli", "--bin", "famfs"])
         .args(["-p", "famfs-server", "--bin", "famfs_fused"])
-        .arg("--manifest-path")
-        .arg(repo.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .expect("cargo build");
-    assert!(st.success(), "building release binaries failed");
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("scripts/build-release.sh");
+    assert!(out.status.success(), "building release binaries failed");
+    let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
     println!(
         "release binaries in {} ({:.0} s)",
-        target.display(),
+        dir.display(),
         t.elapsed().as_secs_f64()
     );
-    let dir = target.join("release");
     (dir.join("famfs"), dir.join("famfs_fused"))
 }
 

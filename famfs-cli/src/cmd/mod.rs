@@ -164,9 +164,10 @@ pub fn resolve_target(arg: impl AsRef<std::ffi::OsStr>, dev: &DeviceOpt) -> Resu
 
 /// Resolve a host path inside a mounted famfs.
 pub fn resolve_host_target(p: &Path) -> Result<Target> {
-    stale::check_not_stale(p)?;
-    let abs = resolve_host_path(p).map_err(|e| path_error(p, &e))?;
+    // One read of the mount table serves both the stale check and the lookup.
     let table = mounts::read_mounts();
+    stale::check_not_stale_in(p, &table)?;
+    let abs = resolve_host_path(p).map_err(|e| path_error(p, &e))?;
     match find_in_mounts(&abs, &table) {
         Some(m) => Ok(Target {
             loc: Location::Mount(m.root),
@@ -197,15 +198,21 @@ fn path_error(p: &Path, e: &std::io::Error) -> anyhow::Error {
 
 /// What a positional `DEV|PATH` argument of fsck/logplay names.
 pub fn classify_dev_or_path(p: &Path) -> Result<Location> {
-    stale::check_not_stale(p)?;
+    let table = mounts::read_mounts();
+    stale::check_not_stale_in(p, &table)?;
     let meta = std::fs::metadata(p).map_err(|e| path_error(p, &e))?;
     let ft = meta.file_type();
     if ft.is_char_device() {
         return Ok(Location::Device(p.to_path_buf()));
     }
     if ft.is_file() || ft.is_dir() {
-        if let Ok(t) = resolve_host_target(p) {
-            return Ok(t.loc);
+        // In a famfs mount? (As resolve_host_target, without building the error a stand-in
+        // outside any mount would make.)
+        if let Some(m) = resolve_host_path(p)
+            .ok()
+            .and_then(|abs| find_in_mounts(&abs, &table))
+        {
+            return Ok(Location::Mount(m.root));
         }
         if ft.is_file() {
             return Ok(Location::Device(p.to_path_buf()));

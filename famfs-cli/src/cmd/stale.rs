@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::mounts::read_mounts;
+use crate::mounts::{MountEntry, read_mounts};
 
 /// Whether `dir` is a mount whose FUSE daemon is gone. `stat` may still answer from the
 /// kernel's attribute cache; `statfs` always asks the daemon, and fails with ENOTCONN.
@@ -18,13 +18,19 @@ pub fn is_disconnected(dir: &Path) -> bool {
 /// The deepest famfs mount at or above `p` (made absolute without touching it) whose daemon is
 /// gone.
 pub fn stale_mount_containing(p: &Path) -> Option<PathBuf> {
+    stale_mount_containing_in(p, &read_mounts())
+}
+
+/// [`stale_mount_containing`] in a mount table already read.
+pub fn stale_mount_containing_in(p: &Path, table: &[MountEntry]) -> Option<PathBuf> {
     let abs = std::path::absolute(p).ok()?;
-    read_mounts()
-        .into_iter()
+    table
+        .iter()
         .filter(|m| m.is_famfs() && abs.starts_with(&m.target))
-        .map(|m| m.target)
+        .map(|m| &m.target)
         .filter(|t| is_disconnected(t))
         .max_by_key(|t| t.components().count())
+        .cloned()
 }
 
 /// A stale famfs mount of device `dev`, if there is one.
@@ -38,7 +44,12 @@ pub fn stale_mount_of_device(dev: &Path) -> Option<PathBuf> {
 
 /// Fail (ENOTCONN) with [`stale_message`] when `p` is in a stale famfs mount.
 pub fn check_not_stale(p: &Path) -> anyhow::Result<()> {
-    match stale_mount_containing(p) {
+    check_not_stale_in(p, &read_mounts())
+}
+
+/// [`check_not_stale`] in a mount table already read.
+pub fn check_not_stale_in(p: &Path, table: &[MountEntry]) -> anyhow::Result<()> {
+    match stale_mount_containing_in(p, table) {
         Some(mpt) => Err(crate::error::fail(libc::ENOTCONN, stale_message(&mpt))),
         None => Ok(()),
     }
