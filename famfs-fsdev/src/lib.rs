@@ -28,6 +28,7 @@ mod file;
 mod kcopy;
 mod mapping;
 mod media;
+mod prefault;
 
 /// A dax device's mode (devdax, famfs, system-ram), as [`DeviceKind::DaxChar`] reports it.
 pub use daxctl_famfs::DaxMode;
@@ -37,6 +38,7 @@ pub use error::FsdevError;
 pub use file::{FileView, Segment};
 pub use mapping::Mapping;
 pub use media::{FileMedia, Media, MediaLock, MemMedia};
+pub use prefault::prefault_for_writing;
 
 /// The famfs allocation unit and the alignment of every dax mapping: 2 MiB.
 pub const ALLOC_UNIT: u64 = 2 * 1024 * 1024;

@@ -2,6 +2,7 @@
 //! [`Writer`], the master's locked session for appending. Noticing that the log was rewritten
 //! under an open file system, and replaying it again, is in `rewrite`.
 
+use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -14,6 +15,7 @@ use crate::header::{COUNTERS_OFFSET, LogHeader};
 use crate::layout::{FM_ALL_HOSTS_RW, LOG_ENTRY_SIZE, LOG_HEADER_SIZE, entry_offset};
 use crate::namespace::{Attr, Ino};
 use crate::path::{check_not_reserved, check_relpath};
+use crate::prefetch;
 use crate::replay::{Applied, LogState, Problem};
 use crate::role::Role;
 use crate::superblock::Superblock;
@@ -81,7 +83,6 @@ pub struct Famfs<L: Media> {
     /// How it was opened (this host, root, meta files, device size): to replay it again.
     pub(crate) opts: OpenOptions,
     pub(crate) mode: ReplayMode,
-    buf: Vec<u8>,
     /// Index and stored CRC of the last entry replayed that passed its integrity check: if the
     /// log no longer holds it, the log was rewritten under us.
     pub(crate) last: Option<(u64, u64)>,
@@ -100,7 +101,6 @@ impl<L: Media> Famfs<L> {
             state,
             mode: opts.replay,
             opts,
-            buf: Vec::new(),
             last: None,
         };
         fs.refresh()?;
@@ -159,7 +159,6 @@ impl<L: Media> Famfs<L> {
             state: self.state,
             opts: self.opts,
             mode: self.mode,
-            buf: self.buf,
             last: self.last,
         }
     }
@@ -193,51 +192,25 @@ impl<L: Media> Famfs<L> {
         self.header = h;
         // Size the tree for what the header announces before replaying it.
         self.state.reserve(h.next_index - start);
-        let mut report = RefreshReport::default();
-        let mut i = start;
-        'outer: while i < h.next_index {
-            let n = (h.next_index - i).min(REPLAY_BATCH);
-            let off = entry_offset(i);
-            let len = n * LOG_ENTRY_SIZE as u64;
-            self.buf.resize(len as usize, 0);
-            self.log.invalidate(off, len)?;
-            self.log.read_at(off, &mut self.buf)?;
-            let mut again = [0u8; LOG_ENTRY_SIZE];
-            for (k, slot) in self.buf.chunks_exact(LOG_ENTRY_SIZE).enumerate() {
-                let idx = i + k as u64;
-                let slot: &[u8; LOG_ENTRY_SIZE] = slot.try_into().expect("chunk of entry size");
-                let slot = if check_integrity(slot, idx).is_ok() {
-                    slot
-                } else {
-                    // A stale cache line or an entry still in flight: read it once more.
-                    self.log
-                        .invalidate(entry_offset(idx), LOG_ENTRY_SIZE as u64)?;
-                    self.log.read_at(entry_offset(idx), &mut again)?;
-                    if let Err(e) = check_integrity(&again, idx) {
-                        if self.mode == ReplayMode::Strict {
-                            report.stalled = Some((idx, e));
-                            break 'outer;
-                        }
-                        report.entries += 1;
-                        if let Applied::Skipped(p) = self.state.skip_bad(idx, e) {
-                            report.problems.push(p);
-                        }
-                        continue;
-                    }
-                    &again
-                };
-                report.entries += 1;
-                self.last = Some((idx, entry_crc(slot)));
-                match self.state.apply_checked(idx, slot) {
-                    Applied::File(ino) => report.files.push(ino),
-                    Applied::Dir(ino) => report.dirs.push(ino),
-                    Applied::Skipped(p) => report.problems.push(p),
-                    Applied::DirExisted(_) | Applied::Ignored => {}
+        // The node table `reserve` made room for is faulted in by the reader thread.
+        let nodes = self.state.namespace().reserved_node_memory();
+        let prefault = move || famfs_fsdev::prefault_for_writing(nodes);
+        let mut r = Replayer {
+            log: &self.log,
+            state: &mut self.state,
+            last: &mut self.last,
+            mode: self.mode,
+            report: RefreshReport::default(),
+        };
+        prefetch::for_each_batch(r.log, (start, h.next_index), REPLAY_BATCH, prefault, |b| {
+            for ((idx, slot), &ok) in b.slots().zip(&b.ok) {
+                if r.slot(idx, slot, ok)?.is_break() {
+                    return Ok(ControlFlow::Break(()));
                 }
             }
-            i += n;
-        }
-        Ok(report)
+            Ok::<_, LogError>(ControlFlow::Continue(()))
+        })?;
+        Ok(r.report)
     }
 
     /// Start a writing session: requires the master role, takes the exclusive log lock (held
@@ -264,6 +237,57 @@ impl<L: Media> Famfs<L> {
             cursor: 0,
             rng: BucketRng::from_entropy(),
         })
+    }
+}
+
+/// One replay pass: applies slots to the state in log order and reports what it did.
+struct Replayer<'a, L: Media> {
+    log: &'a L,
+    state: &'a mut LogState,
+    last: &'a mut Option<(u64, u64)>,
+    mode: ReplayMode,
+    report: RefreshReport,
+}
+
+impl<L: Media> Replayer<'_, L> {
+    /// Apply slot `idx` (bytes `slot`, integrity `ok` as read). A slot that failed its check
+    /// is read once more (a stale cache line or an entry still in flight); if it fails again,
+    /// strict replay stops before it and lenient replay counts it as bad.
+    fn slot(
+        &mut self,
+        idx: u64,
+        slot: &[u8; LOG_ENTRY_SIZE],
+        ok: bool,
+    ) -> Result<ControlFlow<()>, LogError> {
+        let mut again = [0u8; LOG_ENTRY_SIZE];
+        let slot = if ok {
+            slot
+        } else {
+            self.log
+                .invalidate(entry_offset(idx), LOG_ENTRY_SIZE as u64)?;
+            self.log.read_at(entry_offset(idx), &mut again)?;
+            if let Err(e) = check_integrity(&again, idx) {
+                if self.mode == ReplayMode::Strict {
+                    self.report.stalled = Some((idx, e));
+                    return Ok(ControlFlow::Break(()));
+                }
+                self.report.entries += 1;
+                if let Applied::Skipped(p) = self.state.skip_bad(idx, e) {
+                    self.report.problems.push(p);
+                }
+                return Ok(ControlFlow::Continue(()));
+            }
+            &again
+        };
+        self.report.entries += 1;
+        *self.last = Some((idx, entry_crc(slot)));
+        match self.state.apply_checked(idx, slot) {
+            Applied::File(ino) => self.report.files.push(ino),
+            Applied::Dir(ino) => self.report.dirs.push(ino),
+            Applied::Skipped(p) => self.report.problems.push(p),
+            Applied::DirExisted(_) | Applied::Ignored => {}
+        }
+        Ok(ControlFlow::Continue(()))
     }
 }
 

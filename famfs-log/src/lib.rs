@@ -46,6 +46,7 @@ mod mkfs;
 pub mod namespace;
 mod offset;
 pub mod path;
+mod prefetch;
 pub mod replay;
 mod rewrite;
 pub mod role;

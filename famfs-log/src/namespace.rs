@@ -229,6 +229,15 @@ impl Namespace {
         });
     }
 
+    /// Addresses of the room [`Namespace::reserve`] made for nodes not added yet, for faulting
+    /// it in on another thread while this one adds nodes
+    /// ([`famfs_fsdev::prefault_for_writing`]).
+    pub fn reserved_node_memory(&self) -> std::ops::Range<usize> {
+        let start = self.nodes.as_ptr().wrapping_add(self.nodes.len()) as usize;
+        let spare = self.nodes.capacity() - self.nodes.len();
+        start..start + spare * std::mem::size_of::<Node>()
+    }
+
     /// The inode number the next node added gets: one past the highest in use.
     pub fn next_ino(&self) -> Ino {
         Self::ino_at(self.nodes.len(), self.gap_at, self.gap)
@@ -393,10 +402,7 @@ impl Namespace {
 
     /// Split a relative path into (parent inode, last name), requiring the parent to exist.
     pub fn parent_of<'p>(&self, path: &'p [u8]) -> Result<(Ino, &'p OsStr), NsError> {
-        let (dir, name) = match path.iter().rposition(|&b| b == b'/') {
-            Some(i) => (&path[..i], &path[i + 1..]),
-            None => (&path[..0], path),
-        };
+        let (dir, name) = split_parent(path);
         let parent = self.resolve(dir)?;
         if !self.get(parent).is_some_and(Node::is_dir) {
             return Err(NsError::NotADirectory(PathBuf::from(OsStr::from_bytes(
@@ -404,6 +410,15 @@ impl Namespace {
             ))));
         }
         Ok((parent, OsStr::from_bytes(name)))
+    }
+}
+
+/// A relative path split at its last `/`: (directory part, last name); the directory part of
+/// a name without `/` is empty (the root).
+pub fn split_parent(path: &[u8]) -> (&[u8], &[u8]) {
+    match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => (&path[..0], path),
     }
 }
 

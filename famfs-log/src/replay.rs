@@ -14,7 +14,9 @@ use famfs_fmap::{Extent, Fmap};
 
 use crate::fmap::FmapProblem;
 use crate::layout::{ALLOC_UNIT, LOG_ENTRY_SIZE, SUPERBLOCK_REGION};
-use crate::namespace::{Attr, DirNode, FileNode, Ino, Namespace, NodeKind, NsError, ROOT_INO};
+use crate::namespace::{
+    Attr, DirNode, FileNode, Ino, Namespace, NodeKind, NsError, ROOT_INO, split_parent,
+};
 use crate::path::{PathProblem, is_reserved};
 use crate::superblock::Superblock;
 
@@ -132,6 +134,9 @@ pub struct LogState {
     daxdevs: Vec<AddDaxdevEntry>,
     /// With [`LogState::skip_maps`]: the map every file node shares.
     shared_map: Option<Arc<Fmap>>,
+    /// The directory part of the last file path applied, and its inode: consecutive entries
+    /// mostly share a directory, and a directory, once in the tree, stays (nothing is removed).
+    last_parent: (Vec<u8>, Option<Ino>),
 }
 
 impl LogState {
@@ -162,6 +167,7 @@ impl LogState {
             problems: Vec::new(),
             daxdevs: Vec::new(),
             shared_map: None,
+            last_parent: (Vec::new(), None),
         }
     }
 
@@ -370,8 +376,7 @@ impl LogState {
             },
         });
         let added = self
-            .ns
-            .parent_of(path)
+            .parent_dir_of(path)
             .and_then(|(parent, name)| self.ns.add(parent, name, attr, node, Some(index)));
         match added {
             Ok(ino) => {
@@ -382,6 +387,21 @@ impl LogState {
             }
             Err(e) => self.skip(index, lossy(path), ProblemKind::Namespace(e)),
         }
+    }
+
+    /// [`Namespace::parent_of`], remembering the last directory found.
+    fn parent_dir_of<'p>(&mut self, path: &'p [u8]) -> Result<(Ino, &'p OsStr), NsError> {
+        let (dir, name) = split_parent(path);
+        if let (last, Some(ino)) = &self.last_parent
+            && last.as_slice() == dir
+        {
+            return Ok((*ino, OsStr::from_bytes(name)));
+        }
+        let (ino, name) = self.ns.parent_of(path)?;
+        self.last_parent.0.clear();
+        self.last_parent.0.extend_from_slice(dir);
+        self.last_parent.1 = Some(ino);
+        Ok((ino, name))
     }
 
     /// A directory entry: add the directory unless it exists already.

@@ -391,6 +391,45 @@ fn corrupt_entries_stall_strict_replay_and_are_counted_by_lenient() {
     assert_eq!((r.dirs.len(), r.stalled), (2, None));
 }
 
+/// The same on a log long enough to be read ahead on a second thread: strict replay stops at
+/// the corrupt entry deep in it, lenient replay counts it and applies everything after it, and
+/// the two agree with a replay of the entries before it.
+#[test]
+fn a_corrupt_entry_deep_in_a_long_log_stalls_strict_and_is_counted_by_lenient() {
+    let me = Uuid::new_v4();
+    let dev = formatted(me);
+    let (n, bad) = (5000u64, 3777u64);
+    {
+        let mut fs = open(&dev, Some(me), ReplayMode::Strict).unwrap();
+        let mut w = fs.writer().unwrap();
+        let a = Attr {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        for i in 0..n {
+            w.mkdir(format!("d{i}").as_ref(), a).unwrap();
+        }
+    }
+    dev.write_at(LOG_OFFSET + entry_offset(bad) + 30, b"X")
+        .unwrap();
+    let strict = open(&dev, None, ReplayMode::Strict).unwrap();
+    assert_eq!(
+        strict.state().applied(),
+        bad,
+        "stopped before the bad entry"
+    );
+    assert_eq!(strict.state().namespace().dir_count(), bad);
+    let lenient = open(&dev, None, ReplayMode::Lenient).unwrap();
+    assert_eq!(lenient.state().applied(), n);
+    assert_eq!(lenient.state().stats().bad_entries, 1);
+    assert_eq!(lenient.state().namespace().dir_count(), n - 1);
+    assert_eq!(lenient.state().problems()[0].index, bad);
+    let ns = lenient.state().namespace();
+    assert!(ns.resolve(format!("d{bad}").as_bytes()).is_err());
+    assert!(ns.resolve(format!("d{}", n - 1).as_bytes()).is_ok());
+}
+
 #[test]
 fn bad_headers_and_superblocks_are_typed_errors() {
     let me = Uuid::new_v4();
