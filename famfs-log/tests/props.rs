@@ -353,8 +353,11 @@ fn dotdot_and_absolute_paths_never_enter_the_tree() {
     assert_eq!(fs.state().stats().skipped, bad_paths.len() as u64);
 }
 
-#[test]
-fn corrupt_entries_stall_strict_replay_and_are_counted_by_lenient() {
+/// A formatted device whose log holds a mkdir of each of `dirs`, with entry `bad` corrupted.
+fn dirs_with_a_corrupt_entry<S: AsRef<str>>(
+    dirs: impl IntoIterator<Item = S>,
+    bad: u64,
+) -> MemMedia {
     let me = Uuid::new_v4();
     let dev = formatted(me);
     {
@@ -365,12 +368,18 @@ fn corrupt_entries_stall_strict_replay_and_are_counted_by_lenient() {
             uid: 0,
             gid: 0,
         };
-        for d in ["a", "b", "c"] {
-            w.mkdir(d.as_ref(), a).unwrap();
+        for d in dirs {
+            w.mkdir(d.as_ref().as_ref(), a).unwrap();
         }
     }
-    dev.write_at(LOG_OFFSET + entry_offset(1) + 30, b"X")
+    dev.write_at(LOG_OFFSET + entry_offset(bad) + 30, b"X")
         .unwrap();
+    dev
+}
+
+#[test]
+fn corrupt_entries_stall_strict_replay_and_are_counted_by_lenient() {
+    let dev = dirs_with_a_corrupt_entry(["a", "b", "c"], 1);
     let strict = open(&dev, None, ReplayMode::Strict).unwrap();
     assert_eq!(strict.state().namespace().dir_count(), 1);
     let lenient = open(&dev, None, ReplayMode::Lenient).unwrap();
@@ -396,23 +405,8 @@ fn corrupt_entries_stall_strict_replay_and_are_counted_by_lenient() {
 /// the two agree with a replay of the entries before it.
 #[test]
 fn a_corrupt_entry_deep_in_a_long_log_stalls_strict_and_is_counted_by_lenient() {
-    let me = Uuid::new_v4();
-    let dev = formatted(me);
     let (n, bad) = (5000u64, 3777u64);
-    {
-        let mut fs = open(&dev, Some(me), ReplayMode::Strict).unwrap();
-        let mut w = fs.writer().unwrap();
-        let a = Attr {
-            mode: 0o755,
-            uid: 0,
-            gid: 0,
-        };
-        for i in 0..n {
-            w.mkdir(format!("d{i}").as_ref(), a).unwrap();
-        }
-    }
-    dev.write_at(LOG_OFFSET + entry_offset(bad) + 30, b"X")
-        .unwrap();
+    let dev = dirs_with_a_corrupt_entry((0..n).map(|i| format!("d{i}")), bad);
     let strict = open(&dev, None, ReplayMode::Strict).unwrap();
     assert_eq!(
         strict.state().applied(),
